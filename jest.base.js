@@ -1,0 +1,9 @@
+// Shared Jest settings: TypeScript through swc (type checking is `tsc`'s job), tests next to the code.
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/src'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
+  testTimeout: 120_000,
+};

@@ -1,0 +1,119 @@
+import { z } from 'zod';
+import { idProblem } from './ids';
+
+/** Queue names. With the default prefix the Redis keys are `layertap:<queue>:...`. */
+export const QueueName = {
+  /** One parent job per dataset run: merges the chunk parts into the manifest once every chunk is done. */
+  Datasets: 'datasets',
+  /** Child jobs: each carries one chunk of samples. */
+  Chunks: 'chunks',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+
+export const DEFAULT_QUEUE_PREFIX = 'layertap';
+
+export const SafeId = z.string().superRefine((id, ctx) => {
+  const problem = idProblem(id);
+  if (problem) ctx.addIssue({ code: 'custom', message: `id ${JSON.stringify(id.slice(0, 60))} ${problem}` });
+});
+
+export const Preprocess = z.enum(['torchvision', 'caffe']);
+export type Preprocess = z.infer<typeof Preprocess>;
+export const Dtype = z.enum(['float32', 'float16']);
+export type Dtype = z.infer<typeof Dtype>;
+export const Layout = z.enum(['chw', 'hwc']);
+export type Layout = z.infer<typeof Layout>;
+export const Pool = z.enum(['none', 'avg', 'max']);
+export type Pool = z.infer<typeof Pool>;
+export const BackendName = z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']);
+export type BackendName = z.infer<typeof BackendName>;
+
+/** A requested layer: the spec as the user wrote it (names the output folder) and its canonical name. */
+export const LayerRequest = z.object({ spec: z.string().min(1), canonical: z.string().min(1) });
+export type LayerRequest = z.infer<typeof LayerRequest>;
+
+/** Everything a worker needs to know about a dataset; fixed at submit time, copied into every job. */
+export const DatasetConfig = z.object({
+  datasetId: SafeId,
+  /** `s3://bucket/prefix` or `file:///abs/dir`; outputs go under `<output>/<datasetId>/`. */
+  output: z.string().min(1),
+  layers: z.array(LayerRequest).min(1),
+  /** Weights URI; absent means seeded random weights (`seed`). */
+  weights: z.string().min(1).optional(),
+  seed: z.number().int().nonnegative(),
+  preprocess: Preprocess,
+  imageSize: z.number().int().min(32).max(1024),
+  batchSize: z.number().int().min(1).max(1024),
+  chunkSize: z.number().int().min(1).max(100_000),
+  dtype: Dtype,
+  layout: Layout,
+  pool: Pool.default('none'),
+  totalSamples: z.number().int().nonnegative(),
+  submittedAt: z.string(),
+  /** 0 for the first submission, then one more for each `retry`: parts of later runs win in the manifest. */
+  run: z.number().int().nonnegative(),
+});
+export type DatasetConfig = z.infer<typeof DatasetConfig>;
+
+export const Sample = z.object({ id: SafeId, uri: z.string().min(1).max(8192) });
+export type Sample = z.infer<typeof Sample>;
+
+export const ChunkJob = z.object({
+  kind: z.literal('chunk'),
+  dataset: DatasetConfig,
+  chunk: z.number().int().nonnegative(),
+  samples: z.array(Sample).min(1),
+});
+export type ChunkJob = z.infer<typeof ChunkJob>;
+
+export const DatasetJob = z.object({
+  kind: z.literal('dataset'),
+  dataset: DatasetConfig,
+  chunks: z.number().int().nonnegative(),
+});
+export type DatasetJob = z.infer<typeof DatasetJob>;
+
+export const SampleErrorInfo = z.object({ code: z.string(), message: z.string() });
+export type SampleErrorInfo = z.infer<typeof SampleErrorInfo>;
+
+/** One line of `manifest.jsonl` (and of a chunk's part file). */
+export const ManifestLine = z.object({
+  id: z.string(),
+  uri: z.string(),
+  status: z.enum(['ok', 'failed']),
+  error: SampleErrorInfo.optional(),
+  /** layer spec -> object key relative to the output root. */
+  outputs: z.record(z.string(), z.string()),
+  /** layer spec -> shape of the stored array. */
+  shape: z.record(z.string(), z.array(z.number().int())),
+  dtype: Dtype,
+});
+export type ManifestLine = z.infer<typeof ManifestLine>;
+
+/** What a chunk job returns (and what progress reports carry while it runs). */
+export const ChunkResult = z.object({
+  chunk: z.number().int(),
+  run: z.number().int(),
+  ok: z.number().int(),
+  failed: z.number().int(),
+  /** reason code -> count */
+  failures: z.record(z.string(), z.number().int()),
+  backend: z.string(),
+  durationMs: z.number(),
+});
+export type ChunkResult = z.infer<typeof ChunkResult>;
+
+/** What the dataset parent job returns once the manifest is written. */
+export const DatasetResult = z.object({
+  datasetId: z.string(),
+  ok: z.number().int(),
+  failed: z.number().int(),
+  failures: z.record(z.string(), z.number().int()),
+  manifestKey: z.string(),
+});
+export type DatasetResult = z.infer<typeof DatasetResult>;
+
+/** Turns a zod error into one readable line per problem, with the path that is wrong. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') + ': ' : ''}${issue.message}`).join('; ');
+}
