@@ -99,7 +99,14 @@ export const ChunkResult = z.object({
   /** reason code -> count */
   failures: z.record(z.string(), z.number().int()),
   backend: z.string(),
+  /** Provenance of the weights that produced the outputs ("random, seed 0" or a source and sha256). */
+  weights: z.object({ description: z.string(), sha256: z.string().optional() }),
+  startedAt: z.string(),
   durationMs: z.number(),
+  /** Time spent per stage, summed over the chunk's batches, and the longest single inference. */
+  timings: z
+    .object({ inferenceMs: z.number(), readbackMs: z.number(), maxBatchMs: z.number(), batches: z.number().int() })
+    .optional(),
 });
 export type ChunkResult = z.infer<typeof ChunkResult>;
 

@@ -1,0 +1,87 @@
+import type { DatasetStatus, LayertapQueues } from '@layertap/queue';
+import { datasetStatus } from '@layertap/queue';
+
+/** Images per second over a sliding window of progress samples. */
+export class RateMeter {
+  private readonly points: Array<{ t: number; n: number }> = [];
+  constructor(private readonly windowMs = 20_000) {}
+
+  add(t: number, n: number): void {
+    this.points.push({ t, n });
+    while (this.points.length > 2 && (this.points[0]?.t ?? t) < t - this.windowMs) this.points.shift();
+  }
+
+  rate(): number {
+    const first = this.points[0];
+    const last = this.points.at(-1);
+    if (!first || !last || last.t === first.t) return 0;
+    return ((last.n - first.n) * 1000) / (last.t - first.t);
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** One progress line: bar, done/total, failed, rate, ETA. */
+export function progressLine(status: DatasetStatus, rate: number, width = 30): string {
+  const { total, ok, failed, pending } = status.progress;
+  const done = ok + failed;
+  const fraction = total > 0 ? Math.min(1, (total - pending) / total) : 1;
+  const filled = Math.round(fraction * width);
+  const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
+  const eta = rate > 0 ? formatDuration(pending / rate) : '--';
+  return `[${bar}] ${done}/${total} done, ${failed} failed, ${rate.toFixed(1)} img/s, ETA ${eta} (${status.state})`;
+}
+
+export interface WaitOptions {
+  intervalMs?: number;
+  /** Called with each new status; `line` is ready to print. */
+  onProgress?: (status: DatasetStatus, line: string) => void;
+  /** Called when polling fails (Redis restarting); polling goes on. */
+  onError?: (err: Error) => void;
+}
+
+/** Polls until the dataset's latest run is done, failed or cancelled-and-finished; returns the last status. */
+export async function waitForDataset(queues: LayertapQueues, datasetId: string, options: WaitOptions = {}): Promise<DatasetStatus> {
+  const meter = new RateMeter();
+  const interval = options.intervalMs ?? 500;
+  for (;;) {
+    try {
+      const status = await datasetStatus(queues, datasetId);
+      if (status) {
+        meter.add(Date.now(), status.progress.ok + status.progress.failed);
+        options.onProgress?.(status, progressLine(status, meter.rate()));
+        if (status.state === 'done' || status.state === 'failed' || (status.state === 'unknown' && status.progress.finished)) return status;
+      }
+    } catch (err) {
+      options.onError?.(err as Error);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** A human summary of a dataset's status (what `layertap status` prints). */
+export function formatStatus(status: DatasetStatus): string {
+  const { config, progress } = status;
+  const lines = [
+    `dataset   ${status.datasetId} (run ${config.run}, ${status.state})`,
+    `samples   ${progress.total} total: ${progress.ok} ok, ${progress.failed} failed, ${progress.pending} pending`,
+    `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
+    `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
+    `model     vgg16, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
+    `output    ${config.output}/${config.datasetId}/`,
+  ];
+  const reasons = Object.entries(progress.failures).sort((a, b) => b[1] - a[1]);
+  if (reasons.length) {
+    lines.push('failures  by reason:');
+    for (const [code, n] of reasons) lines.push(`            ${code.padEnd(20)} ${n}`);
+  }
+  for (const f of status.chunkFailures) lines.push(`chunk ${f.chunk} failed: ${f.reason}`);
+  if (status.cancelled) lines.push('cancelled: remaining samples are recorded as failed (cancelled); `layertap retry` runs them');
+  return lines.join('\n');
+}

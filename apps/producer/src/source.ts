@@ -1,0 +1,206 @@
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ErrorCode, ValidationError, assignSampleIds, idProblem, type Sample } from '@layertap/contracts';
+
+/** Image file endings picked up from directories and `s3://` prefixes. */
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp', '.heic', '.heif']);
+
+/** Longest manifest line accepted (a URI plus an id). */
+export const MAX_LINE_BYTES = 16 * 1024;
+
+export interface ResolveSourceOptions {
+  /** Needed for `s3://` sources. */
+  s3?: S3Client;
+}
+
+interface Entry {
+  uri: string;
+  id?: string;
+  /** Where the entry came from, for error messages (`list.txt:12`). */
+  where: string;
+}
+
+function invalid(message: string): ValidationError {
+  return new ValidationError(ErrorCode.InvalidSource, message);
+}
+
+/** A URI with a scheme stays as it is; a plain path becomes an absolute `file://` URI. */
+export function normalizeUri(raw: string, baseDir: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) || /^[a-z][a-z0-9+.-]*:/i.test(raw) && !/^[a-z]:[\\/]/i.test(raw)) return raw;
+  return pathToFileURL(path.resolve(baseDir, raw)).href;
+}
+
+function checkLine(line: string, where: string): void {
+  if (Buffer.byteLength(line) > MAX_LINE_BYTES) throw invalid(`${where}: line is longer than ${MAX_LINE_BYTES} bytes`);
+}
+
+function parseJsonl(text: string, file: string, baseDir: string): Entry[] {
+  const entries: Entry[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const where = `${file}:${i + 1}`;
+    if (!line.trim()) return;
+    checkLine(line, where);
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      throw invalid(`${where}: not valid JSON (${(err as Error).message})`);
+    }
+    const record = value as { uri?: unknown; id?: unknown };
+    if (typeof record !== 'object' || record === null || typeof record.uri !== 'string' || !record.uri.trim()) {
+      throw invalid(`${where}: each line needs a "uri" string`);
+    }
+    if (record.id !== undefined && typeof record.id !== 'string') throw invalid(`${where}: "id" must be a string`);
+    entries.push({ uri: normalizeUri(record.uri.trim(), baseDir), ...(record.id !== undefined ? { id: record.id } : {}), where });
+  });
+  return entries;
+}
+
+/** Splits one CSV record (RFC 4180 quoting; records do not span lines here). */
+export function parseCsvLine(line: string): string[] {
+  const cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (quoted) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      cells.push(cell);
+      cell = '';
+    } else cell += ch;
+  }
+  cells.push(cell);
+  return cells.map((c) => c.trim());
+}
+
+function parseCsv(text: string, file: string, baseDir: string): Entry[] {
+  const lines = text.split(/\r?\n/);
+  const header = parseCsvLine((lines[0] ?? '').replace(/^\uFEFF/, '')).map((h) => h.toLowerCase());
+  const uriCol = header.indexOf('uri');
+  const idCol = header.indexOf('id');
+  if (uriCol < 0) throw invalid(`${file}: the CSV header needs a "uri" column (found: ${header.join(', ') || 'nothing'})`);
+  const entries: Entry[] = [];
+  lines.slice(1).forEach((line, i) => {
+    const where = `${file}:${i + 2}`;
+    if (!line.trim()) return;
+    checkLine(line, where);
+    const cells = parseCsvLine(line);
+    const uri = cells[uriCol];
+    if (!uri) throw invalid(`${where}: empty uri`);
+    const id = idCol >= 0 ? cells[idCol] : undefined;
+    entries.push({ uri: normalizeUri(uri, baseDir), ...(id ? { id } : {}), where });
+  });
+  return entries;
+}
+
+function parseList(text: string, file: string, baseDir: string): Entry[] {
+  const entries: Entry[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const where = `${file}:${i + 1}`;
+    const trimmed = line.trim();
+    if (!trimmed || trimmed.startsWith('#')) return;
+    checkLine(line, where);
+    entries.push({ uri: normalizeUri(trimmed, baseDir), where });
+  });
+  return entries;
+}
+
+async function walk(dir: string, out: string[]): Promise<void> {
+  const items = await readdir(dir, { withFileTypes: true });
+  items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const item of items) {
+    const full = path.join(dir, item.name);
+    if (item.isDirectory()) await walk(full, out);
+    else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(item.name).toLowerCase())) out.push(full);
+  }
+}
+
+async function listS3(source: string, s3: S3Client): Promise<Entry[]> {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
+  if (!m || !m[1]) throw invalid(`${source}: expected s3://bucket/prefix`);
+  const bucket = m[1];
+  const prefix = m[2] ?? '';
+  const entries: Entry[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const obj of page.Contents ?? []) {
+      if (obj.Key && IMAGE_EXTENSIONS.has(path.extname(obj.Key).toLowerCase())) {
+        entries.push({ uri: `s3://${bucket}/${obj.Key}`, where: `s3://${bucket}/${obj.Key}` });
+      }
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return entries;
+}
+
+function prefixLength(source: string): number {
+  const prefix = source.replace(/^s3:\/\/[^/]+\/?/, '');
+  return prefix.endsWith('/') || prefix === '' ? prefix.length : prefix.lastIndexOf('/') + 1;
+}
+
+/** Ids for entries: the manifest's where given, else derived from the URI; all checked and unique. */
+export function toSamples(entries: readonly Entry[], relativeNames?: readonly string[]): Sample[] {
+  const derived = assignSampleIds(relativeNames ?? entries.map((e) => e.uri));
+  const seen = new Map<string, string>();
+  return entries.map((entry, i) => {
+    const id = entry.id ?? (derived[i] as string);
+    const problem = idProblem(id);
+    if (problem) throw new ValidationError(ErrorCode.InvalidId, `${entry.where}: sample id ${JSON.stringify(id.slice(0, 80))} ${problem}`);
+    const first = seen.get(id);
+    if (first) throw new ValidationError(ErrorCode.DuplicateId, `${entry.where}: duplicate sample id "${id}" (first at ${first})`);
+    seen.set(id, entry.where);
+    return { id, uri: entry.uri };
+  });
+}
+
+/**
+ * Reads a dataset source into samples: a text file of URIs, a `.jsonl` or `.csv` manifest (`uri`, optional
+ * `id`), a local directory (images found recursively) or an `s3://` prefix. Throws a ValidationError naming
+ * the file and line for anything wrong; an empty source is an error.
+ */
+export async function resolveSource(source: string, options: ResolveSourceOptions = {}): Promise<Sample[]> {
+  let entries: Entry[];
+  let names: string[] | undefined;
+  if (source.startsWith('s3://')) {
+    if (!options.s3) throw invalid('s3:// sources need S3 settings');
+    entries = await listS3(source, options.s3);
+    names = entries.map((e) => e.uri.slice(`s3://${source.slice(5).split('/')[0]}/`.length + prefixLength(source)));
+  } else {
+    const local = source.startsWith('file://') ? new URL(source).pathname : path.resolve(source);
+    let info;
+    try {
+      info = await stat(local);
+    } catch (err) {
+      throw invalid(`cannot read source ${source}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+    }
+    if (info.isDirectory()) {
+      const files: string[] = [];
+      await walk(local, files);
+      entries = files.map((f) => ({ uri: pathToFileURL(f).href, where: f }));
+      names = files.map((f) => path.relative(local, f));
+    } else {
+      let text: string;
+      try {
+        text = await readFile(local, 'utf8');
+      } catch (err) {
+        throw invalid(`cannot read source ${source}: ${(err as Error).message}`);
+      }
+      const ext = path.extname(local).toLowerCase();
+      const baseDir = path.dirname(local);
+      const file = path.basename(local);
+      entries = ext === '.jsonl' || ext === '.ndjson' ? parseJsonl(text, file, baseDir) : ext === '.csv' ? parseCsv(text, file, baseDir) : parseList(text, file, baseDir);
+    }
+  }
+  if (entries.length === 0) throw new ValidationError(ErrorCode.EmptyManifest, `source ${source} holds no images`);
+  // Ids from relative paths: `cats/001.jpg` -> `cats__001`, so equal file names in different folders differ.
+  return toSamples(entries, names?.map((n) => n.split(/[\\/]/).join('__')));
+}

@@ -1,0 +1,57 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BackendName, describeError } from '@layertap/contracts';
+import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
+import { readWorkerConfig } from './config';
+import { LayertapWorker } from './worker';
+import { version } from './version';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+const program = new Command('layertap-worker')
+  .description('Process layertap chunk jobs: fetch images, run VGG16 with forward hooks, write activations.')
+  .version(version)
+  .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
+  .addOption(new Option('--backend <name>', 'TF.js backend').choices(BackendName.options))
+  .option('--exit-when-idle', 'exit once every queue is empty (batch runs, tests)')
+  .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
+  .showHelpAfterError();
+
+async function main(): Promise<void> {
+  program.parse();
+  applyProcessDefaults();
+  const opts = program.opts<{ concurrency?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number }>();
+  const config = readWorkerConfig(opts);
+  const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
+  const notice = nodeSupportNotice();
+  if (notice) log.warn(notice);
+  const worker = new LayertapWorker({ config, log, version });
+
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    log.info({ signal }, 'shutting down: finishing or releasing running jobs');
+    void worker.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  await worker.start();
+  if (config.exitWhenIdle) {
+    await worker.idle();
+    await worker.close();
+    process.exit(0);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+import { z } from 'zod';
+import { BackendName } from '@layertap/contracts';
+import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
+
+/** Settings of one worker process. Flags beat environment variables, which beat the defaults. */
+export interface WorkerConfig extends CommonConfig {
+  /** Chunk jobs processed at once; each gets its own inference process (TF.js wasm uses one core each). */
+  concurrency: number;
+  backend: BackendName;
+  /** Exit once every queue is empty and nothing is running (batch runs, tests). */
+  exitWhenIdle: boolean;
+  /** BullMQ lock duration; the lock is renewed at half of it from this process's event loop. */
+  lockDurationMs: number;
+  /** How long SIGTERM waits for running chunks before aborting them (they are then retried elsewhere). */
+  shutdownTimeoutMs: number;
+  decodeConcurrency: number;
+  uploadConcurrency: number;
+  maxPixels: number;
+  maxImageBytes: number;
+  fetchTimeoutMs: number;
+  /** Directories `file://` and plain-path images may come from; empty = anywhere. */
+  fileRoots: string[];
+  /** Hosts allowed over HTTP(S) even when they resolve to private or loopback addresses. */
+  allowHosts: string[];
+}
+
+const positiveInt = z.coerce.number().int().positive();
+
+const WorkerEnv = z.object({
+  /** Chunk jobs at once (default 1). */
+  LAYERTAP_CONCURRENCY: positiveInt.default(1),
+  /** auto | tensorflow | webgpu | wasm | cpu (default auto). */
+  LAYERTAP_BACKEND: BackendName.default('auto'),
+  LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
+  LAYERTAP_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  LAYERTAP_DECODE_CONCURRENCY: positiveInt.default(4),
+  LAYERTAP_UPLOAD_CONCURRENCY: positiveInt.default(8),
+  /** Largest decoded image in pixels (default 100 MP): bigger ones fail as `pixel_limit`. */
+  LAYERTAP_MAX_PIXELS: positiveInt.default(100_000_000),
+  /** Largest image download in bytes (default 50 MiB). */
+  LAYERTAP_MAX_IMAGE_BYTES: positiveInt.default(50 * 1024 * 1024),
+  LAYERTAP_FETCH_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Colon-separated directories images may be read from (default: anywhere). */
+  LAYERTAP_FILE_ROOTS: z.string().default(''),
+  /** Comma-separated hosts allowed over HTTP even on private addresses. */
+  LAYERTAP_ALLOW_HOSTS: z.string().default(''),
+});
+
+export interface WorkerFlags {
+  concurrency?: number;
+  backend?: BackendName;
+  exitWhenIdle?: boolean;
+  lockDuration?: number;
+}
+
+export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): WorkerConfig {
+  const e = parseEnv(WorkerEnv, env);
+  const list = (s: string, sep: string) => s.split(sep).map((x) => x.trim()).filter(Boolean);
+  return {
+    ...readCommonConfig(env),
+    concurrency: flags.concurrency ?? e.LAYERTAP_CONCURRENCY,
+    backend: flags.backend ?? e.LAYERTAP_BACKEND,
+    exitWhenIdle: flags.exitWhenIdle ?? false,
+    lockDurationMs: flags.lockDuration ?? e.LAYERTAP_LOCK_DURATION_MS,
+    shutdownTimeoutMs: e.LAYERTAP_SHUTDOWN_TIMEOUT_MS,
+    decodeConcurrency: e.LAYERTAP_DECODE_CONCURRENCY,
+    uploadConcurrency: e.LAYERTAP_UPLOAD_CONCURRENCY,
+    maxPixels: e.LAYERTAP_MAX_PIXELS,
+    maxImageBytes: e.LAYERTAP_MAX_IMAGE_BYTES,
+    fetchTimeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
+    fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
+    allowHosts: list(e.LAYERTAP_ALLOW_HOSTS, ','),
+  };
+}

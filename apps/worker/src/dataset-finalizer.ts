@@ -1,0 +1,146 @@
+import type { Job } from 'bullmq';
+import {
+  ChunkJob,
+  ChunkResult,
+  ErrorCode,
+  ManifestLine,
+  type DatasetConfig,
+  type DatasetJob,
+  type DatasetResult,
+} from '@layertap/contracts';
+import { PREPROCESSING } from '@layertap/imaging';
+import { layerOutputShape } from '@layertap/model/layers';
+import { datasetKey, manifestKey, partKey, type OutputWriter } from '@layertap/storage';
+import type { Logger } from '@layertap/config';
+import type { LayertapQueues } from '@layertap/queue';
+
+export interface FinalizeContext {
+  queues: LayertapQueues;
+  output: (uri: string) => OutputWriter;
+  log: Logger;
+  version: string;
+}
+
+/** Parses a part file; a line that does not parse is a bug worth failing loudly on. */
+function parsePart(key: string, body: string): ManifestLine[] {
+  return body
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l, i) => {
+      const parsed = ManifestLine.safeParse(JSON.parse(l));
+      if (!parsed.success) throw new Error(`${key}:${i + 1} is not a manifest line: ${parsed.error.message}`);
+      return parsed.data;
+    });
+}
+
+/**
+ * The dataset parent job's processor: runs once every chunk of a run is done (or failed for good), merges
+ * the chunk parts of every run into `manifest.jsonl` (later runs win, so a retried sample has exactly one
+ * line) and writes `dataset.json`. Re-running it rewrites the same files: the dataset finishes once.
+ */
+export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext): Promise<DatasetResult> {
+  const { dataset } = job.data;
+  const writer = ctx.output(dataset.output);
+  const runs = await ctx.queues.store.runs(dataset.datasetId);
+  const lines = new Map<string, ManifestLine>();
+
+  const partKeys = (await writer.list(`${dataset.datasetId}/_parts/`)).sort();
+  for (const key of partKeys) {
+    const body = await writer.get(key);
+    if (!body) continue;
+    for (const line of parsePart(key, body.toString('utf8'))) lines.set(line.id, line);
+  }
+
+  // Chunks of this run that failed for good left no part: their samples fail with the chunk's reason.
+  const chunkResults: ChunkResult[] = [];
+  for (const value of Object.values(await job.getChildrenValues())) {
+    const parsed = ChunkResult.safeParse(value);
+    if (parsed.success) chunkResults.push(parsed.data);
+  }
+  const ignored = await job.getIgnoredChildrenFailures();
+  for (const [childKey, reason] of Object.entries(ignored)) {
+    const jobId = childKey.split(':').pop() ?? '';
+    const child = await ctx.queues.chunks.getJob(jobId);
+    const parsed = ChunkJob.safeParse(child?.data);
+    if (!parsed.success) {
+      ctx.log.error({ datasetId: dataset.datasetId, jobId }, 'failed chunk job is gone from Redis: its samples are missing from the manifest');
+      continue;
+    }
+    const hasPart = partKeys.includes(partKey(dataset.datasetId, dataset.run, parsed.data.chunk));
+    if (hasPart) continue;
+    for (const s of parsed.data.samples) {
+      lines.set(s.id, {
+        id: s.id,
+        uri: s.uri,
+        status: 'failed',
+        error: { code: ErrorCode.ChunkFailed, message: `chunk ${parsed.data.chunk} failed after its retries: ${reason}` },
+        outputs: {},
+        shape: {},
+        dtype: dataset.dtype,
+      });
+    }
+  }
+
+  let ok = 0;
+  let failed = 0;
+  const failures: Record<string, number> = {};
+  for (const line of lines.values()) {
+    if (line.status === 'ok') ok++;
+    else {
+      failed++;
+      const code = line.error?.code ?? 'unknown';
+      failures[code] = (failures[code] ?? 0) + 1;
+    }
+  }
+  const manifest = [...lines.values()].map((l) => JSON.stringify(l)).join('\n') + (lines.size ? '\n' : '');
+  await writer.put(manifestKey(dataset.datasetId), manifest, { contentType: 'application/x-ndjson' });
+
+  const provenance = datasetDocument(dataset, runs, chunkResults, { ok, failed, failures }, ctx.version);
+  await writer.put(datasetKey(dataset.datasetId), JSON.stringify(provenance, null, 2) + '\n', { contentType: 'application/json' });
+
+  const result: DatasetResult = { datasetId: dataset.datasetId, ok, failed, failures, manifestKey: manifestKey(dataset.datasetId) };
+  await ctx.queues.store.setResult(dataset.datasetId, dataset.run, result);
+  ctx.log.info({ datasetId: dataset.datasetId, run: dataset.run, ok, failed }, 'dataset finished');
+  return result;
+}
+
+/** `dataset.json`: everything needed to know how the activations were made. */
+export function datasetDocument(
+  dataset: DatasetConfig,
+  runs: DatasetConfig[],
+  chunks: ChunkResult[],
+  counts: { ok: number; failed: number; failures: Record<string, number> },
+  version: string,
+) {
+  const backends = [...new Set(chunks.map((c) => c.backend).filter((b) => b !== 'none'))];
+  const weights = chunks.find((c) => c.backend !== 'none')?.weights ?? { description: dataset.weights ?? `random, seed ${dataset.seed}` };
+  const startedAt = chunks.map((c) => c.startedAt).sort()[0] ?? dataset.submittedAt;
+  return {
+    layertap: { version },
+    datasetId: dataset.datasetId,
+    model: {
+      name: 'vgg16',
+      architecture: 'keras.applications.VGG16 (include_top=True); torchvision vgg16 indices accepted',
+      weights: { source: dataset.weights ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
+    },
+    layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: storedShape(l.canonical, dataset) })),
+    preprocessing: { mode: dataset.preprocess, imageSize: dataset.imageSize, ...PREPROCESSING[dataset.preprocess] },
+    imageSize: dataset.imageSize,
+    dtype: dataset.dtype,
+    layout: dataset.layout,
+    pool: dataset.pool,
+    backend: backends.join(', ') || null,
+    output: dataset.output,
+    files: { manifest: 'manifest.jsonl', samples: '<layer>/<sampleId>.npy' },
+    counts: { total: runs[0]?.totalSamples ?? dataset.totalSamples, ...counts },
+    runs: runs.map((r) => ({ run: r.run, submittedAt: r.submittedAt, samples: r.totalSamples })),
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+function storedShape(canonical: string, dataset: DatasetConfig): number[] {
+  const chw = layerOutputShape(canonical, dataset.imageSize);
+  if (chw.length === 3 && dataset.layout === 'hwc') return [chw[1] as number, chw[2] as number, chw[0] as number];
+  return chw;
+}

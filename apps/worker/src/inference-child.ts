@@ -1,0 +1,74 @@
+/**
+ * The inference process. TF.js runs synchronously for the length of a batch (seconds on CPU backends), so
+ * it runs here, in a child of the worker, where it cannot block the BullMQ lock renewal that happens on
+ * the worker's own event loop. The model stays loaded between jobs while they ask for the same one.
+ */
+import { Extractor, loadWeights } from '@layertap/model';
+import { describeError, isLayertapError } from '@layertap/contracts';
+import type { ChildResponse, HostRequest, InferResult, LayerBuffer, ModelInfo, ModelSpec } from './inference-protocol';
+import { modelKey } from './inference-protocol';
+
+let current: { key: string; extractor: Extractor; info: ModelInfo } | undefined;
+let collected: LayerBuffer[] = [];
+
+async function load(spec: ModelSpec): Promise<ModelInfo> {
+  const key = modelKey(spec);
+  if (current?.key === key) return current.info;
+  current?.extractor.dispose();
+  current = undefined;
+  const started = Date.now();
+  const weights = spec.weights ? await loadWeights(spec.weights) : undefined;
+  const extractor = await Extractor.create({
+    backend: spec.backend,
+    imageSize: spec.imageSize,
+    seed: spec.seed,
+    ...(weights ? { weights: weights.tensors, weightsDescription: weights.description } : {}),
+  });
+  for (const layer of spec.layers) {
+    extractor.registerForwardHook(layer.spec, (out) => {
+      collected.push({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape });
+    });
+  }
+  await extractor.warmup();
+  const info: ModelInfo = {
+    backend: extractor.backend,
+    backendReason: extractor.backendReason,
+    weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },
+    loadMs: Date.now() - started,
+  };
+  current = { key, extractor, info };
+  return info;
+}
+
+async function infer(batch: Float32Array, batchSize: number): Promise<InferResult> {
+  if (!current) throw new Error('no model loaded: send a load request first');
+  collected = [];
+  const timings = await current.extractor.run({ data: batch, batchSize });
+  const outputs = collected;
+  collected = [];
+  return { outputs, inferenceMs: timings.inferenceMs, readbackMs: timings.readbackMs, memory: current.extractor.memory() };
+}
+
+function reply(message: ChildResponse): void {
+  process.send?.(message);
+}
+
+process.on('message', (raw: HostRequest) => {
+  const run = raw.type === 'load' ? load(raw.spec) : infer(raw.batch, raw.batchSize);
+  run.then(
+    (value) => reply({ id: raw.id, ok: true, value }),
+    (err: unknown) =>
+      reply({
+        id: raw.id,
+        ok: false,
+        error: {
+          name: err instanceof Error ? err.name : 'Error',
+          ...(isLayertapError(err) ? { code: err.code } : {}),
+          message: describeError(err),
+        },
+      }),
+  );
+});
+
+// The worker died or closed the channel: nothing left to serve.
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,109 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
+import type { ChildResponse, HostRequest, InferResult, ModelInfo, ModelSpec } from './inference-protocol';
+
+export interface InferenceHostOptions {
+  /** The child's entry file. Default: the compiled `inference-child.js` beside this file. */
+  childPath?: string;
+  /** Environment for the child. Default: this process's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+
+type RequestBody = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/**
+ * Parent side of one inference child process: forks it on first use, sends requests over IPC (structured
+ * clone, so Float32Arrays travel without JSON), and turns a crash into rejected requests and a fresh child
+ * next time.
+ */
+export class InferenceHost {
+  private child: ChildProcess | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private model: ModelInfo | undefined;
+
+  constructor(private readonly options: InferenceHostOptions = {}) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private ensureChild(): ChildProcess {
+    if (this.child && this.child.connected) return this.child;
+    const childPath = this.options.childPath ?? path.join(__dirname, 'inference-child.js');
+    const child = fork(childPath, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: this.options.env ?? process.env,
+      execArgv: [],
+    });
+    child.on('message', (msg: ChildResponse) => {
+      const waiter = this.pending.get(msg.id);
+      if (!waiter) return;
+      this.pending.delete(msg.id);
+      if (msg.ok) waiter.resolve(msg.value);
+      else {
+        const err = msg.error.code
+          ? new LayertapError(msg.error.code as ErrorCode, msg.error.message)
+          : new Error(msg.error.message);
+        err.name = msg.error.name;
+        waiter.reject(err);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (this.child === child) {
+        this.child = undefined;
+        this.model = undefined;
+      }
+      const err = new TransientError(ErrorCode.InferenceFailed, `inference process exited (code ${code}, signal ${signal})`);
+      for (const [id, waiter] of this.pending) {
+        this.pending.delete(id);
+        waiter.reject(err);
+      }
+    });
+    this.child = child;
+    return child;
+  }
+
+  private request<T>(body: RequestBody): Promise<T> {
+    const child = this.ensureChild();
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      child.send({ ...body, id } as HostRequest, (err) => {
+        if (err) {
+          this.pending.delete(id);
+          reject(new TransientError(ErrorCode.InferenceFailed, `cannot reach the inference process: ${err.message}`));
+        }
+      });
+    });
+  }
+
+  /** Loads (or keeps) the model for `spec` in the child. */
+  async load(spec: ModelSpec): Promise<ModelInfo> {
+    this.model = await this.request<ModelInfo>({ type: 'load', spec });
+    return this.model;
+  }
+
+  async infer(batch: Float32Array, batchSize: number): Promise<InferResult> {
+    return this.request<InferResult>({ type: 'infer', batch, batchSize });
+  }
+
+  /** Stops the child: it finishes nothing, so call this only when no request is in flight. */
+  async close(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.disconnect();
+    });
+  }
+}

@@ -1,0 +1,51 @@
+import type { BackendName, LayerRequest } from '@layertap/contracts';
+
+/** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
+export interface ModelSpec {
+  backend: BackendName;
+  imageSize: number;
+  layers: LayerRequest[];
+  /** Weights URI; absent means seeded random weights. */
+  weights?: string;
+  seed: number;
+}
+
+export interface ModelInfo {
+  backend: string;
+  backendReason: string;
+  weights: { description: string; sha256?: string };
+  loadMs: number;
+}
+
+export interface LayerBuffer {
+  spec: string;
+  canonical: string;
+  /** Host copy of the layer's output for the whole batch, NHWC (or [N, C] for dense layers). */
+  data: Float32Array;
+  shape: number[];
+}
+
+export interface InferResult {
+  outputs: LayerBuffer[];
+  inferenceMs: number;
+  readbackMs: number;
+  memory: { numTensors: number; numBytes: number };
+}
+
+export type HostRequest =
+  | { id: number; type: 'load'; spec: ModelSpec }
+  | { id: number; type: 'infer'; batch: Float32Array; batchSize: number };
+
+export interface WireError {
+  name: string;
+  code?: string;
+  message: string;
+}
+
+export type ChildResponse =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: WireError };
+
+export function modelKey(spec: ModelSpec): string {
+  return JSON.stringify([spec.backend, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
+}

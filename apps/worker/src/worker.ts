@@ -1,0 +1,211 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from '@layertap/queue';
+import { ChunkJob, DatasetJob, ErrorCode, LayertapError, QueueName, ValidationError, formatIssues, type ChunkResult, type DatasetResult } from '@layertap/contracts';
+import type { Logger } from '@layertap/config';
+import { ImageFetcher } from '@layertap/imaging';
+import { LayertapQueues, connectRedis, safeRedisUrl } from '@layertap/queue';
+import { openOutput, type OutputWriter } from '@layertap/storage';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { WorkerConfig } from './config';
+import { processChunk } from './chunk-processor';
+import { finalizeDataset } from './dataset-finalizer';
+import { InferenceHost } from './inference-host';
+
+export interface LayertapWorkerOptions {
+  config: WorkerConfig;
+  log: Logger;
+  version: string;
+  /** Injected for tests; default: a client made from the config's S3 settings. */
+  s3?: S3Client;
+}
+
+/** Errors that no retry can fix: the job fails at once. */
+function isPermanent(err: unknown): boolean {
+  return err instanceof ValidationError || (err instanceof LayertapError && (err.code === ErrorCode.TensorLeak || err.code === ErrorCode.BadPayload));
+}
+
+/**
+ * One worker process: a BullMQ worker for chunk jobs (each slot with its own inference child process) and
+ * one for dataset parent jobs (manifest merge). Lock renewal, events and shutdown happen on this event
+ * loop, which inference never blocks.
+ */
+export class LayertapWorker {
+  private connection: Redis | undefined;
+  private queues: LayertapQueues | undefined;
+  private chunkWorker: Worker | undefined;
+  private datasetWorker: Worker | undefined;
+  private readonly hosts: InferenceHost[] = [];
+  private readonly freeHosts: InferenceHost[] = [];
+  private readonly writers = new Map<string, OutputWriter>();
+  private readonly s3: S3Client;
+  private readonly fetcher: ImageFetcher;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: LayertapWorkerOptions) {
+    const { config } = options;
+    this.s3 = options.s3 ?? new S3Client({ ...config.s3, maxAttempts: 5 });
+    this.fetcher = new ImageFetcher({
+      maxBytes: config.maxImageBytes,
+      timeoutMs: config.fetchTimeoutMs,
+      s3: this.s3,
+      ...(config.fileRoots.length ? { allowedRoots: config.fileRoots } : {}),
+      allowHosts: config.allowHosts,
+    });
+    for (let i = 0; i < config.concurrency; i++) {
+      const host = new InferenceHost();
+      this.hosts.push(host);
+      this.freeHosts.push(host);
+    }
+  }
+
+  private output = (uri: string): OutputWriter => {
+    let writer = this.writers.get(uri);
+    if (!writer) {
+      writer = openOutput(uri, { s3: this.s3 });
+      this.writers.set(uri, writer);
+    }
+    return writer;
+  };
+
+  async start(): Promise<void> {
+    const { config, log } = this.options;
+    this.connection = await connectRedis(config.redis.url, { mode: 'blocking' });
+    const queues = new LayertapQueues({ connection: this.connection, prefix: config.redis.prefix });
+    this.queues = queues;
+    // Stalled jobs are looked for as often as a lock lasts: a dead worker's chunk goes back quickly.
+    const common = {
+      connection: this.connection,
+      prefix: config.redis.prefix,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.lockDurationMs,
+      autorun: false,
+    };
+
+    this.chunkWorker = new Worker(QueueName.Chunks, (job, _token, signal) => this.runChunk(job, signal), {
+      ...common,
+      concurrency: config.concurrency,
+      // A chunk whose worker died is retried; one that keeps killing workers fails after a few tries.
+      maxStalledCount: 3,
+    });
+    this.datasetWorker = new Worker(QueueName.Datasets, (job) => this.runDataset(job), { ...common, concurrency: 1 });
+
+    for (const [name, worker] of [['chunks', this.chunkWorker], ['datasets', this.datasetWorker]] as const) {
+      worker.on('failed', (job, err) => log.error({ queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
+      worker.on('stalled', (jobId) => log.warn({ queue: name, jobId }, 'job stalled'));
+      worker.on('error', (err) => log.error({ queue: name, err: err.message }, 'worker error'));
+    }
+    void this.chunkWorker.run();
+    void this.datasetWorker.run();
+    log.info({ redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, backend: config.backend }, 'worker started');
+    if (config.exitWhenIdle) this.watchIdle();
+  }
+
+  private async runChunk(job: Job, signal?: AbortSignal): Promise<ChunkResult> {
+    const parsed = ChunkJob.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(`${ErrorCode.BadPayload}: malformed chunk job ${job.id}: ${formatIssues(parsed.error)}`);
+    }
+    const host = this.freeHosts.pop();
+    if (!host || !this.queues) throw new Error('no free inference process (concurrency accounting is off)');
+    const { config, log } = this.options;
+    const { dataset, chunk, samples } = parsed.data;
+    const jobLog = log.child({ datasetId: dataset.datasetId, run: dataset.run, chunk, jobId: job.id });
+    jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1 }, 'chunk started');
+    try {
+      const result = await processChunk(parsed.data, {
+        fetcher: this.fetcher,
+        inference: host,
+        store: this.queues.store,
+        output: this.output,
+        log: jobLog,
+        backend: config.backend,
+        reportProgress: (p) => job.updateProgress(p),
+        ...(signal ? { signal } : {}),
+        decodeConcurrency: config.decodeConcurrency,
+        uploadConcurrency: config.uploadConcurrency,
+        maxPixels: config.maxPixels,
+      });
+      jobLog.info({ ok: result.ok, failed: result.failed, ms: result.durationMs, backend: result.backend }, 'chunk done');
+      return result;
+    } catch (err) {
+      if (isPermanent(err)) {
+        jobLog.error({ err: (err as Error).message, code: (err as LayertapError).code }, 'chunk failed permanently');
+        throw new UnrecoverableError(`${(err as LayertapError).code}: ${(err as Error).message}`);
+      }
+      throw err;
+    } finally {
+      this.freeHosts.push(host);
+    }
+  }
+
+  private async runDataset(job: Job): Promise<DatasetResult> {
+    const parsed = DatasetJob.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(`${ErrorCode.BadPayload}: malformed dataset job ${job.id}: ${formatIssues(parsed.error)}`);
+    }
+    if (!this.queues) throw new Error('worker not started');
+    return finalizeDataset(job as Job<DatasetJob>, {
+      queues: this.queues,
+      output: this.output,
+      log: this.options.log.child({ datasetId: parsed.data.dataset.datasetId, run: parsed.data.dataset.run }),
+      version: this.options.version,
+    });
+  }
+
+  /** Resolves when the worker exits because every queue is empty (with `exitWhenIdle`). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private watchIdle(): void {
+    let quietChecks = 0;
+    const check = async () => {
+      if (!this.queues || this.closing) return;
+      try {
+        const states = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
+        const [chunks, datasets] = await Promise.all([
+          this.queues.chunks.getJobCounts(...states),
+          this.queues.datasets.getJobCounts(...states),
+        ]);
+        const busy = Object.values(chunks).reduce((a, b) => a + b, 0) + Object.values(datasets).reduce((a, b) => a + b, 0);
+        quietChecks = busy === 0 ? quietChecks + 1 : 0;
+        if (quietChecks >= 2) {
+          this.options.log.info('queues are empty: exiting (--exit-when-idle)');
+          for (const waiter of this.idleWaiters.splice(0)) waiter();
+          return;
+        }
+      } catch (err) {
+        this.options.log.warn({ err: (err as Error).message }, 'idle check failed');
+      }
+      this.idleTimer = setTimeout(() => void check(), 500);
+    };
+    this.idleTimer = setTimeout(() => void check(), 500);
+  }
+
+  /**
+   * Stops taking jobs and waits for running ones; past `shutdownTimeoutMs` it aborts them, so they fail
+   * this attempt and are retried by another worker. Inference processes are stopped last.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const { config, log } = this.options;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      const workers = [this.chunkWorker, this.datasetWorker].filter((w): w is Worker => w !== undefined);
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timer = setTimeout(() => {
+        log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: aborting running jobs');
+        for (const w of workers) w.cancelAllJobs('worker shutting down');
+      }, config.shutdownTimeoutMs);
+      await graceful;
+      clearTimeout(timer);
+      await Promise.all(this.hosts.map((h) => h.close()));
+      await this.queues?.close();
+      await this.connection?.quit().catch(() => undefined);
+      this.s3.destroy();
+      log.info('worker stopped');
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,131 @@
+import { ErrorCode, SampleError } from '@layertap/contracts';
+import sharp from 'sharp';
+import type { RgbImage } from './preprocessing';
+
+/** Default decompression-bomb limit: 100 megapixels (about 300 MB of decoded RGB). */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/**
+ * Raster formats accepted as input. Others that sharp could open (SVG, PDF, libvips' own format, FITS, ...) are
+ * refused: Pillow, and so torchvision and Keras, cannot read them, and rasterising untrusted vector files is
+ * attack surface an activation pipeline does not need.
+ */
+export const DECODABLE_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'jp2', 'jxl', 'ppm'];
+
+export interface DecodeOptions {
+  /**
+   * Refuse images with more pixels than this (width x height, read from the header before any pixel is
+   * decoded) with `PixelLimit`. Default {@link DEFAULT_MAX_PIXELS}.
+   */
+  maxPixels?: number;
+}
+
+/** What the file was, before conversion to 8-bit RGB. */
+export interface ImageSourceInfo {
+  /** sharp's format name: jpeg, png, webp, gif, tiff, heif, ... */
+  format: string;
+  /** Width after EXIF orientation is applied (what the model sees, before resizing). */
+  width: number;
+  /** Height after EXIF orientation is applied. */
+  height: number;
+  /** Channels as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
+  channels: number;
+  /** sharp's colour space name as stored: srgb, b-w, cmyk, rgb16, grey16, ... */
+  space: string;
+  /** EXIF orientation (1-8) when the file has one. */
+  orientation?: number;
+}
+
+export interface DecodedImage {
+  rgb: RgbImage;
+  source: ImageSourceInfo;
+}
+
+/**
+ * Decodes image bytes to 8-bit sRGB pixels the way Pillow's `Image.open(f).convert('RGB')` does: alpha dropped
+ * (not blended), grey replicated, palettes expanded, 16-bit reduced to 8, embedded ICC profiles ignored; the
+ * first frame of animations. Unlike Pillow, EXIF orientation is applied. Failures are `SampleError`s:
+ * `EmptyFile`, `PixelLimit` (checked on the header, so a decompression bomb is never allocated), or
+ * `DecodeFailed` (not an image, an unsupported format, truncated or corrupt data).
+ */
+export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<DecodedImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (!Number.isInteger(maxPixels) || maxPixels < 1) {
+    throw new RangeError(`maxPixels must be a positive integer, got ${maxPixels}`);
+  }
+  if (bytes.length === 0) throw new SampleError(ErrorCode.EmptyFile, 'image is empty (0 bytes)');
+
+  let metadata: sharp.Metadata;
+  try {
+    // Header only: no pixel is decoded, so the size check below runs before anything big is allocated.
+    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (err) {
+    throw decodeError(err);
+  }
+  if (!DECODABLE_FORMATS.includes(metadata.format)) {
+    throw new SampleError(ErrorCode.DecodeFailed, `unsupported image format '${metadata.format}'`);
+  }
+  const height = metadata.pageHeight ?? metadata.height;
+  if (metadata.width * height > maxPixels) {
+    throw new SampleError(
+      ErrorCode.PixelLimit,
+      `image is ${metadata.width}x${height} (${megapixels(metadata.width * height)}), ` +
+        `more than the limit of ${megapixels(maxPixels)}`,
+    );
+  }
+
+  const image = sharp(bytes, {
+    // 'warning' (sharp's default, the strictest) makes truncated and corrupt JPEGs fail, as they do in Pillow,
+    // instead of returning a half-grey image; 'truncated' and 'error' let corrupt entropy data through.
+    failOn: 'warning',
+    // Checked above already; kept as the decoder's own guard.
+    limitInputPixels: maxPixels,
+    // Pillow does no colour management: keep the stored values (CMYK still goes through an ICC transform).
+    ignoreIcc: true,
+    autoOrient: true,
+    pages: 1,
+    page: 0,
+  });
+
+  let decoded: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    // Without a resize in the same pipeline sharp never premultiplies, so removeAlpha keeps the stored RGB of
+    // transparent pixels, as convert('RGB') does.
+    decoded = await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw decodeError(err);
+  }
+  const { data, info } = decoded;
+  if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
+    throw new SampleError(
+      ErrorCode.DecodeFailed,
+      `decoder returned ${info.channels} channels of ${data.length} bytes for ${info.width}x${info.height}`,
+    );
+  }
+
+  const source: ImageSourceInfo = {
+    format: metadata.format,
+    width: info.width,
+    height: info.height,
+    channels: metadata.channels,
+    space: metadata.space,
+  };
+  if (metadata.orientation !== undefined) source.orientation = metadata.orientation;
+  return { rgb: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height }, source };
+}
+
+function megapixels(pixels: number): string {
+  return `${(pixels / 1e6).toFixed(1)} megapixels`;
+}
+
+/** Maps a sharp failure to a per-sample error; sharp's own message (one line) says what was wrong. */
+function decodeError(err: unknown): SampleError {
+  const message = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.trim() ?? '';
+  if (/exceeds pixel limit/i.test(message)) {
+    return new SampleError(ErrorCode.PixelLimit, `image has too many pixels: ${message}`, { cause: err });
+  }
+  if (/buffer is empty/i.test(message)) {
+    return new SampleError(ErrorCode.EmptyFile, 'image is empty (0 bytes)', { cause: err });
+  }
+  return new SampleError(ErrorCode.DecodeFailed, `cannot decode image: ${message}`, { cause: err });
+}

@@ -1,0 +1,25 @@
+export { ImageFetcher, uriScheme, DEFAULT_MAX_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_REDIRECTS } from './image-fetcher';
+export type { ImageFetcherOptions } from './image-fetcher';
+export { classifyAddress, classifyIPv4, classifyIPv6, isBlockedAddress, parseIPv4, parseIPv6 } from './address-classifier';
+export type { AddressClass } from './address-classifier';
+export { HostPolicy } from './host-policy';
+export type { HostPolicyOptions } from './host-policy';
+export { redactUri } from './redact-uri';
+export { parseS3Uri } from './s3-source';
+export { decodeImage, DECODABLE_FORMATS, DEFAULT_MAX_PIXELS } from './decode';
+export type { DecodeOptions, DecodedImage, ImageSourceInfo } from './decode';
+export { preprocessImage, preprocessPixels } from './preprocess';
+export type { PixelPreprocessOptions, PreprocessOptions, PreprocessedImage, PreprocessedPixels } from './preprocess';
+export {
+  PREPROCESSING,
+  DEFAULT_IMAGE_SIZE,
+  centerCropBox,
+  normalizeCaffe,
+  normalizeTorchvision,
+  resizeTarget,
+  roundHalfEven,
+  torchvisionResizeSize,
+} from './preprocessing';
+export type { Box, RgbImage } from './preprocessing';
+export { resizeBilinear, bilinearCoefficients } from './resize-bilinear';
+export { mapLimit } from './map-limit';

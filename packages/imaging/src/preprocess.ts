@@ -1,0 +1,73 @@
+import type { Preprocess } from '@layertap/contracts';
+import { decodeImage, type ImageSourceInfo } from './decode';
+import {
+  centerCropBox,
+  DEFAULT_IMAGE_SIZE,
+  normalizeCaffe,
+  normalizeTorchvision,
+  resizeTarget,
+  torchvisionResizeSize,
+  type RgbImage,
+} from './preprocessing';
+import { resizeBilinear } from './resize-bilinear';
+
+export interface PixelPreprocessOptions {
+  /** Which model input space to produce (see `PREPROCESSING`). */
+  mode: Preprocess;
+  /** Side of the square model input. Default 224. */
+  imageSize?: number;
+}
+
+export interface PreprocessOptions extends PixelPreprocessOptions {
+  /** Decompression-bomb limit in pixels (width x height). Default 100 megapixels. */
+  maxPixels?: number;
+}
+
+export interface PreprocessedPixels {
+  /** `height * width * 3` floats, HWC, in the model's input space (RGB for torchvision, BGR for caffe). */
+  data: Float32Array;
+  width: number;
+  height: number;
+}
+
+export interface PreprocessedImage extends PreprocessedPixels {
+  source: ImageSourceInfo;
+}
+
+/**
+ * Decodes image bytes and turns them into a model input: `imageSize` x `imageSize` x 3 floats (HWC). Throws
+ * `SampleError` (`EmptyFile`, `DecodeFailed`, `PixelLimit`) for images that cannot be used.
+ */
+export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions): Promise<PreprocessedImage> {
+  const pixelOptions = checkedOptions(options);
+  const decoded = await decodeImage(bytes, options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels });
+  return { ...preprocessPixels(decoded.rgb, pixelOptions), source: decoded.source };
+}
+
+/**
+ * The synchronous part of `preprocessImage`, on decoded 8-bit RGB pixels.
+ * - torchvision: shorter side to round(imageSize * 256 / 224), center crop, scale to [0, 1], normalise.
+ * - caffe: resize to imageSize x imageSize, RGB -> BGR, subtract the BGR mean.
+ */
+export function preprocessPixels(rgb: RgbImage, options: PixelPreprocessOptions): PreprocessedPixels {
+  const { mode, imageSize } = checkedOptions(options);
+  if (mode === 'torchvision') {
+    const target = resizeTarget(rgb.width, rgb.height, torchvisionResizeSize(imageSize));
+    const box = centerCropBox(target.width, target.height, imageSize);
+    const cropped = resizeBilinear(rgb, target.width, target.height, box);
+    return { data: normalizeTorchvision(cropped.data), width: imageSize, height: imageSize };
+  }
+  const resized = resizeBilinear(rgb, imageSize, imageSize);
+  return { data: normalizeCaffe(resized.data), width: imageSize, height: imageSize };
+}
+
+function checkedOptions(options: PixelPreprocessOptions): Required<PixelPreprocessOptions> {
+  const imageSize = options.imageSize ?? DEFAULT_IMAGE_SIZE;
+  if (!Number.isInteger(imageSize) || imageSize < 1 || imageSize > 8192) {
+    throw new RangeError(`imageSize must be an integer from 1 to 8192, got ${imageSize}`);
+  }
+  if (options.mode !== 'torchvision' && options.mode !== 'caffe') {
+    throw new RangeError(`unknown preprocessing mode '${String(options.mode)}' (expected torchvision or caffe)`);
+  }
+  return { mode: options.mode, imageSize };
+}

@@ -1,0 +1,169 @@
+import type { Preprocess } from '@layertap/contracts';
+
+/** ImageNet normalisation of torchvision's IMAGENET1K_V1 weights (on the [0, 1] scale, RGB order). */
+const TORCHVISION_MEAN = [0.485, 0.456, 0.406] as const;
+const TORCHVISION_STD = [0.229, 0.224, 0.225] as const;
+/** Keras `preprocess_input(mode='caffe')` means, in B, G, R order, on the 0-255 scale. */
+const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68] as const;
+
+/**
+ * The exact preprocessing of each mode, for provenance (dataset.json records the entry that was used).
+ * Both modes reproduce Pillow: `Image.open(f).convert('RGB')`, then Pillow's antialiased bilinear resize
+ * (reimplemented bit for bit in `resizeBilinear`), then float32 maths in the same order as torchvision / Keras.
+ * Deliberate differences from Pillow are listed in `decoding`.
+ */
+export const PREPROCESSING = {
+  torchvision: {
+    reference: 'torchvision IMAGENET1K_V1: Resize(256) + CenterCrop(224) + ToTensor + Normalize, on a PIL image',
+    channelOrder: 'RGB',
+    layout: 'HWC',
+    resize: {
+      rule: 'shorter side to round(imageSize * 256 / 224), longer side int(shorter * long / short)',
+      kernel: 'bilinear (Pillow antialiased triangle filter, no shrink-on-load)',
+    },
+    crop: 'center imageSize x imageSize, offsets round-half-even((size - crop) / 2)',
+    scale: 1 / 255,
+    mean: TORCHVISION_MEAN,
+    std: TORCHVISION_STD,
+    formula: 'float32: ((v / 255) - mean[c]) / std[c]',
+  },
+  caffe: {
+    reference: 'Keras VGG16 preprocess_input (mode "caffe") after resizing to imageSize x imageSize',
+    channelOrder: 'BGR',
+    layout: 'HWC',
+    resize: {
+      rule: 'both sides to imageSize (aspect ratio not kept)',
+      kernel: 'bilinear (Pillow antialiased triangle filter, no shrink-on-load)',
+    },
+    crop: 'none',
+    scale: 1,
+    mean: CAFFE_MEAN_BGR,
+    std: null,
+    formula: 'float32: v - mean[c], channels in B, G, R order',
+  },
+  decoding: {
+    library: 'sharp (libvips)',
+    colour: 'to 8-bit sRGB like Pillow convert("RGB"): alpha dropped (not blended), grey replicated, palette ' +
+      'expanded, 16-bit reduced to the high byte; embedded ICC profiles ignored (as Pillow does)',
+    differencesFromPillow: [
+      'EXIF orientation is applied (Pillow and torchvision ignore it)',
+      'CMYK is converted through an ICC transform (Pillow uses a naive formula)',
+      '16-bit grayscale keeps the high byte (Pillow clips values above 255 to white)',
+    ],
+    animated: 'first frame only',
+    failOn: 'warning: truncated or corrupt data fails the sample instead of half-decoding',
+  },
+} as const;
+
+export const DEFAULT_IMAGE_SIZE = 224;
+
+/** Length of the shorter side before the center crop, for a given crop size (256 for 224). */
+export function torchvisionResizeSize(imageSize: number): number {
+  return Math.round((imageSize * 256) / 224);
+}
+
+/**
+ * Output size of torchvision's `Resize(shorter)` for an image of `width` x `height`: the shorter side becomes
+ * `shorter`, the longer one `int(shorter * long / short)` (truncated, as torchvision does).
+ */
+export function resizeTarget(width: number, height: number, shorter: number): { width: number; height: number } {
+  if (width <= height) return { width: shorter, height: Math.trunc((shorter * height) / width) };
+  return { width: Math.trunc((shorter * width) / height), height: shorter };
+}
+
+/** Python 3's `round()`: halves go to the even neighbour (round(58.5) is 58, round(59.5) is 60). */
+export function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff > 0.5) return floor + 1;
+  if (diff < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+export interface Box {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * torchvision's `CenterCrop(crop)` box: `top = int(round((height - crop) / 2))`, same for left. The image must be
+ * at least `crop` on both sides (after `Resize` it always is).
+ */
+export function centerCropBox(width: number, height: number, crop: number): Box {
+  if (width < crop || height < crop) {
+    throw new RangeError(`cannot center-crop ${crop}x${crop} from a ${width}x${height} image`);
+  }
+  return { left: roundHalfEven((width - crop) / 2), top: roundHalfEven((height - crop) / 2), width: crop, height: crop };
+}
+
+/**
+ * Per-channel lookup tables from a byte value to the model input, computed with float32 rounding at every step
+ * exactly as PyTorch does (`x.float().div(255).sub(mean).div(std)`), so outputs match torchvision bit for bit.
+ */
+function torchvisionTables(): Float32Array[] {
+  return [0, 1, 2].map((c) => {
+    const mean = Math.fround(TORCHVISION_MEAN[c] ?? 0);
+    const std = Math.fround(TORCHVISION_STD[c] ?? 1);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(Math.fround(v / 255) - mean) / std);
+    return table;
+  });
+}
+
+/** float32(v - float32(mean)), as numpy computes `x[..., c] -= mean` on a float32 array. */
+function caffeTables(): Float32Array[] {
+  return [0, 1, 2].map((c) => {
+    const mean = Math.fround(CAFFE_MEAN_BGR[c] ?? 0);
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = Math.fround(v - mean);
+    return table;
+  });
+}
+
+const TABLES: Record<Preprocess, Float32Array[]> = { torchvision: torchvisionTables(), caffe: caffeTables() };
+
+/** Tightly packed 8-bit RGB pixels, row-major (HWC). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * Converts 8-bit RGB pixels (HWC) into torchvision's input space: scaled to [0, 1] and normalised with the
+ * ImageNet mean and std, RGB order, HWC layout.
+ */
+export function normalizeTorchvision(rgb: Uint8Array): Float32Array {
+  return applyTables(rgb, TABLES.torchvision, false);
+}
+
+/**
+ * Converts 8-bit RGB pixels (HWC) into Keras' caffe input space: BGR order, the ImageNet BGR mean subtracted on
+ * the 0-255 scale, HWC layout.
+ */
+export function normalizeCaffe(rgb: Uint8Array): Float32Array {
+  return applyTables(rgb, TABLES.caffe, true);
+}
+
+function applyTables(rgb: Uint8Array, tables: Float32Array[], bgr: boolean): Float32Array {
+  if (rgb.length % 3 !== 0) throw new RangeError(`expected RGB bytes, got a length of ${rgb.length}`);
+  const [t0, t1, t2] = tables as [Float32Array, Float32Array, Float32Array];
+  const out = new Float32Array(rgb.length);
+  for (let i = 0; i < rgb.length; i += 3) {
+    const r = rgb[i] as number;
+    const g = rgb[i + 1] as number;
+    const b = rgb[i + 2] as number;
+    if (bgr) {
+      out[i] = t0[b] as number;
+      out[i + 1] = t1[g] as number;
+      out[i + 2] = t2[r] as number;
+    } else {
+      out[i] = t0[r] as number;
+      out[i + 1] = t1[g] as number;
+      out[i + 2] = t2[b] as number;
+    }
+  }
+  return out;
+}

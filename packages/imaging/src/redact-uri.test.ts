@@ -1,0 +1,41 @@
+import { redactUri } from './redact-uri';
+
+describe('redactUri', () => {
+  it('removes userinfo', () => {
+    expect(redactUri('https://alice:s3cret@images.example.com/a.jpg')).toBe('https://images.example.com/a.jpg');
+    expect(redactUri('http://token@example.com/x.png')).toBe('http://example.com/x.png');
+    expect(redactUri('s3://AKIA:abc@bucket/key.jpg')).toBe('s3://bucket/key.jpg');
+  });
+
+  it('hides the values of credential-like query parameters and keeps the others', () => {
+    const presigned =
+      'https://b.s3.amazonaws.com/k.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20240101' +
+      '&X-Amz-Security-Token=abc&X-Amz-Signature=deadbeef&id=42';
+    expect(redactUri(presigned)).toBe(
+      'https://b.s3.amazonaws.com/k.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***' +
+        '&X-Amz-Security-Token=***&X-Amz-Signature=***&id=42',
+    );
+    expect(redactUri('https://x.blob.core.windows.net/c/a.jpg?sv=2020&sig=abc%3D')).toBe(
+      'https://x.blob.core.windows.net/c/a.jpg?sv=2020&sig=***',
+    );
+    expect(redactUri('https://api.example.com/img?api_key=123&size=large')).toBe(
+      'https://api.example.com/img?api_key=***&size=large',
+    );
+  });
+
+  it('leaves URIs without secrets and plain paths exactly as written', () => {
+    expect(redactUri('https://example.com/a b.jpg?x=1')).toBe('https://example.com/a b.jpg?x=1');
+    expect(redactUri('/data/images/cat 1.jpg')).toBe('/data/images/cat 1.jpg');
+    expect(redactUri('file:///data/a.jpg')).toBe('file:///data/a.jpg');
+  });
+
+  it('strips userinfo from text that is not a valid URL too', () => {
+    expect(redactUri('http://user:p@ss@[bad/x.jpg')).toBe('http://[bad/x.jpg');
+  });
+
+  it('shortens very long URIs', () => {
+    const long = `https://example.com/${'a'.repeat(1000)}.jpg`;
+    expect(redactUri(long)).toHaveLength(300);
+    expect(redactUri(long).endsWith('...')).toBe(true);
+  });
+});

@@ -1,0 +1,47 @@
+/** Query parameters whose values are credentials (presigned S3/GCS/Azure URLs, API tokens). */
+const SECRET_PARAM = /sig|signature|token|credential|secret|password|passwd|auth|key/i;
+
+/**
+ * A URI safe to put in a message or log line: userinfo (`user:pass@`) removed and the values of query
+ * parameters that look like credentials (`X-Amz-Signature`, `sig`, `token`, `api_key`, ...) replaced by `***`.
+ * Text that does not parse as a URL (a file path) is returned unchanged; long values are shortened.
+ */
+export function redactUri(uri: string, maxLength = 300): string {
+  let text = uri;
+  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(uri)) {
+    try {
+      const url = new URL(uri);
+      let changed = url.username !== '' || url.password !== '';
+      url.username = '';
+      url.password = '';
+      if (url.search) {
+        const query = url.search
+          .slice(1)
+          .split('&')
+          .map((pair) => {
+            const eq = pair.indexOf('=');
+            const name = eq < 0 ? pair : pair.slice(0, eq);
+            if (eq < 0 || !SECRET_PARAM.test(decodeURIComponentSafe(name))) return pair;
+            changed = true;
+            return `${name}=***`;
+          })
+          .join('&');
+        url.search = `?${query}`;
+      }
+      // Leave URIs without secrets exactly as written (URL would re-encode them).
+      if (changed) text = url.toString();
+    } catch {
+      // Not a valid URL: still strip anything that looks like userinfo.
+      text = uri.replace(/^([a-z][a-z0-9+.-]+:\/\/)[^/]*@/i, '$1');
+    }
+  }
+  return text.length > maxLength ? `${text.slice(0, maxLength - 3)}...` : text;
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}

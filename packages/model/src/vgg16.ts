@@ -1,0 +1,178 @@
+// Builds VGG16 as TF.js layers, like keras.applications.VGG16, truncated after the deepest requested layer.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
+import { adaptiveAvgPool2d } from './adaptive-avg-pool';
+import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, layerInfo, type Vgg16Layer } from './layers';
+import { randomWeight } from './random-weights';
+import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
+
+export interface Vgg16Options {
+  /** Side of the square input, in pixels (>= 32). */
+  imageSize: number;
+  /**
+   * Layers whose outputs the model returns, in this order (canonical names or any spec; each tensor once).
+   * The model is built up to the deepest of them and no further.
+   */
+  outputs: readonly string[];
+  /** Weights in TF layout, validated before anything is built. Default: seeded random weights. */
+  weights?: WeightsMap;
+  /** Seed of the random weights; ignored when `weights` is given. Default 0. */
+  seed?: number;
+  /**
+   * Keras conv/dense layers (`block1_conv1`, `fc1`) to build as a linear layer plus a separate ReLU even
+   * when their `_preact` is not an output, so the graph can serve such an output later. Layers whose
+   * `_preact` is an output are always split; the others keep Keras' fused ReLU (faster).
+   */
+  split?: readonly string[];
+}
+
+/**
+ * Builds VGG16 for NHWC float32 input [N, S, S, 3] (already preprocessed) up to the deepest of `outputs`,
+ * returning a model whose outputs are those layers, in order. Every built tensor comes from a layer named
+ * by its canonical name, so `getLayer(canonical).output` works on the result. The caller owns the model:
+ * `model.dispose()` frees its weights.
+ */
+export function buildVgg16(options: Vgg16Options): tfl.LayersModel {
+  checkImageSize(options.imageSize);
+  const outputs = uniqueLayers(options.outputs);
+  const deepest = outputs.reduce((a, b) => (b.order > a.order ? b : a));
+  if (options.weights) validateWeights(options.weights, requiredWeights([deepest.name]));
+  const split = new Set([
+    ...(options.split ?? []),
+    ...outputs.filter((layer) => layer.name.endsWith('_preact')).flatMap((layer) => layer.weights ?? []),
+  ]);
+  const initializer = weightInitializers(options.weights, options.seed ?? 0);
+
+  const input = tfl.input({ shape: [options.imageSize, options.imageSize, 3], dtype: 'float32', name: 'input' });
+  const tensors = new Map<string, tfl.SymbolicTensor>();
+  let x = input;
+  for (const row of VGG16_LAYERS.slice(0, deepest.order + 1)) {
+    const layer = makeLayer(row, split, initializer);
+    if (!layer) continue;
+    x = layer.apply(x) as tfl.SymbolicTensor;
+    tensors.set(row.name, x);
+  }
+  return tfl.model({
+    inputs: input,
+    outputs: outputs.map((layer) => tensors.get(layer.name) ?? missingTensor(layer.name)),
+    name: `vgg16_to_${deepest.name}`,
+  });
+}
+
+function uniqueLayers(specs: readonly string[]): Vgg16Layer[] {
+  if (specs.length === 0) throw new ValidationError(ErrorCode.InvalidRequest, 'no output layers given');
+  const layers = specs.map(layerInfo);
+  const names = layers.map((layer) => layer.name);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated) throw new ValidationError(ErrorCode.InvalidRequest, `output layer ${repeated} is given twice`);
+  return layers;
+}
+
+function missingTensor(name: string): never {
+  // Only reachable if a fused pre-activation were asked for, which `split` rules out.
+  throw new LayertapError(ErrorCode.InferenceFailed, `internal: no tensor for ${name}`);
+}
+
+type Initializer = ReturnType<typeof tfl.initializers.zeros>;
+type InitializerFor = (tensor: string) => Initializer;
+
+/**
+ * One tfjs layer for a table row, or undefined for a pre-activation that is fused into the next row's
+ * ReLU (Keras' own layout: one Conv2D/Dense with `activation: 'relu'`).
+ */
+function makeLayer(row: Vgg16Layer, split: ReadonlySet<string>, init: InitializerFor): tfl.layers.Layer | undefined {
+  const isSplit = row.weights !== undefined && split.has(row.weights);
+  switch (row.kind) {
+    case 'conv':
+    case 'dense':
+      if (row.name.endsWith('_preact') && !isSplit) return undefined;
+      return weightedLayer(row, row.kind, 'linear', init);
+    case 'relu':
+      if (isSplit) return tfl.layers.reLU({ name: row.name });
+      return weightedLayer(row, layerInfo(`${row.name}_preact`).kind === 'conv' ? 'conv' : 'dense', 'relu', init);
+    case 'pool':
+      return tfl.layers.maxPooling2d({ name: row.name, poolSize: 2, strides: 2, padding: 'valid' });
+    case 'avgpool':
+      return new AdaptiveAvgPool2d({ name: row.name, size: AVGPOOL_SIZE });
+    case 'flatten':
+      return tfl.layers.flatten({ name: row.name });
+  }
+}
+
+function weightedLayer(
+  row: Vgg16Layer,
+  kind: 'conv' | 'dense',
+  activation: 'relu' | 'linear',
+  init: InitializerFor,
+): tfl.layers.Layer {
+  const owner = row.weights ?? row.name;
+  const common = {
+    name: row.name,
+    activation,
+    trainable: false,
+    kernelInitializer: init(`${owner}/kernel`),
+    biasInitializer: init(`${owner}/bias`),
+  };
+  if (kind === 'dense') return tfl.layers.dense({ ...common, units: row.channels });
+  return tfl.layers.conv2d({ ...common, filters: row.channels, kernelSize: 3, strides: 1, padding: 'same' });
+}
+
+// tfjs-layers only accepts initializers that are instances of its (unexported) Initializer class; reach it
+// through a built-in one. This lets a layer's weights be created straight from our values, once, instead of
+// initialising them to zeros and overwriting them (a second 411 MB buffer for fc1).
+const InitializerBase = Object.getPrototypeOf(tfl.initializers.zeros().constructor) as new () => Initializer;
+
+/** Gives a weight its value when tfjs-layers builds the layer: only layers actually built cost anything. */
+class ValueInitializer extends InitializerBase {
+  constructor(private readonly values: () => Float32Array) {
+    super();
+  }
+
+  override apply(shape: number[]): tf.Tensor {
+    return tf.tensor(this.values(), shape, 'float32');
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {};
+  }
+}
+
+function weightInitializers(weights: WeightsMap | undefined, seed: number): InitializerFor {
+  const specs = new Map(VGG16_WEIGHTS.map((spec) => [spec.name, spec]));
+  return (tensor) =>
+    new ValueInitializer(() => {
+      const given = weights?.get(tensor);
+      if (given) return given.data;
+      const spec = specs.get(tensor);
+      if (!spec) throw new LayertapError(ErrorCode.InferenceFailed, `internal: no weight spec for ${tensor}`);
+      // Seeded values are made here, when the layer is built, so unbuilt layers never cost their weights.
+      return randomWeight(seed, spec);
+    });
+}
+
+/** torchvision's AdaptiveAvgPool2d as a tfjs layer (NHWC in, [N, size, size, C] out). */
+class AdaptiveAvgPool2d extends tfl.layers.Layer {
+  static readonly className = 'LayertapAdaptiveAvgPool2d';
+  private readonly size: number;
+
+  constructor(args: { name: string; size: number }) {
+    super({ name: args.name, trainable: false });
+    this.size = args.size;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return [shape[0] ?? null, this.size, this.size, shape[3] ?? null];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    if (!x || x.rank !== 4) throw new LayertapError(ErrorCode.InferenceFailed, `${this.name} expects one NHWC tensor`);
+    return adaptiveAvgPool2d(x as tf.Tensor4D, this.size);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), size: this.size };
+  }
+}

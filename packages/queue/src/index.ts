@@ -1,0 +1,5 @@
+export * from './connection';
+export * from './dataset-store';
+export * from './job-ids';
+export * from './queues';
+export * from './status';

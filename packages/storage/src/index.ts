@@ -1,0 +1,18 @@
+export { NpyFormatError } from './errors';
+export { FileOutputWriter, type FileOutputWriterOptions } from './file-output-writer';
+export { float16BitsToFloat32, float16BitsToFloat32Bits, float32BitsToFloat16Bits, float32ToFloat16Bits } from './float16';
+export { datasetKey, datasetPrefix, manifestKey, parsePartKey, partKey, partsPrefix, PARTS_DIR, sampleKey } from './keys';
+export { decodeNpy, encodeNpy, npyByteLength, npyHeader, shapeSize, type NpyArray } from './npy';
+export { openOutput, type OpenOutputOptions } from './open-output';
+export { bucketNameProblem, parseOutputUri, type OutputLocation } from './output-uri';
+export {
+  assertListPrefix,
+  assertOutputKey,
+  contentTypeFor,
+  outputKeyProblem,
+  type OutputWriter,
+  type PutOptions,
+} from './output-writer';
+export { mapS3Error, type S3ErrorContext } from './s3-errors';
+export { createS3Client, isS3Client, S3OutputWriter, type S3ClientSettings, type S3OutputWriterOptions } from './s3-output-writer';
+export { sampleArray, type SampleArray } from './sample-array';

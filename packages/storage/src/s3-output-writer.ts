@@ -1,0 +1,212 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { randomBytes } from 'node:crypto';
+import { bucketNameProblem } from './output-uri';
+import { assertListPrefix, assertOutputKey, contentTypeFor, TEMP_PREFIX, type OutputWriter, type PutOptions } from './output-writer';
+import { mapS3Error } from './s3-errors';
+
+const MiB = 1024 * 1024;
+/** S3 refuses multipart parts below 5 MiB (except the last). */
+const MIN_PART_BYTES = 5 * MiB;
+
+/** How to build an S3 client; every field falls back to the AWS SDK's own resolution (env, profile, role). */
+export interface S3ClientSettings {
+  /** Custom endpoint (s3rver, MinIO, ...). Default: AWS. */
+  endpoint?: string;
+  /** Default: the SDK's resolution (`AWS_REGION`, profile), or `us-east-1` when an endpoint is given. */
+  region?: string;
+  /** Default: the SDK's credential chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Path-style URLs (`endpoint/bucket/key`), needed by most local endpoints. Default: `false`. */
+  forcePathStyle?: boolean;
+  /** Attempts per request, with the SDK's backoff for network errors, throttling and 5xx. Default: 5. */
+  maxAttempts?: number;
+  /** Time to establish a connection. Default: 5 000 ms. */
+  connectionTimeoutMs?: number;
+  /** Socket inactivity after which a request fails (and is retried). Default: 60 000 ms. */
+  requestTimeoutMs?: number;
+}
+
+/** An S3 client from settings; the caller owns it (`destroy()`). */
+export function createS3Client(settings: S3ClientSettings = {}): S3Client {
+  const custom = settings.endpoint !== undefined;
+  const region = settings.region ?? (custom ? 'us-east-1' : undefined);
+  return new S3Client({
+    ...(custom ? { endpoint: settings.endpoint } : {}),
+    ...(region ? { region } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    forcePathStyle: settings.forcePathStyle ?? false,
+    maxAttempts: settings.maxAttempts ?? 5,
+    requestHandler: {
+      connectionTimeout: settings.connectionTimeoutMs ?? 5000,
+      requestTimeout: settings.requestTimeoutMs ?? 60_000,
+    },
+    // S3-compatible servers (s3rver, older MinIO) mishandle the SDK's default CRC checksums and aws-chunked
+    // bodies; AWS itself keeps the default integrity checks.
+    ...(custom ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
+  });
+}
+
+export function isS3Client(value: unknown): value is S3Client {
+  return typeof (value as S3Client | undefined)?.send === 'function' && typeof (value as S3Client).destroy === 'function';
+}
+
+export interface S3OutputWriterOptions {
+  bucket: string;
+  /** Key prefix of the root, without leading or trailing `/`. Default: the bucket root. */
+  prefix?: string;
+  /** A client (kept open by `close()`: the caller owns it) or settings for one this writer makes and closes. */
+  client?: S3Client | S3ClientSettings;
+  /** Bodies larger than this go through a multipart upload. Default: 16 MiB. */
+  multipartThresholdBytes?: number;
+  /** Part size of multipart uploads, at least 5 MiB. Default: 8 MiB. */
+  partSizeBytes?: number;
+  /** Parts uploaded at once. Default: 4. */
+  multipartConcurrency?: number;
+  /** `MaxKeys` per list request (S3 caps it at 1000). Default: 1000. */
+  listPageSize?: number;
+}
+
+/** Writes outputs as S3 objects under `s3://bucket/prefix`. */
+export class S3OutputWriter implements OutputWriter {
+  readonly uri: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly ownsClient: boolean;
+  private readonly secrets: string[];
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+  private readonly concurrency: number;
+  private readonly pageSize: number;
+
+  constructor(options: S3OutputWriterOptions) {
+    const bucketProblem = bucketNameProblem(options.bucket);
+    if (bucketProblem) throw new ValidationError(ErrorCode.InvalidOutput, bucketProblem);
+    const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    if (prefix) assertOutputKey(prefix);
+    this.bucket = options.bucket;
+    this.prefix = prefix;
+    this.uri = prefix ? `s3://${this.bucket}/${prefix}` : `s3://${this.bucket}`;
+    if (isS3Client(options.client)) {
+      this.client = options.client;
+      this.ownsClient = false;
+      this.secrets = [];
+    } else {
+      this.client = createS3Client(options.client);
+      this.ownsClient = true;
+      const credentials = options.client?.credentials;
+      this.secrets = credentials ? [credentials.secretAccessKey, credentials.accessKeyId, credentials.sessionToken ?? ''] : [];
+    }
+    this.multipartThreshold = options.multipartThresholdBytes ?? 16 * MiB;
+    this.partSize = Math.max(MIN_PART_BYTES, options.partSizeBytes ?? 8 * MiB);
+    this.concurrency = Math.max(1, options.multipartConcurrency ?? 4);
+    this.pageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
+  }
+
+  async put(key: string, body: Buffer | string, options: PutOptions = {}): Promise<void> {
+    const Key = this.objectKey(key);
+    const Body = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const params = { Bucket: this.bucket, Key, Body, ContentType: options.contentType ?? contentTypeFor(key) };
+    try {
+      if (Body.length > this.multipartThreshold) {
+        // lib-storage aborts the multipart upload on failure (leavePartsOnError: false), so no parts linger.
+        await new Upload({ client: this.client, params, partSize: this.partSize, queueSize: this.concurrency, leavePartsOnError: false }).done();
+      } else {
+        await this.client.send(new PutObjectCommand({ ...params, ContentLength: Body.length }));
+      }
+    } catch (err) {
+      throw this.mapError(err, 'write', key);
+    }
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      if (!res.Body) return Buffer.alloc(0);
+      const bytes = await res.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchKey') return undefined;
+      throw this.mapError(err, 'read', key);
+    }
+  }
+
+  async exists(key: string, expectedSize?: number): Promise<boolean> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return expectedSize === undefined || res.ContentLength === expectedSize;
+    } catch (err) {
+      // HEAD responses have no body, so a missing key and a missing bucket both arrive as a bare 404.
+      if ((err as Error).name === 'NotFound' || (err as Error).name === 'NoSuchKey') return false;
+      throw this.mapError(err, 'check', key);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertListPrefix(prefix);
+    const root = this.rootPrefix();
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: root + prefix, MaxKeys: this.pageSize, ContinuationToken: token }),
+        );
+        for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key.slice(root.length));
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw this.mapError(err, 'list', prefix);
+    }
+    return keys;
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+    } catch (err) {
+      throw this.mapError(err, 'delete', key);
+    }
+  }
+
+  urlFor(key: string): string {
+    return `s3://${this.bucket}/${this.objectKey(key)}`;
+  }
+
+  async checkWritable(): Promise<void> {
+    const Key = `${this.rootPrefix()}${TEMP_PREFIX}write-check-${randomBytes(6).toString('hex')}`;
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: 'layertap write check\n' }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+    } catch (err) {
+      throw mapS3Error(err, { action: 'write to', url: this.uri, bucket: this.bucket, secrets: this.secrets });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  private rootPrefix(): string {
+    return this.prefix ? `${this.prefix}/` : '';
+  }
+
+  private objectKey(key: string): string {
+    assertOutputKey(key);
+    return this.rootPrefix() + key;
+  }
+
+  private mapError(err: unknown, action: string, key: string) {
+    const url = key === '' ? this.uri : `${this.uri}/${key}`;
+    return mapS3Error(err, { action, url, bucket: this.bucket, secrets: this.secrets });
+  }
+}

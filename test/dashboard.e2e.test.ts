@@ -1,0 +1,97 @@
+import { findFreePort } from '@layertap/devservices';
+import { BIN, Harness, SAMPLES } from './support/harness';
+
+async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      if (Date.now() > until) throw new Error(`${url} did not come up`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+describe('layertap-dashboard', () => {
+  const h = new Harness('dash');
+  const credentials = { LAYERTAP_DASHBOARD_USER: 'ops', LAYERTAP_DASHBOARD_PASSWORD: 's3cret-Pa55' };
+  const auth = { authorization: `Basic ${Buffer.from('ops:s3cret-Pa55').toString('base64')}` };
+
+  beforeAll(async () => {
+    await h.start();
+    const res = await h.layertap(['submit', SAMPLES, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '3', '--dataset-id', 'board']);
+    expect(res.code).toBe(0);
+  }, 60_000);
+  afterAll(() => h.close());
+
+  it('refuses to start without credentials unless --insecure-no-auth', async () => {
+    const res = await h.run(BIN.dashboard, ['--port', String(await findFreePort())]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('LAYERTAP_DASHBOARD_USER');
+    expect(res.stderr).toContain('--insecure-no-auth');
+  });
+
+  it('answers 401 without credentials and lists the queues and the dataset flow with them', async () => {
+    const port = await findFreePort();
+    const server = h.spawn(BIN.dashboard, ['--port', String(port)], credentials);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitForHttp(`${base}/healthz`);
+      for (const path of ['/queues', '/queues/api/queues', '/api/datasets']) {
+        const res = await fetch(base + path);
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toMatch(/^Basic/);
+      }
+      const wrong = await fetch(`${base}/queues/api/queues`, { headers: { authorization: `Basic ${Buffer.from('ops:nope').toString('base64')}` } });
+      expect(wrong.status).toBe(401);
+
+      const page = await fetch(`${base}/queues`, { headers: auth });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<div id="root">');
+
+      const api = await fetch(`${base}/queues/api/queues?activeQueue=chunks&status=waiting`, { headers: auth });
+      expect(api.status).toBe(200);
+      const body = (await api.json()) as { queues: Array<{ name: string; counts: Record<string, number>; jobs: Array<{ id: string }> }> };
+      const names = body.queues.map((q) => q.name).sort();
+      expect(names).toEqual(['chunks', 'datasets']);
+      const chunks = body.queues.find((q) => q.name === 'chunks')!;
+      expect(chunks.counts.waiting).toBe(3); // 7 samples in chunks of 3
+      expect(chunks.jobs.map((j) => j.id).sort()).toEqual(['board~r0~c0', 'board~r0~c1', 'board~r0~c2']);
+      const datasets = body.queues.find((q) => q.name === 'datasets')!;
+      expect(datasets.counts['waiting-children']).toBe(1);
+
+      const flow = await fetch(`${base}/queues/api/queues/datasets/board~r0/flow`, { headers: auth });
+      expect(flow.status).toBe(200);
+      expect(JSON.stringify(await flow.json())).toContain('board~r0~c2');
+
+      const list = await fetch(`${base}/api/datasets`, { headers: auth });
+      const datasetsBody = (await list.json()) as { datasets: Array<{ datasetId: string; progress: { total: number } }> };
+      expect(datasetsBody.datasets.map((d) => [d.datasetId, d.progress.total])).toEqual([['board', 7]]);
+      // The password never appears in what the dashboard logs.
+      expect(server.output()).not.toContain('s3cret-Pa55');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('read-only mode answers 405 to writes', async () => {
+    const port = await findFreePort();
+    const server = h.spawn(BIN.dashboard, ['--port', String(port), '--read-only'], credentials);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitForHttp(`${base}/healthz`);
+      const retry = await fetch(`${base}/queues/api/queues/chunks/retry/failed`, { method: 'PUT', headers: auth });
+      expect(retry.status).toBe(405);
+      const clean = await fetch(`${base}/queues/api/queues/chunks/clean/waiting`, { method: 'PUT', headers: auth });
+      expect(clean.status).toBe(405);
+      const read = await fetch(`${base}/queues/api/queues`, { headers: auth });
+      expect(read.status).toBe(200);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+});
