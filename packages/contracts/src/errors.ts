@@ -31,6 +31,9 @@ export const ErrorCode = {
   DuplicateId: 'duplicate_id',
   EmptyManifest: 'empty_manifest',
   InvalidWeights: 'invalid_weights',
+  // Environment.
+  ServiceUnavailable: 'service_unavailable',
+  BackendUnavailable: 'backend_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

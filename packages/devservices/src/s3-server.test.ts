@@ -100,7 +100,7 @@ describe('S3Server', () => {
     await s3.start();
     const client = s3.createClient();
     try {
-      for (const i of [1, 2, 3, 4, 5]) await client.send(new PutObjectCommand({ Bucket: 'layertap', Key: `p/${i}`, Body: '' }));
+      for (const i of [1, 2, 3, 4, 5]) await client.send(new PutObjectCommand({ Bucket: 'layertap', Key: `p/${i}`, Body: 'x' }));
       const keys: string[] = [];
       let token: string | undefined;
       let pages = 0;
@@ -121,7 +121,7 @@ describe('S3Server', () => {
   it('pause() leaves requests unanswered until resume()', async () => {
     const s3 = new S3Server();
     await s3.start();
-    const client = new S3Client({ ...s3.settings, maxAttempts: 1, requestHandler: { requestTimeout: 300 } });
+    const client = new S3Client({ ...s3.settings, maxAttempts: 1, requestHandler: { socketTimeout: 300 } });
     try {
       await client.send(new PutObjectCommand({ Bucket: 'layertap', Key: 'k', Body: 'v' }));
       s3.pause();

@@ -6,3 +6,4 @@ export * from './backend';
 export * from './vgg16';
 export * from './extractor';
 export type { LogFn } from './log';
+export * from './weights';

@@ -74,7 +74,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
   } catch (err) {
     client.disconnect();
     throw new TransientError(
-      ErrorCode.FetchFailed,
+      ErrorCode.ServiceUnavailable,
       `cannot connect to Redis at ${safeRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)} ` +
         '(set REDIS_URL, or run `npx layertap demo` which starts one)',
     );

@@ -46,6 +46,16 @@ describe('FileOutputWriter', () => {
     expect(names.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `${i}.npy`).sort());
   });
 
+  // S3 itself guarantees this for PUT (s3rver does not: it interleaves concurrent writes of one key).
+  it('keeps one whole body when puts to one key race', async () => {
+    const w = new FileOutputWriter({ dir: await tempDir() });
+    const bodies = Array.from({ length: 8 }, (_, i) => Buffer.alloc(50_000 + i, i));
+    await Promise.all(bodies.map((body) => w.put('ds/raced.npy', body)));
+    const got = await w.get('ds/raced.npy');
+    expect(bodies.some((body) => body.equals(got ?? Buffer.alloc(0)))).toBe(true);
+    expect(await w.list('')).toEqual(['ds/raced.npy']);
+  });
+
   it('ignores a temp file left by a crash mid-write', async () => {
     const dir = await tempDir();
     const w = new FileOutputWriter({ dir });

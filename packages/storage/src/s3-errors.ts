@@ -50,6 +50,16 @@ export interface S3ErrorContext {
   secrets?: readonly string[];
 }
 
+/**
+ * The Node network error code of `e`: from `code`, or from the message when the SDK wrapped an error it did
+ * not recognise as an Error (it does so for errors from another realm, e.g. under Jest) and kept only text.
+ */
+function networkErrorCode(e: SdkErrorLike): string | undefined {
+  if (e.code && NETWORK_CODES.has(e.code)) return e.code;
+  const match = /\b(E[A-Z_]+)\b/.exec(e.message ?? '');
+  return match?.[1] && NETWORK_CODES.has(match[1]) ? match[1] : undefined;
+}
+
 function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join('***');
@@ -89,8 +99,9 @@ export function mapS3Error(err: unknown, context: S3ErrorContext): LayertapError
   if (/region is missing/i.test(e.message ?? '')) {
     return new ValidationError(ErrorCode.InvalidOutput, `no S3 region configured for ${where}: set AWS_REGION`, options);
   }
-  if (NETWORK_CODES.has(e.code ?? '')) {
-    return new TransientError(ErrorCode.UploadFailed, `cannot reach S3 for ${where} (${e.code})`, options);
+  const networkCode = networkErrorCode(e);
+  if (networkCode) {
+    return new TransientError(ErrorCode.UploadFailed, `cannot reach S3 for ${where} (${networkCode})`, options);
   }
   if (TRANSIENT_ERRORS.has(name) || (status !== undefined && (status >= 500 || status === 429))) {
     return new TransientError(ErrorCode.UploadFailed, `S3 ${where} failed: ${name}${status ? ` (HTTP ${status})` : ''}`, options);

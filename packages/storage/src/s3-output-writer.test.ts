@@ -99,7 +99,7 @@ describe('S3OutputWriter', () => {
     const root = new S3OutputWriter({ bucket: 'rooted', client });
     await a.put('x.json', 'a');
     await b.put('x.json', 'b');
-    expect(await a.list('')).toEqual(['a/b/x.json', 'x.json']);
+    expect(await a.list('')).toEqual(['b/x.json', 'x.json']);
     expect(await b.list('')).toEqual(['x.json']);
     expect(await root.list('')).toEqual(['a/b/x.json', 'a/x.json']);
     expect((await root.get('a/b/x.json'))?.toString()).toBe('b');

@@ -31,8 +31,8 @@ export interface S3ClientSettings {
   maxAttempts?: number;
   /** Time to establish a connection. Default: 5 000 ms. */
   connectionTimeoutMs?: number;
-  /** Socket inactivity after which a request fails (and is retried). Default: 60 000 ms. */
-  requestTimeoutMs?: number;
+  /** Socket inactivity after which a request fails (and is retried): catches a hung endpoint. Default: 60 000 ms. */
+  socketTimeoutMs?: number;
 }
 
 /** An S3 client from settings; the caller owns it (`destroy()`). */
@@ -47,7 +47,7 @@ export function createS3Client(settings: S3ClientSettings = {}): S3Client {
     maxAttempts: settings.maxAttempts ?? 5,
     requestHandler: {
       connectionTimeout: settings.connectionTimeoutMs ?? 5000,
-      requestTimeout: settings.requestTimeoutMs ?? 60_000,
+      socketTimeout: settings.socketTimeoutMs ?? 60_000,
     },
     // S3-compatible servers (s3rver, older MinIO) mishandle the SDK's default CRC checksums and aws-chunked
     // bodies; AWS itself keeps the default integrity checks.

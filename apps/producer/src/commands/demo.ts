@@ -31,7 +31,8 @@ export function findBin(name: string, env: NodeJS.ProcessEnv = childEnv({})): st
 }
 
 function startProcess(bin: string, args: string[], env: NodeJS.ProcessEnv, logFile?: NodeJS.WritableStream): ChildProcess {
-  const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // node_modules/.bin entries are shell launchers: run them as they are.
+  const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (logFile) {
     child.stdout?.pipe(logFile, { end: false });
     child.stderr?.pipe(logFile, { end: false });
@@ -69,12 +70,19 @@ export async function demoCommand(options: DemoOptions): Promise<number> {
     const config = readProducerConfig(procEnv);
     process.stdout.write(`redis ${services.redisUrl}, S3 ${services.s3.endpoint} (bucket ${bucket})\n`);
 
-    const output = `s3://${bucket}/demo`;
+    const output = `s3://${bucket}/activations`;
     const exitCode = await withContext(config, 'waiting', async (ctx) => {
       const worker = startProcess(findBin('layertap-worker'), ['--exit-when-idle'], procEnv, log);
       children.push(worker);
       process.stdout.write(`worker started (pid ${worker.pid}, logs in ${path.join(dir, 'demo.log')})\n`);
-      const code = await submitCommand(ctx, {
+      // A worker that dies early would leave the demo waiting for ever: stop with its log instead.
+      const workerFailed = new Promise<never>((_resolve, reject) =>
+        worker.once('exit', (exitCode) => {
+          if (exitCode !== 0) reject(new Error(`the worker exited with code ${exitCode}; see ${path.join(dir, 'demo.log')}`));
+        }),
+      );
+      workerFailed.catch(() => undefined);
+      const code = await Promise.race([workerFailed, submitCommand(ctx, {
         source: SAMPLES_DIR,
         layers: ['features.9', 'block3_pool'],
         output,
@@ -89,7 +97,7 @@ export async function demoCommand(options: DemoOptions): Promise<number> {
         datasetId: 'demo',
         wait: true,
         json: false,
-      });
+      })]);
       const copyDir = path.join(dir, 'output');
       const copied = await copyOutputs(ctx.s3, output, 'demo', copyDir);
       process.stdout.write(`\nfiles: ${output}/demo/ (S3 endpoint ${services.s3.endpoint})\n`);

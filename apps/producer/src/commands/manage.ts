@@ -11,7 +11,7 @@ function unknownDataset(datasetId: string): ValidationError {
 
 /** `layertap status <id>`: counts, failures by reason, chunk states and the output location. */
 export async function statusCommand(ctx: CliContext, datasetId: string, options: { json: boolean }): Promise<number> {
-  const status = await datasetStatus(ctx.queues, datasetId);
+  const status = await datasetStatus(await ctx.queues(), datasetId);
   if (!status) throw unknownDataset(datasetId);
   process.stdout.write(options.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
   return 0;
@@ -19,9 +19,10 @@ export async function statusCommand(ctx: CliContext, datasetId: string, options:
 
 /** `layertap cancel <id>`: samples not yet run are recorded as failed (`cancelled`); running batches finish. */
 export async function cancelCommand(ctx: CliContext, datasetId: string, options: { json: boolean }): Promise<number> {
-  const runs = await ctx.queues.store.runs(datasetId);
+  const queues = await ctx.queues();
+  const runs = await queues.store.runs(datasetId);
   if (runs.length === 0) throw unknownDataset(datasetId);
-  await ctx.queues.store.cancel(datasetId);
+  await queues.store.cancel(datasetId);
   process.stdout.write(
     options.json
       ? `${JSON.stringify({ datasetId, cancelled: true })}\n`
@@ -46,7 +47,8 @@ async function failedSamples(ctx: CliContext, output: string, datasetId: string)
 
 /** `layertap retry <id>`: runs the failed (and cancelled) samples of a finished dataset again, as a new run. */
 export async function retryCommand(ctx: CliContext, datasetId: string, options: { wait: boolean; json: boolean }): Promise<number> {
-  const status = await datasetStatus(ctx.queues, datasetId);
+  const queues = await ctx.queues();
+  const status = await datasetStatus(queues, datasetId);
   if (!status) throw unknownDataset(datasetId);
   if (!status.progress.finished) {
     throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} is still ${status.state}: retry once it has finished`);
@@ -58,7 +60,7 @@ export async function retryCommand(ctx: CliContext, datasetId: string, options: 
   }
   const run = status.config.run + 1;
   const config = { ...status.config, run, totalSamples: samples.length, submittedAt: new Date().toISOString() };
-  const submitted = await ctx.queues.submit(config, samples);
+  const submitted = await queues.submit(config, samples);
   if (!options.wait || !options.json) {
     process.stdout.write(
       options.json

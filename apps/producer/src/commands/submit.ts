@@ -11,7 +11,8 @@ export interface SubmitCommandOptions extends SubmitOptions {
 /** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
 export async function submitCommand(ctx: CliContext, options: SubmitCommandOptions): Promise<number> {
   const { config, samples } = await prepareSubmission(options, { s3: ctx.s3 });
-  const previous = await ctx.queues.store.runs(config.datasetId);
+  const queues = await ctx.queues();
+  const previous = await queues.store.runs(config.datasetId);
   const first = previous[0];
   if (first) {
     const difference = sameSettings(first, config);
@@ -21,8 +22,8 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   }
   const latest = previous.at(-1);
   const submitted = latest
-    ? await ctx.queues.submit({ ...latest }, samples).then((r) => ({ ...r, run: latest.run }))
-    : await ctx.queues.submit(config, samples).then((r) => ({ ...r, run: 0 }));
+    ? await queues.submit({ ...latest }, samples).then((r) => ({ ...r, run: latest.run }))
+    : await queues.submit(config, samples).then((r) => ({ ...r, run: 0 }));
   const summary = {
     datasetId: config.datasetId,
     run: submitted.run,

@@ -7,7 +7,7 @@ export async function waitWithProgress(ctx: CliContext, datasetId: string, out: 
   const tty = out.isTTY === true;
   let lastPrinted = 0;
   let redisDown = false;
-  const status = await waitForDataset(ctx.queues, datasetId, {
+  const status = await waitForDataset(await ctx.queues(), datasetId, {
     onProgress: (_s, line) => {
       redisDown = false;
       if (tty) out.write(`\r\x1b[2K${line}`);

@@ -1,0 +1,208 @@
+// `layertap weights fetch | convert | inspect`: getting VGG16 weights and checking what a file can serve.
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
+import type * as Model from '@layertap/model';
+import { readProducerConfig } from '../config';
+
+/** What a command action returns: its exit code. */
+type Action = () => Promise<number>;
+
+export interface WeightsCommandsOptions {
+  /**
+   * Runs each action: the CLI passes its `run()` (prints errors, sets the exit code). Default: sets
+   * `process.exitCode` to the action's result and lets errors reach `parseAsync`.
+   */
+  run?: (action: Action) => Promise<void>;
+  /** Where results go. Default `process.stdout`. */
+  stdout?: NodeJS.WritableStream;
+  /** Where progress goes. Default `process.stderr`. */
+  stderr?: NodeJS.WritableStream;
+}
+
+const FORMATS = ['safetensors', 'tfjs-layers', 'keras-h5'] as const;
+type Format = (typeof FORMATS)[number];
+const PUBLISHED = ['keras-vgg16', 'keras-vgg16-notop'] as const;
+
+// Loaded on use: `@layertap/model`'s index loads TensorFlow.js, which the other commands never need.
+function model(): Promise<typeof Model> {
+  return import('@layertap/model');
+}
+
+/** Adds `layertap weights fetch`, `convert` and `inspect` to `program`; returns the `weights` command. */
+export function registerWeightsCommands(program: Command, options: WeightsCommandsOptions = {}): Command {
+  const run = options.run ?? (async (action: Action) => void (process.exitCode = await action()));
+  const out = options.stdout ?? process.stdout;
+  const err = options.stderr ?? process.stderr;
+  const print = (line: string) => void out.write(`${line}\n`);
+
+  const weights = program.command('weights').description('get VGG16 weights files, convert them, and see what a file can serve');
+
+  weights
+    .command('fetch')
+    .description("download keras-applications' published VGG16 weights, checked against their size and MD5")
+    .addArgument(new Argument('<name>', 'keras-vgg16 (with the classifier head) or keras-vgg16-notop (convolutional layers only)').choices(PUBLISHED))
+    .option('--to <dir>', 'directory to save into (default: the weights cache, ~/.cache/layertap/weights on Linux)')
+    .option('--base-url <url>', 'where the files are published (default: storage.googleapis.com/tensorflow/keras-applications/vgg16/)')
+    .option('--json', 'print JSON', false)
+    .action((name: (typeof PUBLISHED)[number], opts: { to?: string; baseUrl?: string; json: boolean }) =>
+      run(async () => {
+        const m = await model();
+        const progress = progressPrinter(err, name);
+        const result = await m.fetchPublishedWeights(name, {
+          to: opts.to ?? m.defaultWeightsCacheDir(),
+          ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
+          onProgress: progress.update,
+        });
+        progress.done();
+        if (opts.json) {
+          print(JSON.stringify(result));
+          return 0;
+        }
+        print(
+          result.downloaded
+            ? `downloaded ${result.url}${result.resumedFrom ? ` (resumed at ${formatBytes(result.resumedFrom)})` : ''}`
+            : `already there: ${result.path}`,
+        );
+        print(`saved     ${result.path}`);
+        print(`size      ${formatBytes(result.size)}, MD5 ${result.md5} (matches the published file)`);
+        print(`sha256    ${result.sha256}`);
+        print(`use it    layertap submit <source> --weights ${result.path} ... (workers must be able to read that path; upload it to s3:// for remote workers)`);
+        return 0;
+      }),
+    );
+
+  weights
+    .command('convert')
+    .description('convert weights (any readable format) to safetensors, a TF.js layers directory or Keras HDF5')
+    .argument('<in>', 'weights to read: path, file://, http(s):// or s3:// (.h5, .safetensors, TF.js model.json or its directory)')
+    .argument('<out>', 'output: <file>.safetensors, <file>.h5, or a directory (TF.js layers model)')
+    .addOption(new Option('--format <format>', 'output format (default: from <out>)').choices(FORMATS))
+    .addOption(new Option('--naming <naming>', 'safetensors keys: keras (TF layout, default) or torchvision (a torchvision state_dict)').choices(['keras', 'torchvision']).default('keras'))
+    .option('--force', 'replace an existing output', false)
+    .option('--cache-dir <dir>', 'cache for downloaded weights')
+    .option('--json', 'print JSON', false)
+    .action((input: string, output: string, opts: { format?: Format; naming: 'keras' | 'torchvision'; force: boolean; cacheDir?: string; json: boolean }) =>
+      run(async () => {
+        const m = await model();
+        const format = opts.format ?? formatFromPath(output);
+        if (opts.naming === 'torchvision' && format !== 'safetensors') {
+          throw new ValidationError(ErrorCode.InvalidRequest, '--naming torchvision applies to safetensors output only');
+        }
+        const loaded = await m.loadWeights(input, loadOptions(opts.cacheDir));
+        const converted = await m.convertWeights(loaded, output, format, { naming: opts.naming, overwrite: opts.force });
+        if (opts.json) {
+          print(JSON.stringify({ input: loaded.description, sha256: loaded.sha256, output: converted }));
+          return 0;
+        }
+        print(`read      ${loaded.description}`);
+        print(`wrote     ${converted.path} (${converted.format}${format === 'safetensors' ? `, ${opts.naming} keys` : ''}, ${converted.files.length} file${converted.files.length === 1 ? '' : 's'}, ${formatBytes(converted.bytes)})`);
+        print(`sha256    ${converted.sha256}`);
+        print(`tensors   ${loaded.tensors.size}; serves ${m.weightsCoverage(loaded.tensors).summary}`);
+        return 0;
+      }),
+    );
+
+  weights
+    .command('inspect')
+    .description('show a weights file: format, sha256, tensors and shapes, and which layers it can serve')
+    .argument('<uri>', 'path, file://, http(s):// or s3://')
+    .option('--cache-dir <dir>', 'cache for downloaded weights')
+    .option('--json', 'print JSON', false)
+    .action((uri: string, opts: { cacheDir?: string; json: boolean }) =>
+      run(async () => {
+        const m = await model();
+        const loaded = await m.loadWeights(uri, loadOptions(opts.cacheDir));
+        const coverage = m.weightsCoverage(loaded.tensors);
+        const tensors = [...loaded.tensors].map(([name, tensor]) => ({
+          name,
+          shape: tensor.shape,
+          ...(loaded.origins.has(name) ? { stored: loaded.origins.get(name) } : {}),
+        }));
+        if (opts.json) {
+          const { format, naming, sha256, size, metadata, description } = loaded;
+          print(JSON.stringify({ uri: m.displayUri(uri), description, format, naming, sha256, size, metadata, coverage, tensors }));
+          return 0;
+        }
+        const layout = loaded.metadata.layout && loaded.format === 'keras-h5' ? `, ${loaded.metadata.layout} layout` : '';
+        print(`uri       ${m.displayUri(uri)}`);
+        print(`format    ${loaded.format}${layout}${loaded.naming === 'torchvision' ? ', torchvision keys (converted to TF layout)' : ''}`);
+        print(`sha256    ${loaded.sha256}`);
+        print(`size      ${formatBytes(loaded.size)}`);
+        print(`serves    ${coverage.summary}`);
+        print(`head      ${coverage.classifierHead ? 'yes: fc1, fc2 and predictions' : 'no: fc1, fc2 and predictions need weights with the classifier head'}`);
+        const metadata = Object.entries(loaded.metadata).filter(([key]) => !(loaded.format === 'keras-h5' && key === 'layout'));
+        if (metadata.length > 0) print(`metadata  ${metadata.map(([k, v]) => `${k}=${v}`).join('\n          ')}`);
+        print(`tensors   ${tensors.length} (TF layout)`);
+        const width = Math.max(...tensors.map((t) => t.name.length));
+        for (const t of tensors) print(`  ${t.name.padEnd(width)}  [${t.shape.join(', ')}]${t.stored ? `  <- ${t.stored}` : ''}`);
+        return 0;
+      }),
+    );
+  return weights;
+}
+
+function formatFromPath(output: string): Format {
+  const lower = output.toLowerCase();
+  if (lower.endsWith('.safetensors')) return 'safetensors';
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'keras-h5';
+  if (/\.[a-z0-9]{1,12}$/.test(lower.split(/[\\/]/).pop() ?? '')) {
+    throw new InvalidArgumentError(`cannot tell the output format from ${output}: use .safetensors, .h5, a directory name, or --format`);
+  }
+  return 'tfjs-layers';
+}
+
+function loadOptions(cacheDir: string | undefined): Model.LoadWeightsOptions {
+  return { fetchBytes: fetchBytes(), ...(cacheDir ? { cacheDir } : {}) };
+}
+
+/** Downloads http(s):// with fetch and s3:// with the S3 settings of the environment (AWS_*). */
+function fetchBytes(): Model.FetchBytes {
+  let s3: S3Client | undefined;
+  return async (uri) => {
+    if (uri.startsWith('s3://')) {
+      const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+      if (!match) throw new ValidationError(ErrorCode.InvalidRequest, `invalid S3 URI ${uri}: expected s3://bucket/key`);
+      s3 ??= new S3Client({ ...readProducerConfig().s3, maxAttempts: 3 });
+      try {
+        const object = await s3.send(new GetObjectCommand({ Bucket: match[1], Key: match[2] }));
+        if (!object.Body) throw new LayertapError(ErrorCode.FetchFailed, `${uri}: S3 returned no body`);
+        return object.Body.transformToByteArray();
+      } catch (error) {
+        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 404) throw new ValidationError(ErrorCode.NotFound, `weights not found: ${uri}`);
+        throw error;
+      }
+    }
+    const response = await fetch(uri);
+    if (!response.ok) {
+      const displayed = uri.replace(/\?.*$/, '?…');
+      throw new LayertapError(response.status === 404 ? ErrorCode.NotFound : ErrorCode.HttpError, `GET ${displayed}: HTTP ${response.status} ${response.statusText}`);
+    }
+    return new Uint8Array(await response.arrayBuffer());
+  };
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB (${bytes.toLocaleString('en-US')} bytes)` : `${bytes.toLocaleString('en-US')} bytes`;
+}
+
+/** Percent lines on stderr (on a terminal: one line, rewritten), at most one per 5%. */
+function progressPrinter(stream: NodeJS.WritableStream, name: string): { update: (received: number, total: number) => void; done: () => void } {
+  const tty = (stream as { isTTY?: boolean }).isTTY === true;
+  let last = -1;
+  let shown = false;
+  return {
+    update: (received, total) => {
+      const percent = total > 0 ? Math.floor((received / total) * 100) : 0;
+      if (percent === last || (percent < 100 && percent - last < 5 && last >= 0)) return;
+      last = percent;
+      shown = true;
+      const line = `fetching ${name}: ${percent}% of ${formatBytes(total)}`;
+      stream.write(tty ? `\r${line}` : `${line}\n`);
+    },
+    done: () => {
+      if (tty && shown) stream.write('\n');
+    },
+  };
+}

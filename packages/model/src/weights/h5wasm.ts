@@ -1,0 +1,36 @@
+// Loading h5wasm (an ES module) from this CommonJS package.
+import vm from 'node:vm';
+
+export type H5wasm = (typeof import('h5wasm/node', { with: { 'resolution-mode': 'import' } }))['default'];
+
+let loading: Promise<H5wasm> | undefined;
+
+/**
+ * h5wasm's Node build, initialised (its wasm module compiled and `ready` awaited), loaded once per process.
+ * Its Emscripten file system is NODERAWFS: `new h5.File(path)` opens host paths directly, reading only what
+ * is asked for (fc1 is not the whole 553 MB file).
+ */
+export function loadH5wasm(): Promise<H5wasm> {
+  loading ??= importH5wasm().then(async (module) => {
+    await module.ready;
+    return module;
+  });
+  return loading;
+}
+
+async function importH5wasm(): Promise<H5wasm> {
+  try {
+    // tsc (module node16) keeps this a real dynamic import in the CommonJS output.
+    return (await import('h5wasm/node')).default;
+  } catch (err) {
+    // Under jest, import() is rewritten to require(), which cannot load an import-only package; import it
+    // with Node's own loader instead (this is never reached from the compiled code).
+    const code = (err as { code?: string }).code;
+    if (code !== 'MODULE_NOT_FOUND' && !/Cannot find module/.test(String(err))) throw err;
+    const loader = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } }).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+    if (!loader) throw err;
+    const script = new vm.Script('(specifier) => import(specifier)', { filename: __filename, importModuleDynamically: loader as never });
+    const nativeImport = script.runInThisContext() as (specifier: string) => Promise<{ default: H5wasm }>;
+    return (await nativeImport('h5wasm/node')).default;
+  }
+}
