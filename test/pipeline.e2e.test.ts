@@ -141,4 +141,53 @@ describe('submit -> worker -> S3, end to end', () => {
       redis.disconnect();
     }
   });
+
+  it('retry runs only the failed samples again; the manifest keeps one line per sample', async () => {
+    // The broken file is replaced by a real photo, as a user would fix a bad input.
+    await copyFile(path.join(SAMPLES, 'coffee.jpg'), path.join(h.tmp, 'broken.jpg'));
+    const before = await h.npy('layertap', 'out/chw32/features.9/chelsea.npy');
+    const retry = await h.layertap(['retry', 'chw32', '--json']);
+    expect(retry.code).toBe(0);
+    expect(JSON.parse(retry.stdout)).toMatchObject({ datasetId: 'chw32', run: 1, retried: 1, chunks: 1 });
+    const log = await h.runWorker();
+    expect(log.match(/"chunk started"/g)).toHaveLength(1);
+
+    const manifest = await h.manifest('layertap', 'out', 'chw32');
+    expect(manifest).toHaveLength(4);
+    expect(new Set(manifest.map((l) => l.id)).size).toBe(4);
+    expect(manifest.every((l) => l.status === 'ok')).toBe(true);
+    expect((await h.npy('layertap', 'out/chw32/features.9/broken.npy')).shape).toEqual([128, 16, 16]);
+    // Samples that were fine were not recomputed (same bytes), and nothing else was retried.
+    expect(await h.npy('layertap', 'out/chw32/features.9/chelsea.npy')).toEqual(before);
+
+    const status = JSON.parse((await h.layertap(['status', 'chw32', '--json'])).stdout);
+    expect(status.state).toBe('done');
+    expect(status.progress).toMatchObject({ total: 4, ok: 4, failed: 0, pending: 0 });
+    const provenance = JSON.parse((await h.getObject('layertap', 'out/chw32/dataset.json'))!.toString());
+    expect(provenance.counts).toMatchObject({ total: 4, ok: 4, failed: 0 });
+    expect(provenance.runs.map((r: { samples: number }) => r.samples)).toEqual([4, 1]);
+
+    const nothing = await h.layertap(['retry', 'chw32']);
+    expect(nothing.stdout).toContain('no failed samples');
+  });
+
+  it('cancel records samples not yet run as cancelled, and retry runs them', async () => {
+    const submitted = await h.layertap(['submit', list, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '1', '--dataset-id', 'stopped']);
+    expect(submitted.code).toBe(0);
+    const cancel = await h.layertap(['cancel', 'stopped']);
+    expect(cancel.code).toBe(0);
+    expect(cancel.stdout).toContain('cancelled stopped');
+    await h.runWorker();
+    const manifest = await h.manifest('layertap', 'out', 'stopped');
+    expect(manifest).toHaveLength(4);
+    expect(manifest.map((l) => l.error?.code)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+    const human = await h.layertap(['status', 'stopped']);
+    expect(human.stdout).toMatch(/cancelled\s+4/);
+
+    const retry = await h.layertap(['retry', 'stopped', '--json']);
+    expect(JSON.parse(retry.stdout)).toMatchObject({ run: 1, retried: 4, chunks: 4 });
+    await h.runWorker();
+    const after = await h.manifest('layertap', 'out', 'stopped');
+    expect(after.map((l) => l.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  }, 120_000);
 });

@@ -44,7 +44,8 @@ TOLERANCES = {
     'maxAbsRelative': 1e-4,
     # Photos that need a resize: cosine similarity of the flattened activations.
     'cosine': 0.999,
-    # Photos that need a resize: mean |layertap input - torchvision input| over all values (2/255).
+    # Photos that need a resize: mean |layertap input - torchvision input| over all values, on the [0, 1] pixel
+    # scale (the normalised difference times the channel's std): 2/255.
     'preprocessMeanAbs': 2 / 255,
 }
 

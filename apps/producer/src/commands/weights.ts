@@ -49,12 +49,13 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
       run(async () => {
         const m = await model();
         const progress = progressPrinter(err, name);
-        const result = await m.fetchPublishedWeights(name, {
-          to: opts.to ?? m.defaultWeightsCacheDir(),
-          ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
-          onProgress: progress.update,
-        });
-        progress.done();
+        const result = await m
+          .fetchPublishedWeights(name, {
+            to: opts.to ?? m.defaultWeightsCacheDir(),
+            ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
+            onProgress: progress.update,
+          })
+          .finally(progress.done);
         if (opts.json) {
           print(JSON.stringify(result));
           return 0;

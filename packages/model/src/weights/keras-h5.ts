@@ -82,7 +82,12 @@ function keras2Dataset(h5: H5wasm, base: H5Group, spec: WeightSpec): H5Dataset |
   // `weight_names` lists the layer's datasets relative to its group (`block1_conv1/kernel:0`).
   const names = group.attrs['weight_names']?.json_value;
   if (Array.isArray(names)) {
-    const name = names.map(String).find((n) => kerasWeightKey(`${spec.layer}/${n.split('/').pop() ?? n}`) === spec.name);
+    const list = names.map(String);
+    const keys = list.map((n) => kerasWeightKey(`${spec.layer}/${n.split('/').pop() ?? n}`));
+    // By name (`kernel:0`); failing that by position, as Keras' own loader does (Keras 1 named them
+    // `block1_conv1_W_1:0` and `block1_conv1_b_1:0`).
+    const byName = list[keys.indexOf(spec.name)];
+    const name = byName ?? (keys.every((key) => key === undefined) && list.length === 2 ? list[spec.param === 'kernel' ? 0 : 1] : undefined);
     const dataset = name === undefined ? undefined : group.get(name);
     if (dataset instanceof h5.Dataset) return dataset;
   }

@@ -232,7 +232,7 @@ describe('loadWeights', () => {
     });
   });
 
-  it('reads the Keras 2 model.save layout (model_weights/) and the Keras 3 .weights.h5 layout', async () => {
+  it('reads the Keras 2 model.save layout (model_weights/), Keras 3 .weights.h5 and Keras 1 weight names', async () => {
     await withTempDir(async (dir) => {
       const h5 = await loadH5wasm();
       const weights = seededWeights(5, ['block1_conv1']);
@@ -258,6 +258,17 @@ describe('loadWeights', () => {
       const fromKeras3 = await loadWeights(keras3);
       expect(fromKeras3.metadata.layout).toBe('keras3');
       expectSameTensors(fromKeras3.tensors, weights);
+
+      // Keras 1 names (`<layer>_W_1:0`, `<layer>_b_1:0`) are taken by position in `weight_names`, as Keras does.
+      const keras1 = path.join(dir, 'keras1.h5');
+      const c = new h5.File(keras1, 'w');
+      c.create_attribute('layer_names', ['block1_conv1']);
+      const layer = c.create_group('block1_conv1');
+      layer.create_attribute('weight_names', ['block1_conv1_W_1:0', 'block1_conv1_b_1:0']);
+      layer.create_dataset({ name: 'block1_conv1_W_1:0', data: kernel.data, shape: kernel.shape, dtype: '<f4' });
+      layer.create_dataset({ name: 'block1_conv1_b_1:0', data: bias.data, shape: bias.shape, dtype: '<f4' });
+      c.close();
+      expectSameTensors((await loadWeights(keras1)).tensors, weights);
     });
   });
 

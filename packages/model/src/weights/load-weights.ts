@@ -78,6 +78,8 @@ interface Located {
   sha256?: string;
   /** Resolves sibling files (TF.js shards) to local paths. */
   sibling: (relative: string) => Promise<{ path: string; bytes?: Uint8Array }>;
+  /** Drops a remote file from the cache (it could not be read: the next load downloads it again). */
+  forget?: () => Promise<void>;
 }
 
 const HEAD_BYTES = 4096;
@@ -96,22 +98,13 @@ export async function loadWeights(uri: string, options: LoadWeightsOptions = {})
   const layers = options.layers?.map((spec) => layerInfo(spec).name);
   const wanted = layers && layers.length > 0 ? new Set(requiredWeights(layers).map((spec) => spec.name)) : undefined;
   const located = await locate(uri, options, log);
-
-  const head = located.bytes ? located.bytes.subarray(0, HEAD_BYTES) : await readHead(located.path);
-  const size = located.bytes ? located.bytes.length : (await stat(located.path)).size;
-  let read: Omit<LoadedWeights, 'description' | 'uri' | 'path'>;
-  if (looksLikeHdf5(head)) {
-    read = await readH5(located, source, wanted);
-  } else if (looksLikeSafetensors(head, size)) {
-    read = readSafetensors(located.bytes ?? (await readFile(located.path)), source, wanted, located.sha256);
-  } else if (looksLikeJson(head)) {
-    read = await readTfjs(located, source, wanted);
-  } else {
-    throw new ValidationError(
-      ErrorCode.InvalidWeights,
-      `${source} is not a weights file layertap reads (Keras HDF5, safetensors or a TF.js model.json); it starts with ` +
-        `${Buffer.from(head.subarray(0, 8)).toString('hex')}`,
-    );
+  let read: FileContents;
+  try {
+    read = await readContents(located, source, wanted);
+  } catch (err) {
+    // A download that cannot be read is not kept: the next load fetches it again.
+    await located.forget?.();
+    throw err;
   }
 
   if (read.tensors.size === 0) {
@@ -127,6 +120,22 @@ export async function loadWeights(uri: string, options: LoadWeightsOptions = {})
     path: located.path,
     description: `${source} (${read.format}${read.naming === 'torchvision' ? ', torchvision keys' : ''}, sha256 ${read.sha256})`,
   };
+}
+
+type FileContents = Omit<LoadedWeights, 'description' | 'uri' | 'path'>;
+
+/** Tells the format from the first bytes and reads the tensors. */
+async function readContents(located: Located, source: string, wanted: ReadonlySet<string> | undefined): Promise<FileContents> {
+  const head = located.bytes ? located.bytes.subarray(0, HEAD_BYTES) : await readHead(located.path);
+  const size = located.bytes ? located.bytes.length : (await stat(located.path)).size;
+  if (looksLikeHdf5(head)) return readH5(located, source, wanted);
+  if (looksLikeSafetensors(head, size)) return readSafetensors(located.bytes ?? (await readFile(located.path)), source, wanted, located.sha256);
+  if (looksLikeJson(head)) return readTfjs(located, source, wanted);
+  throw new ValidationError(
+    ErrorCode.InvalidWeights,
+    `${source} is not a weights file layertap reads (Keras HDF5, safetensors or a TF.js model.json); it starts with ` +
+      `${Buffer.from(head.subarray(0, 8)).toString('hex')}`,
+  );
 }
 
 async function readHead(file: string): Promise<Uint8Array> {
@@ -162,6 +171,7 @@ async function locate(uri: string, options: LoadWeightsOptions, log: LogFn): Pro
       sha256: main.sha256,
       ...(main.bytes ? { bytes: main.bytes } : {}),
       sibling: async (relative) => fetchOne(resolveSibling(uri, relative)),
+      forget: () => cache.forget(uri, main.path),
     };
   }
   const file = localPath(uri);
