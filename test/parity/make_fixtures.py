@@ -378,7 +378,7 @@ def main():
         'references': references(case_id, outputs, ['features.9']),
     })
 
-    files = sorted(p for p in OUT.rglob('*') if p.is_file() and p.name != 'index.json')
+    files = sorted(p for p in OUT.rglob('*') if p.is_file() and p.name not in ('index.json', 'README.md'))
     index['files'] = {str(p.relative_to(OUT)): p.stat().st_size for p in files}
     (OUT / 'index.json').write_text(json.dumps(index, indent=2) + '\n')
     total = sum(p.stat().st_size for p in OUT.rglob('*') if p.is_file())

@@ -7,7 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DevServices } from '@layertap/devservices';
+import { DevServices, type RedisServerOptions } from '@layertap/devservices';
 import { decodeNpy } from '@layertap/storage';
 import type { ManifestLine } from '@layertap/contracts';
 
@@ -32,9 +32,9 @@ export class Harness {
   tmp!: string;
   private readonly children = new Set<ChildProcess>();
 
-  constructor(name: string, options: { redisPassword?: string } = {}) {
+  constructor(name: string, options: { redis?: RedisServerOptions } = {}) {
     this.prefix = `lt-${name}`;
-    this.services = new DevServices({ s3: { buckets: ['layertap'] }, ...(options.redisPassword ? { redis: { password: options.redisPassword } } : {}) });
+    this.services = new DevServices({ s3: { buckets: ['layertap'] }, ...(options.redis ? { redis: options.redis } : {}) });
   }
 
   async start(): Promise<this> {
@@ -101,6 +101,17 @@ export class Harness {
       }),
     );
     return { child, output: () => out, exited };
+  }
+
+  /** Resolves once `output()` matches `pattern` (polling), or throws after `timeoutMs`. */
+  async waitForOutput(output: () => string, pattern: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const m = output().match(pattern);
+      if (m) return m;
+      if (Date.now() > until) throw new Error(`timed out waiting for ${pattern}:\n${output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** Runs one worker until the queues are empty. */

@@ -4,6 +4,8 @@ import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layert
 export interface ProducerConfig extends CommonConfig {
   /** Samples per chunk job when `--chunk-size` is not given. */
   defaultChunkSize: number;
+  chunkAttempts: number;
+  chunkBackoffMs: number;
   /** Dashboard credentials (the demo passes them to the dashboard it starts). */
   dashboardUser?: string;
   dashboardPassword?: string;
@@ -12,6 +14,10 @@ export interface ProducerConfig extends CommonConfig {
 const ProducerEnv = z.object({
   /** Samples per chunk job (default 64). */
   LAYERTAP_CHUNK_SIZE: z.coerce.number().int().positive().default(64),
+  /** Attempts per chunk job before its samples are recorded as failed (default 5). */
+  LAYERTAP_CHUNK_ATTEMPTS: z.coerce.number().int().positive().default(5),
+  /** First retry delay of a failed chunk in ms, doubled each attempt (default 2000). */
+  LAYERTAP_CHUNK_BACKOFF_MS: z.coerce.number().int().positive().default(2000),
   LAYERTAP_DASHBOARD_USER: z.string().min(1).optional(),
   LAYERTAP_DASHBOARD_PASSWORD: z.string().min(1).optional(),
 });
@@ -22,6 +28,8 @@ export function readProducerConfig(env: Env = process.env): ProducerConfig {
   return {
     ...readCommonConfig(env),
     defaultChunkSize: e.LAYERTAP_CHUNK_SIZE,
+    chunkAttempts: e.LAYERTAP_CHUNK_ATTEMPTS,
+    chunkBackoffMs: e.LAYERTAP_CHUNK_BACKOFF_MS,
     ...(e.LAYERTAP_DASHBOARD_USER ? { dashboardUser: e.LAYERTAP_DASHBOARD_USER } : {}),
     ...(e.LAYERTAP_DASHBOARD_PASSWORD ? { dashboardPassword: e.LAYERTAP_DASHBOARD_PASSWORD } : {}),
   };

@@ -9,12 +9,13 @@ import {
   type Sample,
 } from '@layertap/contracts';
 import { preprocessImage, type ImageFetcher } from '@layertap/imaging';
-import { encodeNpy, float32ToFloat16Bits, partKey, sampleArray, sampleKey, type OutputWriter } from '@layertap/storage';
+import { encodeNpy, float32ToFloat16Bits, npyByteLength, npyHeader, partKey, sampleArray, sampleKey, type OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { DatasetStore } from '@layertap/queue';
 import type { InferenceHost } from './inference-host';
 import type { InferResult, ModelInfo } from './inference-protocol';
 import { createLimiter } from './limiter';
+import { storedShape } from './output-shapes';
 
 export interface ChunkContext {
   fetcher: ImageFetcher;
@@ -34,6 +35,11 @@ export interface ChunkContext {
   uploadConcurrency: number;
   /** Largest decoded image accepted, in pixels (decompression bombs). */
   maxPixels: number;
+  /**
+   * Look for outputs an earlier attempt already stored whole (size and `.npy` header checked) and skip
+   * those samples. Set for retried chunks and resumed runs.
+   */
+  checkExisting: boolean;
 }
 
 interface Ready {
@@ -46,6 +52,10 @@ interface Ready {
 class ChunkLedger {
   readonly lines: Array<ManifestLine | undefined>;
   readonly timings = { inferenceMs: 0, readbackMs: 0, maxBatchMs: 0, batches: 0 };
+  /** Memory after the last batch: tensors alive in the inference process and both processes' RSS. */
+  memory: { numTensors: number; numBytes: number; childRssBytes: number; rssBytes: number } | undefined;
+  /** Samples whose outputs an earlier attempt had already stored. */
+  skipped = 0;
   ok = 0;
   failed = 0;
   readonly failures: Record<string, number> = {};
@@ -124,6 +134,8 @@ export async function processChunk(job: ChunkJob, ctx: ChunkContext): Promise<Ch
     startedAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     timings: ledger.timings,
+    skipped: ledger.skipped,
+    ...(ledger.memory ? { memory: ledger.memory } : {}),
   };
   await ctx.store.setChunkResult(dataset.datasetId, result);
   return result;
@@ -144,6 +156,7 @@ async function runBatches(job: ChunkJob, ctx: ChunkContext, writer: OutputWriter
       const sample = samples[index] as Sample;
       prepared[index] = decode(async () => {
         try {
+          if (ctx.checkExisting && (await alreadyStored(writer, dataset, sample, ledger, index))) return undefined;
           const bytes = await ctx.fetcher.fetch(sample.uri, ctx.signal);
           const image = await preprocessImage(bytes, { mode: dataset.preprocess, imageSize: dataset.imageSize, maxPixels: ctx.maxPixels });
           return { sample, index, pixels: image.data };
@@ -197,11 +210,12 @@ async function runBatches(job: ChunkJob, ctx: ChunkContext, writer: OutputWriter
     if (await ctx.store.isCancelled(dataset.datasetId)) break;
     const input = new Float32Array(batch.length * pixelsPerSample);
     batch.forEach((item, k) => input.set(item.pixels, k * pixelsPerSample));
-    const result = await ctx.inference.infer(input, batch.length);
+    const result = await abortable(ctx.inference.infer(input, batch.length), ctx.signal);
     ledger.timings.inferenceMs += result.inferenceMs;
     ledger.timings.readbackMs += result.readbackMs;
     ledger.timings.maxBatchMs = Math.max(ledger.timings.maxBatchMs, result.inferenceMs + result.readbackMs);
     ledger.timings.batches++;
+    ledger.memory = { ...result.memory, rssBytes: process.memoryUsage().rss };
     writes.push(guard(store(batch, result)));
     batch = [];
     await settleWrites(1);
@@ -212,6 +226,45 @@ async function runBatches(job: ChunkJob, ctx: ChunkContext, writer: OutputWriter
   await settleWrites(0);
   if (failure !== undefined) throw failure;
   ledger.failRest(ErrorCode.Cancelled, 'dataset was cancelled before this sample ran');
+}
+
+/** Resolves like `promise`, or rejects as soon as `signal` aborts (the work itself is abandoned). */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Records the sample as done when every layer's `.npy` is already stored whole. */
+async function alreadyStored(writer: OutputWriter, dataset: ChunkJob['dataset'], sample: Sample, ledger: ChunkLedger, index: number): Promise<boolean> {
+  const outputs: Record<string, string> = {};
+  const shapes: Record<string, number[]> = {};
+  for (const layer of dataset.layers) {
+    const shape = storedShape(layer.canonical, dataset);
+    const key = sampleKey(dataset.datasetId, layer.spec, sample.id);
+    const header = npyHeader(shape, dataset.dtype);
+    if (!(await writer.exists(key, npyByteLength(shape, dataset.dtype)))) return false;
+    const head = await writer.head(key, header.length);
+    if (!head || !head.equals(header)) return false;
+    outputs[layer.spec] = key;
+    shapes[layer.spec] = shape;
+  }
+  ledger.succeed(index, outputs, shapes);
+  ledger.skipped++;
+  return true;
 }
 
 async function reportProgress(job: ChunkJob, ctx: ChunkContext, ledger: ChunkLedger): Promise<void> {

@@ -3,34 +3,21 @@ import {
   ChunkJob,
   ChunkResult,
   ErrorCode,
-  ManifestLine,
   type DatasetConfig,
   type DatasetJob,
   type DatasetResult,
 } from '@layertap/contracts';
 import { PREPROCESSING } from '@layertap/imaging';
-import { layerOutputShape } from '@layertap/model/layers';
-import { datasetKey, manifestKey, partKey, type OutputWriter } from '@layertap/storage';
+import { datasetKey, manifestKey, partKey, readManifestParts, type OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { LayertapQueues } from '@layertap/queue';
+import { storedShape } from './output-shapes';
 
 export interface FinalizeContext {
   queues: LayertapQueues;
   output: (uri: string) => OutputWriter;
   log: Logger;
   version: string;
-}
-
-/** Parses a part file; a line that does not parse is a bug worth failing loudly on. */
-function parsePart(key: string, body: string): ManifestLine[] {
-  return body
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l, i) => {
-      const parsed = ManifestLine.safeParse(JSON.parse(l));
-      if (!parsed.success) throw new Error(`${key}:${i + 1} is not a manifest line: ${parsed.error.message}`);
-      return parsed.data;
-    });
 }
 
 /**
@@ -42,14 +29,7 @@ export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext
   const { dataset } = job.data;
   const writer = ctx.output(dataset.output);
   const runs = await ctx.queues.store.runs(dataset.datasetId);
-  const lines = new Map<string, ManifestLine>();
-
-  const partKeys = (await writer.list(`${dataset.datasetId}/_parts/`)).sort();
-  for (const key of partKeys) {
-    const body = await writer.get(key);
-    if (!body) continue;
-    for (const line of parsePart(key, body.toString('utf8'))) lines.set(line.id, line);
-  }
+  const { lines, keys: partKeys } = await readManifestParts(writer, dataset.datasetId);
 
   // Chunks of this run that failed for good left no part: their samples fail with the chunk's reason.
   const chunkResults: ChunkResult[] = [];
@@ -132,15 +112,9 @@ export function datasetDocument(
     backend: backends.join(', ') || null,
     output: dataset.output,
     files: { manifest: 'manifest.jsonl', samples: '<layer>/<sampleId>.npy' },
-    counts: { total: runs[0]?.totalSamples ?? dataset.totalSamples, ...counts },
+    counts: { total: counts.ok + counts.failed, ...counts },
     runs: runs.map((r) => ({ run: r.run, submittedAt: r.submittedAt, samples: r.totalSamples })),
     startedAt,
     finishedAt: new Date().toISOString(),
   };
-}
-
-function storedShape(canonical: string, dataset: DatasetConfig): number[] {
-  const chw = layerOutputShape(canonical, dataset.imageSize);
-  if (chw.length === 3 && dataset.layout === 'hwc') return [chw[1] as number, chw[2] as number, chw[0] as number];
-  return chw;
 }

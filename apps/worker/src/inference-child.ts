@@ -46,7 +46,12 @@ async function infer(batch: Float32Array, batchSize: number): Promise<InferResul
   const timings = await current.extractor.run({ data: batch, batchSize });
   const outputs = collected;
   collected = [];
-  return { outputs, inferenceMs: timings.inferenceMs, readbackMs: timings.readbackMs, memory: current.extractor.memory() };
+  return {
+    outputs,
+    inferenceMs: timings.inferenceMs,
+    readbackMs: timings.readbackMs,
+    memory: { ...current.extractor.memory(), childRssBytes: process.memoryUsage().rss },
+  };
 }
 
 function reply(message: ChildResponse): void {

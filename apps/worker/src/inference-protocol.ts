@@ -29,7 +29,7 @@ export interface InferResult {
   outputs: LayerBuffer[];
   inferenceMs: number;
   readbackMs: number;
-  memory: { numTensors: number; numBytes: number };
+  memory: { numTensors: number; numBytes: number; childRssBytes: number };
 }
 
 export type HostRequest =

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from '@layertap/queue';
 import { ChunkJob, DatasetJob, ErrorCode, LayertapError, QueueName, ValidationError, formatIssues, type ChunkResult, type DatasetResult } from '@layertap/contracts';
 import type { Logger } from '@layertap/config';
@@ -83,7 +83,7 @@ export class LayertapWorker {
       autorun: false,
     };
 
-    this.chunkWorker = new Worker(QueueName.Chunks, (job, _token, signal) => this.runChunk(job, signal), {
+    this.chunkWorker = new Worker(QueueName.Chunks, (job, token, signal) => this.runChunk(job, token, signal), {
       ...common,
       concurrency: config.concurrency,
       // A chunk whose worker died is retried; one that keeps killing workers fails after a few tries.
@@ -102,7 +102,7 @@ export class LayertapWorker {
     if (config.exitWhenIdle) this.watchIdle();
   }
 
-  private async runChunk(job: Job, signal?: AbortSignal): Promise<ChunkResult> {
+  private async runChunk(job: Job, token: string | undefined, signal?: AbortSignal): Promise<ChunkResult> {
     const parsed = ChunkJob.safeParse(job.data);
     if (!parsed.success) {
       throw new UnrecoverableError(`${ErrorCode.BadPayload}: malformed chunk job ${job.id}: ${formatIssues(parsed.error)}`);
@@ -126,10 +126,19 @@ export class LayertapWorker {
         decodeConcurrency: config.decodeConcurrency,
         uploadConcurrency: config.uploadConcurrency,
         maxPixels: config.maxPixels,
+        // A chunk that ran before (failed, stalled, or a resumed run) may have stored some samples already.
+        checkExisting: job.attemptsMade > 0 || (job.attemptsStarted ?? 0) > 1 || dataset.run > 0,
       });
       jobLog.info({ ok: result.ok, failed: result.failed, ms: result.durationMs, backend: result.backend }, 'chunk done');
       return result;
     } catch (err) {
+      if (signal?.aborted && token) {
+        // Shutting down: hand the chunk back without spending one of its attempts. Objects already stored
+        // are whole (atomic puts) and the next attempt skips them.
+        jobLog.warn('chunk released: worker shutting down');
+        await job.moveToDelayed(Date.now() + 1_000, token);
+        throw new DelayedError();
+      }
       if (isPermanent(err)) {
         jobLog.error({ err: (err as Error).message, code: (err as LayertapError).code }, 'chunk failed permanently');
         throw new UnrecoverableError(`${(err as LayertapError).code}: ${(err as Error).message}`);

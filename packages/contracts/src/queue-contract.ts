@@ -107,6 +107,12 @@ export const ChunkResult = z.object({
   timings: z
     .object({ inferenceMs: z.number(), readbackMs: z.number(), maxBatchMs: z.number(), batches: z.number().int() })
     .optional(),
+  /** Samples whose outputs an earlier attempt had already stored (not recomputed). */
+  skipped: z.number().int().optional(),
+  /** After the last batch: tensors alive in the inference process, and RSS of both processes. */
+  memory: z
+    .object({ numTensors: z.number().int(), numBytes: z.number(), childRssBytes: z.number(), rssBytes: z.number() })
+    .optional(),
 });
 export type ChunkResult = z.infer<typeof ChunkResult>;
 

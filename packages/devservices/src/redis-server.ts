@@ -17,6 +17,11 @@ const PORT_ATTEMPTS = 3;
 export interface RedisServerOptions {
   /** Port to bind on 127.0.0.1. Default: a free port picked at the first `start()` and kept across restarts. */
   port?: number;
+  /**
+   * Keep data across `stop()`/`start()` (AOF with fsync on every write, in `dir`). Default: off, a
+   * dev server starts empty and leaves nothing behind.
+   */
+  persistent?: boolean;
   /** Sets `requirepass`; `url` then carries it. Default: no password. */
   password?: string;
   /** The binary to run. Default: `'redis-server'`, looked up on PATH. */
@@ -202,9 +207,10 @@ export class RedisServer {
       `port ${port}`,
       `bind ${HOST}`,
       'daemonize no',
-      // No RDB, no AOF: a dev server starts empty and leaves nothing behind.
+      // No RDB; AOF only when asked (fault tests restart Redis and expect the queues back).
       'save ""',
-      'appendonly no',
+      `appendonly ${this.options.persistent ? 'yes' : 'no'}`,
+      ...(this.options.persistent ? ['appendfsync always'] : []),
       // BullMQ requires it: evicting its keys would lose jobs silently.
       'maxmemory-policy noeviction',
       `dir ${quoteConfig(this.dirValue ?? tmpdir())}`,

@@ -35,6 +35,13 @@ export function chunkSamples(samples: readonly Sample[], size: number): Sample[]
   return chunks;
 }
 
+export interface SubmitOptions {
+  /** Attempts per chunk job (default 5). */
+  attempts?: number;
+  /** First retry delay in ms, doubled each time (default 2000). */
+  backoffMs?: number;
+}
+
 export interface SubmitResult {
   jobId: string;
   chunks: number;
@@ -62,7 +69,7 @@ export class LayertapQueues {
    * Enqueues one run of a dataset as a flow: a parent job in `datasets` waiting on one child job per chunk.
    * Idempotent: if this run's parent job still exists, nothing is added and `existing` is true.
    */
-  async submit(config: DatasetConfig, samples: readonly Sample[]): Promise<SubmitResult> {
+  async submit(config: DatasetConfig, samples: readonly Sample[], options: SubmitOptions = {}): Promise<SubmitResult> {
     const parsed = DatasetConfig.parse(config);
     const jobId = datasetJobId(parsed.datasetId, parsed.run);
     const existing = await Job.fromId(this.datasets, jobId);
@@ -77,7 +84,12 @@ export class LayertapQueues {
         name: 'chunk',
         queueName: QueueName.Chunks,
         data,
-        opts: { ...CHUNK_JOB_OPTIONS, jobId: chunkJobId(parsed.datasetId, parsed.run, chunk) },
+        opts: {
+          ...CHUNK_JOB_OPTIONS,
+          ...(options.attempts ? { attempts: options.attempts } : {}),
+          ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
+          jobId: chunkJobId(parsed.datasetId, parsed.run, chunk),
+        },
       };
     });
     const parentData: DatasetJob = { kind: 'dataset', dataset: parsed, chunks: chunks.length };
@@ -86,7 +98,12 @@ export class LayertapQueues {
       name: 'dataset',
       queueName: QueueName.Datasets,
       data: parentData,
-      opts: { ...DATASET_JOB_OPTIONS, jobId },
+      opts: {
+        ...DATASET_JOB_OPTIONS,
+        ...(options.attempts ? { attempts: options.attempts } : {}),
+        ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
+        jobId,
+      },
       children,
     });
     return { jobId, chunks: chunks.length, existing: false };

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { mapFsError } from './fs-errors';
@@ -56,6 +56,22 @@ export class FileOutputWriter implements OutputWriter {
     } catch (err) {
       if (ABSENT.has(errnoCode(err) ?? '')) return undefined;
       throw mapFsError(err, 'read', path);
+    }
+  }
+
+  async head(key: string, length: number): Promise<Buffer | undefined> {
+    const path = this.pathOf(key);
+    let handle;
+    try {
+      handle = await open(path, 'r');
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, 0);
+      return buffer.subarray(0, bytesRead);
+    } catch (err) {
+      if (ABSENT.has(errnoCode(err) ?? '')) return undefined;
+      throw mapFsError(err, 'read', path);
+    } finally {
+      await handle?.close();
     }
   }
 

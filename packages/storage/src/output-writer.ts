@@ -18,6 +18,8 @@ export interface OutputWriter {
   put(key: string, body: Buffer | string, options?: PutOptions): Promise<void>;
   /** The object's bytes, or `undefined` when there is none. */
   get(key: string): Promise<Buffer | undefined>;
+  /** The first `length` bytes of the object (fewer if it is shorter), or `undefined` when there is none. */
+  head(key: string, length: number): Promise<Buffer | undefined>;
   /** Whether the object exists and, when `expectedSize` is given, has exactly that many bytes. */
   exists(key: string, expectedSize?: number): Promise<boolean>;
   /** Every key starting with `prefix` (a plain string prefix, as in S3), sorted, relative to the root. */

@@ -140,6 +140,23 @@ export class S3OutputWriter implements OutputWriter {
     }
   }
 
+  async head(key: string, length: number): Promise<Buffer | undefined> {
+    if (length <= 0) return Buffer.alloc(0);
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Range: `bytes=0-${length - 1}` }),
+      );
+      if (!res.Body) return Buffer.alloc(0);
+      const bytes = Buffer.from(await res.Body.transformToByteArray());
+      // A server that ignores Range sends everything: keep the promise of `length` bytes at most.
+      return bytes.subarray(0, length);
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchKey') return undefined;
+      if ((err as Error).name === 'InvalidRange') return Buffer.alloc(0);
+      throw this.mapError(err, 'read', key);
+    }
+  }
+
   async exists(key: string, expectedSize?: number): Promise<boolean> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));

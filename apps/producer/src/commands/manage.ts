@@ -60,7 +60,7 @@ export async function retryCommand(ctx: CliContext, datasetId: string, options: 
   }
   const run = status.config.run + 1;
   const config = { ...status.config, run, totalSamples: samples.length, submittedAt: new Date().toISOString() };
-  const submitted = await queues.submit(config, samples);
+  const submitted = await queues.submit(config, samples, { attempts: ctx.config.chunkAttempts, backoffMs: ctx.config.chunkBackoffMs });
   if (!options.wait || !options.json) {
     process.stdout.write(
       options.json

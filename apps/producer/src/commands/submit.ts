@@ -1,5 +1,6 @@
 import type { CliContext } from '../context';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, ValidationError, type DatasetConfig, type Sample } from '@layertap/contracts';
+import { openOutput, readManifestParts } from '@layertap/storage';
 import { prepareSubmission, sameSettings, type SubmitOptions } from '../submission';
 import { printSummary, waitWithProgress } from './wait';
 
@@ -8,43 +9,80 @@ export interface SubmitCommandOptions extends SubmitOptions {
   json: boolean;
 }
 
+interface Plan {
+  config: DatasetConfig;
+  samples: Sample[];
+  /** Samples whose outputs an earlier run already stored. */
+  alreadyDone: number;
+}
+
+/**
+ * Works out what a submission must run when no job of this dataset is live in Redis: samples that an
+ * earlier run recorded `ok` (in the chunk parts under the output) are left out, and the new run is numbered
+ * after every run found there, so its parts win in the merged manifest.
+ */
+async function planResume(ctx: CliContext, config: DatasetConfig, samples: Sample[], knownRuns: DatasetConfig[]): Promise<Plan> {
+  const writer = openOutput(config.output, { s3: ctx.s3 });
+  const parts = await readManifestParts(writer, config.datasetId);
+  const lastKnownRun = Math.max(parts.maxRun, knownRuns.at(-1)?.run ?? -1);
+  if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
+  const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
+  const remaining = samples.filter((s) => !ok.has(s.id));
+  return {
+    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length },
+    samples: remaining,
+    alreadyDone: samples.length - remaining.length,
+  };
+}
+
 /** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
 export async function submitCommand(ctx: CliContext, options: SubmitCommandOptions): Promise<number> {
-  const { config, samples } = await prepareSubmission(options, { s3: ctx.s3 });
+  const prepared = await prepareSubmission(options, { s3: ctx.s3 });
   const queues = await ctx.queues();
-  const previous = await queues.store.runs(config.datasetId);
+  const { datasetId } = prepared.config;
+  const previous = await queues.store.runs(datasetId);
   const first = previous[0];
   if (first) {
-    const difference = sameSettings(first, config);
+    const difference = sameSettings(first, prepared.config);
     if (difference) {
-      throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${config.datasetId} already exists with different settings: ${difference}; choose another --dataset-id`);
+      throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} already exists with different settings: ${difference}; choose another --dataset-id`);
     }
   }
   const latest = previous.at(-1);
-  const submitted = latest
-    ? await queues.submit({ ...latest }, samples).then((r) => ({ ...r, run: latest.run }))
-    : await queues.submit(config, samples).then((r) => ({ ...r, run: 0 }));
-  const summary = {
-    datasetId: config.datasetId,
-    run: submitted.run,
-    samples: samples.length,
-    chunks: submitted.chunks,
-    existing: submitted.existing,
-    ...(submitted.state ? { state: submitted.state } : {}),
-    output: `${config.output}/${config.datasetId}/`,
-    weights: config.weights ?? `random, seed ${config.seed}`,
-  };
-  if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else if (!options.json) {
-    process.stdout.write(
-      submitted.existing
-        ? `dataset ${config.datasetId} is already submitted (run ${submitted.run}, ${submitted.state}): nothing added\n`
-        : `submitted dataset ${config.datasetId}: ${samples.length} samples in ${submitted.chunks} chunks -> ${summary.output}\n`,
-    );
-    if (!config.weights) process.stdout.write(`weights: random, seed ${config.seed} (pass --weights for pretrained VGG16)\n`);
+  const live = latest ? await queues.datasetJob(datasetId, latest.run) : undefined;
+  let summary: Record<string, unknown>;
+  if (latest && live) {
+    // The latest run is still in Redis: nothing to add, whatever state it is in.
+    const state = await live.getState();
+    summary = { datasetId, run: latest.run, samples: latest.totalSamples, existing: true, state };
+    if (!options.json) process.stdout.write(`dataset ${datasetId} is already submitted (run ${latest.run}, ${state}): nothing added\n`);
+  } else {
+    const plan = await planResume(ctx, prepared.config, prepared.samples, previous);
+    const submitted = await queues.submit(plan.config, plan.samples, { attempts: ctx.config.chunkAttempts, backoffMs: ctx.config.chunkBackoffMs });
+    summary = {
+      datasetId,
+      run: plan.config.run,
+      samples: plan.samples.length,
+      alreadyDone: plan.alreadyDone,
+      chunks: submitted.chunks,
+      existing: false,
+    };
+    if (!options.json) {
+      if (plan.config.run > 0) {
+        process.stdout.write(
+          `resuming dataset ${datasetId} as run ${plan.config.run}: ${plan.alreadyDone} samples already stored, ${plan.samples.length} to run in ${submitted.chunks} chunks\n`,
+        );
+      } else {
+        process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${prepared.config.output}/${datasetId}/\n`);
+      }
+      if (!prepared.config.weights) process.stdout.write(`weights: random, seed ${prepared.config.seed} (pass --weights for pretrained VGG16)\n`);
+    }
   }
+  summary.output = `${prepared.config.output}/${datasetId}/`;
+  summary.weights = prepared.config.weights ?? `random, seed ${prepared.config.seed}`;
+  if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (!options.wait) return 0;
-  const status = await waitWithProgress(ctx, config.datasetId);
+  const status = await waitWithProgress(ctx, datasetId);
   if (options.json) process.stdout.write(`${JSON.stringify(status)}\n`);
   else printSummary(status);
   return status.state === 'done' ? 0 : 1;

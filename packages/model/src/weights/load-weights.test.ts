@@ -123,7 +123,9 @@ describe('loadWeights', () => {
       expect(err.message).toContain('cannot compute fc1');
       expect(err.message).toContain('features.0-30');
       const predictions = await rejection(loadWeights(notop, { layers: ['classifier.6'] }));
-      expect(predictions.message).toContain('has no classifier head');
+      expect(predictions.message).toContain('has no classifier head (a "notop" file: convolutional layers only), so it cannot compute classifier.6');
+      const unknown = await rejection(loadWeights(notop, { layers: ['block6_pool'] }));
+      expect(unknown.code).toBe(ErrorCode.UnknownLayer);
 
       const served = await loadWeights(notop, { layers: ['block5_pool', 'features.9'] });
       expect(served.tensors.size).toBe(26);

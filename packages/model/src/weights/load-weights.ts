@@ -95,7 +95,11 @@ const HEAD_BYTES = 4096;
 export async function loadWeights(uri: string, options: LoadWeightsOptions = {}): Promise<LoadedWeights> {
   const source = displayUri(uri);
   const log = options.log ?? silentLog;
-  const layers = options.layers?.map((spec) => layerInfo(spec).name);
+  // Specs as given (`classifier.6`), so messages name what the caller asked for.
+  const layers = options.layers?.map((spec) => {
+    layerInfo(spec); // throws `unknown_layer` for a bad spec
+    return spec.trim();
+  });
   const wanted = layers && layers.length > 0 ? new Set(requiredWeights(layers).map((spec) => spec.name)) : undefined;
   const located = await locate(uri, options, log);
   let read: FileContents;

@@ -1,6 +1,6 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PARITY, countingFetch, parityIndex, serve, staticFiles, withTempDir, type TestServer } from './__tests__/helpers';
+import { PARITY, countingFetch, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from './__tests__/helpers';
 import { loadWeights } from './load-weights';
 import { encodeTfjsLayers } from './tfjs-layers';
 import { displayUri } from './weights-cache';
@@ -21,6 +21,7 @@ describe('remote weights and the cache', () => {
     sha256 = index.weights.safetensors.sha256;
     const files = new Map<string, Uint8Array>([
       ['/w/vgg16.bin', safetensors],
+      ['/w/junk.bin', Buffer.from('<html>login required</html>')],
       ['/m/model.json', Buffer.from(tfjs.modelJson)],
       ...tfjs.shards.map((s) => [`/m/${s.name}`, s.bytes] as [string, Uint8Array]),
     ]);
@@ -72,6 +73,20 @@ describe('remote weights and the cache', () => {
       expect(again.calls).toEqual([uri]);
       expect(loaded.sha256).toBe(sha256);
       expect((await readFile(cached)).equals(safetensors)).toBe(true);
+    });
+  });
+
+  it('does not keep a download it cannot read', async () => {
+    await withTempDir(async (cacheDir) => {
+      const uri = `${server.url}/w/junk.bin`;
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        const fetcher = countingFetch();
+        const err = await rejection(loadWeights(uri, { fetchBytes: fetcher.fetchBytes, cacheDir }));
+        expect(err.message).toContain('is not a weights file layertap reads');
+        expect(fetcher.calls).toEqual([uri]);
+      }
+      expect(await readdir(path.join(cacheDir, 'index'))).toEqual([]);
+      expect((await readdir(cacheDir)).sort()).toEqual(['index']);
     });
   });
 

@@ -75,6 +75,15 @@ export function describeOutputWriterContract(name: string, harness: OutputWriter
       expect(await w.exists('ds/a.npy', 0)).toBe(false);
     });
 
+    it('reads the first bytes of an object with head()', async () => {
+      const w = await writer();
+      const body = Buffer.from(Array.from({ length: 300 }, (_, i) => i % 256));
+      await w.put('ds/h.npy', body);
+      expect(await w.head('ds/h.npy', 128)).toEqual(body.subarray(0, 128));
+      expect(await w.head('ds/h.npy', 1000)).toEqual(body);
+      expect(await w.head('ds/missing.npy', 128)).toBeUndefined();
+    });
+
     it('overwrites an existing object', async () => {
       const w = await writer();
       await w.put('ds/a.json', 'first version, longer');

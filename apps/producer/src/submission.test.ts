@@ -1,0 +1,184 @@
+import { readdir } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
+import { defaultDatasetId, prepareSubmission, sameSettings, type SubmitOptions } from './submission';
+import { TempDir } from './__tests__/temp-dir';
+
+const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
+  source: '/data/cats/list.txt',
+  layers: ['block5_conv3'],
+  output: 's3://bucket/out',
+  preprocess: 'torchvision',
+  imageSize: 224,
+  batchSize: 8,
+  chunkSize: 64,
+  dtype: 'float32',
+  layout: 'chw',
+  pool: 'none',
+  seed: 0,
+  ...overrides,
+});
+
+const samples: Sample[] = [
+  { id: 'a', uri: 's3://bucket/a.jpg' },
+  { id: 'b', uri: 's3://bucket/b.jpg' },
+];
+
+describe('defaultDatasetId', () => {
+  it('is the source name plus a 10-hex digest, and the same for the same request', () => {
+    const id = defaultDatasetId(options(), samples);
+    expect(id).toMatch(/^list-[0-9a-f]{10}$/);
+    expect(defaultDatasetId(options(), samples.map((s) => ({ ...s })))).toBe(id);
+    expect(isSafeId(id)).toBe(true);
+  });
+
+  it.each<[string, Partial<SubmitOptions>]>([
+    ['layers', { layers: ['block5_conv3', 'fc1'] }],
+    ['layer order', { layers: ['fc1', 'block5_conv3'] }],
+    ['output', { output: 's3://bucket/other' }],
+    ['weights', { weights: 's3://w/vgg16.h5' }],
+    ['preprocess', { preprocess: 'caffe' }],
+    ['image size', { imageSize: 256 }],
+    ['dtype', { dtype: 'float16' }],
+    ['layout', { layout: 'hwc' }],
+    ['pool', { pool: 'avg' }],
+    ['seed', { seed: 1 }],
+  ])('changes when the %s changes', (_what, change) => {
+    const base = defaultDatasetId(options({ layers: ['block5_conv3', 'fc1'] }), samples);
+    const changed = defaultDatasetId(options({ layers: ['block5_conv3', 'fc1'], ...change }), samples);
+    if (_what === 'layers') {
+      expect(defaultDatasetId(options(), samples)).not.toBe(base);
+    } else {
+      expect(changed).not.toBe(base);
+    }
+    expect(changed.split('-')[0]).toBe('list');
+  });
+
+  it('changes when the samples change, but not with batch or chunk size', () => {
+    const id = defaultDatasetId(options(), samples);
+    expect(defaultDatasetId(options(), samples.slice(0, 1))).not.toBe(id);
+    expect(defaultDatasetId(options(), [{ id: 'a', uri: 's3://bucket/a.png' }, samples[1]!])).not.toBe(id);
+    expect(defaultDatasetId(options({ batchSize: 1, chunkSize: 1000 }), samples)).toBe(id);
+  });
+
+  it.each([
+    ['/data/cats/', 'cats'],
+    ['s3://bucket/photos/2024/', '2024'],
+    ['/data/my photos (v2).csv', 'my_photos__v2_'],
+    ['/data/-dashy.jsonl', 'dashy'],
+    ['/data/.hidden.txt', '_hidden'],
+    ['/', 'dataset'],
+    [`/data/${'x'.repeat(100)}.txt`, 'x'.repeat(60)],
+  ])('derives the readable part of %j as %j', (source, base) => {
+    const id = defaultDatasetId(options({ source }), samples);
+    expect(id.slice(0, -11)).toBe(base);
+    expect(isSafeId(id)).toBe(true);
+  });
+});
+
+describe('sameSettings', () => {
+  const config = (overrides: Partial<DatasetConfig> = {}): DatasetConfig => ({
+    datasetId: 'ds',
+    output: 's3://bucket/out',
+    layers: [
+      { spec: 'block5_conv3', canonical: 'block5_conv3' },
+      { spec: 'fc2', canonical: 'fc2' },
+    ],
+    seed: 0,
+    preprocess: 'torchvision',
+    imageSize: 224,
+    batchSize: 8,
+    chunkSize: 64,
+    dtype: 'float32',
+    layout: 'chw',
+    pool: 'none',
+    totalSamples: 10,
+    submittedAt: '2025-01-01T00:00:00.000Z',
+    run: 0,
+    ...overrides,
+  });
+
+  it('accepts changes that do not change the outputs', () => {
+    expect(sameSettings(config(), config({ batchSize: 1, chunkSize: 5, totalSamples: 3, run: 2, submittedAt: '2026-01-01T00:00:00Z' }))).toBeUndefined();
+  });
+
+  it.each<[Partial<DatasetConfig>, string]>([
+    [{ output: 's3://bucket/elsewhere' }, 'output (s3://bucket/out then s3://bucket/elsewhere)'],
+    [{ weights: 's3://w/vgg16.h5' }, 'weights (undefined then s3://w/vgg16.h5)'],
+    [{ seed: 7 }, 'seed (0 then 7)'],
+    [{ preprocess: 'caffe' }, 'preprocess (torchvision then caffe)'],
+    [{ imageSize: 448 }, 'imageSize (224 then 448)'],
+    [{ dtype: 'float16' }, 'dtype (float32 then float16)'],
+    [{ layout: 'hwc' }, 'layout (chw then hwc)'],
+    [{ pool: 'max' }, 'pool (none then max)'],
+    [{ layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'block5_conv3', canonical: 'block5_conv3' }] }, 'layers (block5_conv3,fc2 then fc2,block5_conv3)'],
+    [{ layers: [{ spec: 'features.29', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }, 'layers (block5_conv3,fc2 then features.29,fc2)'],
+  ])('names the first setting that differs: %j', (change, reason) => {
+    expect(sameSettings(config(), config(change))).toBe(reason);
+  });
+});
+
+describe('prepareSubmission', () => {
+  let tmp: TempDir;
+  const s3 = new S3Client({ region: 'us-east-1' }); // never contacted: source and output are local
+
+  beforeEach(async () => {
+    tmp = await TempDir.create();
+    await tmp.files({ 'imgs/a.jpg': 'x', 'imgs/sub/b.png': 'x', 'imgs/notes.txt': 'x' });
+  });
+  afterEach(async () => {
+    await tmp.remove();
+  });
+  afterAll(() => s3.destroy());
+
+  it('builds the run-0 configuration from a directory source and a file:// output', async () => {
+    const output = `${pathToFileURL(tmp.path('out')).href}/`;
+    const submittedAt = new Date('2025-06-01T10:00:00.000Z');
+    const request = options({ source: tmp.path('imgs'), output, layers: [' features.29 ', 'fc2'], imageSize: 64 });
+    const { config, samples: found } = await prepareSubmission(request, { s3, submittedAt });
+    expect(found.map((s) => s.id)).toEqual(['a', 'sub__b']);
+    expect(config).toEqual({
+      datasetId: defaultDatasetId(request, found),
+      output: output.replace(/\/$/, ''),
+      layers: [
+        { spec: 'features.29', canonical: 'block5_conv3' },
+        { spec: 'fc2', canonical: 'fc2' },
+      ],
+      seed: 0,
+      preprocess: 'torchvision',
+      imageSize: 64,
+      batchSize: 8,
+      chunkSize: 64,
+      dtype: 'float32',
+      layout: 'chw',
+      pool: 'none',
+      totalSamples: 2,
+      submittedAt: '2025-06-01T10:00:00.000Z',
+      run: 0,
+    });
+    expect(config.datasetId.startsWith('imgs-')).toBe(true);
+    // The write check left nothing behind in the output directory.
+    expect(await readdir(tmp.path('out'))).toEqual([]);
+  });
+
+  it('keeps an explicit dataset id and refuses an unsafe one before reading the source', async () => {
+    const output = pathToFileURL(tmp.path('out')).href;
+    const { config } = await prepareSubmission(options({ source: tmp.path('imgs'), output, datasetId: 'my-set' }), { s3 });
+    expect(config.datasetId).toBe('my-set');
+
+    const err = await prepareSubmission(options({ source: tmp.path('missing'), output, datasetId: 'a/b' }), { s3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.InvalidId);
+    expect((err as ValidationError).message).toBe('--dataset-id "a/b" contains a path separator');
+  });
+
+  it('refuses an unknown layer with UnknownLayer', async () => {
+    const err = await prepareSubmission(options({ source: tmp.path('imgs'), output: pathToFileURL(tmp.path('out')).href, layers: ['conv9_9'] }), { s3 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.UnknownLayer);
+    expect((err as ValidationError).message).toContain('unknown VGG16 layer "conv9_9"');
+  });
+});
