@@ -83,6 +83,13 @@ describe('layertap submit refuses bad requests and enqueues nothing', () => {
     await expectRefused([long, '--layer', 'block2_pool', '--output', 's3://layertap/out'], /long\.txt:2.*longer than/);
   });
 
+  it('weights that cannot serve the layers, or that do not exist', async () => {
+    const h5 = path.join(__dirname, 'fixtures/parity/weights/vgg16-blocks1-2-seed11.keras.h5');
+    const res = await expectRefused([SAMPLES, '--layer', 'fc1', '--weights', h5, '--output', 's3://layertap/out'], /invalid_weights/);
+    expect(res.stderr).toMatch(/block3_conv1\/kernel is missing \(expected shape \[3, 3, 128, 256\]\)/);
+    await expectRefused([SAMPLES, '--layer', 'block2_pool', '--weights', path.join(h.tmp, 'nope.h5'), '--output', 's3://layertap/out'], /nope\.h5/);
+  });
+
   it('bad option values are refused by the parser', async () => {
     const res = await h.layertap(['submit', ...ok(['--dtype', 'float64'])]);
     expect(res.code).not.toBe(0);

@@ -55,6 +55,7 @@ describe('submit -> worker -> S3, end to end', () => {
     expect(a.stdout).toContain('random, seed 0');
     const b = await submit('hwc16', ['--layout', 'hwc', '--dtype', 'float16']);
     expect(b.code).toBe(0);
+    expect((await submit('pooled', ['--pool', 'max'])).code).toBe(0);
 
     const log = await h.runWorker();
     expect(log).toContain('"backend"');
@@ -99,6 +100,14 @@ describe('submit -> worker -> S3, end to end', () => {
           if (got !== 0) nonZero++;
         }
     expect(nonZero).toBeGreaterThan(1000);
+
+    // --pool max: one value per channel, the maximum over H and W of the unpooled map.
+    const pooled = await h.npy('layertap', 'out/pooled/features.9/chelsea.npy');
+    expect(pooled.shape).toEqual([128]);
+    for (let c = 0; c < C; c++) {
+      const max = Math.max(...f32.subarray(c * H * W, (c + 1) * H * W));
+      expect((pooled.data as Float32Array)[c]).toBe(max);
+    }
 
     const provenance = JSON.parse((await h.getObject('layertap', 'out/chw32/dataset.json'))!.toString());
     expect(provenance).toMatchObject({

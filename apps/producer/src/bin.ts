@@ -7,6 +7,7 @@ import { withContext } from './context';
 import { demoCommand } from './commands/demo';
 import { cancelCommand, retryCommand, statusCommand } from './commands/manage';
 import { submitCommand } from './commands/submit';
+import { registerWeightsCommands } from './commands/weights';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../package.json') as { version: string };
 
@@ -110,6 +111,8 @@ program
   .action((datasetId: string, opts) =>
     run(() => withContext(readProducerConfig(), opts.wait ? 'waiting' : 'command', (ctx) => retryCommand(ctx, datasetId, opts))),
   );
+
+registerWeightsCommands(program, { run });
 
 program
   .command('demo')

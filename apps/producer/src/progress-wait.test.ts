@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { RedisServer } from '@layertap/devservices';
-import type { DatasetConfig } from '@layertap/contracts';
+import type { DatasetConfig, DatasetResult } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, type Redis } from '@layertap/queue';
 import { waitForDataset } from './progress';
 
@@ -27,7 +27,13 @@ describe('waitForDataset (real redis-server)', () => {
     run: 0,
   });
   const samples = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, uri: `s3://bucket/s${i}.jpg` }));
-  const result = (datasetId: string, ok: number, failed: number) => ({ datasetId, ok, failed, failures: failed ? { timeout: failed } : {}, manifestKey: `${datasetId}/manifest.jsonl` });
+  const result = (datasetId: string, ok: number, failed: number): DatasetResult => ({
+    datasetId,
+    ok,
+    failed,
+    failures: failed ? { timeout: failed } : {},
+    manifestKey: `${datasetId}/manifest.jsonl`,
+  });
 
   beforeAll(async () => {
     server = new RedisServer();

@@ -13,8 +13,9 @@ import {
 } from '@layertap/contracts';
 import { layerOutputShape, resolveLayerSpecs } from '@layertap/model/layers';
 import { openOutput } from '@layertap/storage';
+import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
-import { resolveSource } from './source';
+import { normalizeUri, resolveSource } from './source';
 
 export interface SubmitOptions {
   source: string;
@@ -61,12 +62,22 @@ export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Cl
   const writer = openOutput(options.output, { s3: deps.s3 });
   const samples = await resolveSource(options.source, { s3: deps.s3 });
   await writer.checkWritable();
+  if (options.weights) {
+    // Refuse a file that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now,
+    // not in every worker. Remote files land in the local cache, keyed by their content hash.
+    const { loadWeights } = await import('@layertap/model/weights');
+    await loadWeights(options.weights, {
+      layers: layers.map((l) => l.spec),
+      fetchBytes: (uri) => createTrustedFetcher({ s3: deps.s3 }).fetch(uri),
+    });
+  }
   const datasetId = options.datasetId ?? defaultDatasetId(options, samples);
   const config = DatasetConfig.parse({
     datasetId,
     output: options.output.replace(/\/+$/, ''),
     layers: layers.map((l) => ({ spec: l.spec, canonical: l.canonical })),
-    ...(options.weights ? { weights: options.weights } : {}),
+    // A local weights path is made absolute: workers resolve it, not this shell.
+    ...(options.weights ? { weights: normalizeUri(options.weights, process.cwd()) } : {}),
     seed: options.seed,
     preprocess: options.preprocess,
     imageSize: options.imageSize,

@@ -16,6 +16,7 @@ import type { InferenceHost } from './inference-host';
 import type { InferResult, ModelInfo } from './inference-protocol';
 import { createLimiter } from './limiter';
 import { storedShape } from './output-shapes';
+import { globalPool } from './global-pool';
 
 export interface ChunkContext {
   fetcher: ImageFetcher;
@@ -182,7 +183,8 @@ async function runBatches(job: ChunkJob, ctx: ChunkContext, writer: OutputWriter
         await Promise.all(
           result.outputs.map((layer) =>
             upload(async () => {
-              const { data, shape } = sampleArray(layer.data, layer.shape, k, dataset.layout);
+              const sample = sampleArray(layer.data, layer.shape, k, dataset.layout);
+              const { data, shape } = globalPool(sample.data, sample.shape, dataset.layout, dataset.pool);
               const body = dataset.dtype === 'float16' ? encodeNpy(float32ToFloat16Bits(data), shape, 'float16') : encodeNpy(data, shape, 'float32');
               const key = sampleKey(dataset.datasetId, layer.spec, item.sample.id);
               await writer.put(key, body, { contentType: 'application/octet-stream' });

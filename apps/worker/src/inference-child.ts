@@ -4,9 +4,18 @@
  * the worker's own event loop. The model stays loaded between jobs while they ask for the same one.
  */
 import { Extractor, loadWeights } from '@layertap/model';
+import { S3Client } from '@aws-sdk/client-s3';
 import { describeError, isLayertapError } from '@layertap/contracts';
+import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
+import { readWorkerConfig } from './config';
 import type { ChildResponse, HostRequest, InferResult, LayerBuffer, ModelInfo, ModelSpec } from './inference-protocol';
 import { modelKey } from './inference-protocol';
+
+let fetcher: ImageFetcher | undefined;
+/** Remote weights (http(s), s3) are fetched with the worker's S3 settings and cached on disk by content hash. */
+function weightsFetcher(): ImageFetcher {
+  return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...readWorkerConfig({}).s3, maxAttempts: 5 }) }));
+}
 
 let current: { key: string; extractor: Extractor; info: ModelInfo } | undefined;
 let collected: LayerBuffer[] = [];
@@ -17,7 +26,9 @@ async function load(spec: ModelSpec): Promise<ModelInfo> {
   current?.extractor.dispose();
   current = undefined;
   const started = Date.now();
-  const weights = spec.weights ? await loadWeights(spec.weights) : undefined;
+  const weights = spec.weights
+    ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.spec), fetchBytes: (uri) => weightsFetcher().fetch(uri) })
+    : undefined;
   const extractor = await Extractor.create({
     backend: spec.backend,
     imageSize: spec.imageSize,

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,13 @@ export interface RedisServerOptions {
   persistent?: boolean;
   /** Sets `requirepass`; `url` then carries it. Default: no password. */
   password?: string;
+  /**
+   * Serve TLS only: `tls-port` on the port and no plaintext port; clients are not asked for certificates.
+   * `url` is then `rediss://`; clients must trust `caFile` (child processes: `NODE_EXTRA_CA_CERTS`).
+   * `createTestCertificates()` makes a suitable set. Default: plaintext. Needs a redis-server built with TLS
+   * (Debian's is).
+   */
+  tls?: RedisTlsOptions;
   /** The binary to run. Default: `'redis-server'`, looked up on PATH. */
   bin?: string;
   /** Working directory of the server. Default: a fresh temp dir, removed by `close()`. Nothing is persisted. */
@@ -32,6 +39,15 @@ export interface RedisServerOptions {
   startTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before it sends SIGKILL. Default: 5 000 ms. */
   stopTimeoutMs?: number;
+}
+
+/** PEM files of a TLS Redis server. */
+export interface RedisTlsOptions {
+  /** The server's certificate; its subjectAltName must include IP 127.0.0.1. */
+  certFile: string;
+  keyFile: string;
+  /** The CA that signed `certFile`. */
+  caFile: string;
 }
 
 /**
@@ -52,6 +68,7 @@ export class RedisServer {
   constructor(options: RedisServerOptions = {}) {
     if (options.password !== undefined) assertConfigValue('password', options.password);
     if (options.dir !== undefined) assertConfigValue('dir', options.dir);
+    for (const [name, file] of Object.entries(options.tls ?? {})) assertConfigValue(`tls.${name}`, file);
     this.options = options;
     this.portValue = options.port;
   }
@@ -64,10 +81,13 @@ export class RedisServer {
     return this.portValue;
   }
 
-  /** `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` with a password. */
+  /**
+   * `redis://127.0.0.1:PORT`, or `redis://:PASSWORD@127.0.0.1:PORT` with a password; `rediss://` with
+   * `tls`.
+   */
   get url(): string {
     const auth = this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`;
-    return `redis://${auth}${HOST}:${this.port}`;
+    return `${this.options.tls ? 'rediss' : 'redis'}://${auth}${HOST}:${this.port}`;
   }
 
   get running(): boolean {
@@ -180,6 +200,7 @@ export class RedisServer {
 
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
     const commands = this.options.password === undefined ? [['PING']] : [['AUTH', this.options.password], ['PING']];
+    const tls = this.options.tls ? { ca: await readFile(this.options.tls.caFile) } : undefined;
     for (;;) {
       if (exitInfo !== undefined) {
         throw new DevServiceError(
@@ -187,7 +208,7 @@ export class RedisServer {
           `redis-server exited with ${exitInfo} before accepting connections on port ${port}:\n${this.logTail.slice(-8).join('\n')}`,
         );
       }
-      const replies = await sendCommands(port, commands, { host: HOST, timeoutMs: 1000 }).catch(() => undefined);
+      const replies = await sendCommands(port, commands, { host: HOST, timeoutMs: 1000, ...(tls ? { tls } : {}) }).catch(() => undefined);
       const last = replies?.[replies.length - 1];
       if (last === 'PONG') return;
       if (Date.now() > deadline) {
@@ -203,8 +224,18 @@ export class RedisServer {
   }
 
   private configText(port: number): string {
+    const { tls } = this.options;
     const lines = [
-      `port ${port}`,
+      ...(tls
+        ? [
+            'port 0',
+            `tls-port ${port}`,
+            `tls-cert-file ${quoteConfig(tls.certFile)}`,
+            `tls-key-file ${quoteConfig(tls.keyFile)}`,
+            `tls-ca-cert-file ${quoteConfig(tls.caFile)}`,
+            'tls-auth-clients no',
+          ]
+        : [`port ${port}`]),
       `bind ${HOST}`,
       'daemonize no',
       // No RDB; AOF only when asked (fault tests restart Redis and expect the queues back).

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 
 /** A parsed RESP2 reply. Errors are values here (`RespError`), not exceptions, so a pipeline can be read whole. */
 export type RespValue = string | number | null | RespError | RespValue[];
@@ -62,11 +63,12 @@ export function parseReply(buf: Buffer, offset = 0): { value: RespValue; next: n
 export function sendCommands(
   port: number,
   commands: readonly (readonly string[])[],
-  options: { host?: string; timeoutMs?: number } = {},
+  options: { host?: string; timeoutMs?: number; tls?: { ca: string | Buffer } } = {},
 ): Promise<RespValue[]> {
   const { host = '127.0.0.1', timeoutMs = 2000 } = options;
   return new Promise((resolve, reject) => {
-    const socket = connect({ port, host });
+    // With `tls`, the server's certificate is verified against `ca` (and the host name or IP).
+    const socket = options.tls ? connectTls({ port, host, ca: options.tls.ca }) : connect({ port, host });
     let received = Buffer.alloc(0);
     const done = (err: Error | undefined, replies?: RespValue[]) => {
       clearTimeout(timer);

@@ -54,6 +54,24 @@ describe('S3Server', () => {
     }
   });
 
+  it('accepts a key pair of its own, given through the environment rather than the command line', async () => {
+    const credentials = { accessKeyId: 'AKIDTESTONLY0001', secretAccessKey: 'secret-test-only-0001' };
+    const s3 = new S3Server({ credentials });
+    await s3.start();
+    const client = s3.createClient();
+    const stranger = new S3Client({ ...s3.settings, credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'x' } });
+    try {
+      expect(s3.settings.credentials).toEqual(credentials);
+      await client.send(new PutObjectCommand({ Bucket: 'layertap', Key: 'k.txt', Body: 'v' }));
+      expect(await getText(client, 'layertap', 'k.txt')).toBe('v');
+      await expect(stranger.send(new GetObjectCommand({ Bucket: 'layertap', Key: 'k.txt' }))).rejects.toMatchObject({ name: 'InvalidAccessKeyId' });
+    } finally {
+      stranger.destroy();
+      client.destroy();
+      await s3.close();
+    }
+  });
+
   it('creates the configured buckets, and more on request', async () => {
     const s3 = new S3Server({ buckets: ['first', 'second'] });
     await s3.start();

@@ -30,6 +30,13 @@ export interface S3ServerOptions {
   startTimeoutMs?: number;
   /** How long `stop()` waits after SIGTERM before it sends SIGKILL. Default: 5 000 ms. */
   stopTimeoutMs?: number;
+  /**
+   * The key pair clients use, registered with s3rver besides its built-in `S3RVER`/`S3RVER` (tests that look
+   * for leaked credentials need values nothing else contains). s3rver 3.7 checks that the access key id is
+   * known but does not verify SigV4 signatures (what the AWS SDK v3 sends), so the secret key is not checked.
+   * Passed to the child in its environment, not on its command line. Default: `S3RVER`/`S3RVER`.
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /**
@@ -40,6 +47,10 @@ export interface S3ServerOptions {
  */
 const CHILD_SCRIPT = `
 const S3rver = require(process.argv[1]);
+if (process.env.LAYERTAP_S3RVER_KEY_PAIR) {
+  const { accessKeyId, secretAccessKey } = JSON.parse(process.env.LAYERTAP_S3RVER_KEY_PAIR);
+  require(require('path').join(require('path').dirname(process.argv[1]), 'models', 'account')).DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+}
 const server = new S3rver(JSON.parse(process.argv[2]));
 server.run().then(
   (address) => process.stdout.write(JSON.stringify({ port: address.port }) + '\\n'),
@@ -61,8 +72,8 @@ process.stdin.resume();
  * removes the temp dir.
  */
 export class S3Server {
-  /** s3rver's fixed key pair. */
-  readonly credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+  /** The key pair clients use: s3rver's fixed `S3RVER`/`S3RVER` unless `credentials` was given. */
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly region = 'us-east-1';
   private readonly options: S3ServerOptions;
   private portValue: number | undefined;
@@ -75,6 +86,7 @@ export class S3Server {
   constructor(options: S3ServerOptions = {}) {
     this.options = options;
     this.portValue = options.port;
+    this.credentials = { ...(options.credentials ?? { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }) };
   }
 
   get port(): number {
@@ -124,7 +136,10 @@ export class S3Server {
     const child = spawn(
       process.execPath,
       ['--openssl-legacy-provider', '-e', CHILD_SCRIPT, require.resolve('s3rver'), JSON.stringify(s3rverOptions)],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ...(this.options.credentials ? { LAYERTAP_S3RVER_KEY_PAIR: JSON.stringify(this.options.credentials) } : {}) },
+      },
     );
     killOnExit(child);
     child.stdin?.on('error', () => undefined);

@@ -189,3 +189,16 @@ function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
 }
+
+/**
+ * A fetcher for URIs an operator gave (weights files), not dataset entries: private and loopback
+ * addresses are allowed (weights often sit on an internal server), with limits sized for model files.
+ */
+export function createTrustedFetcher(options: Pick<ImageFetcherOptions, 's3'> & { maxBytes?: number; timeoutMs?: number } = {}): ImageFetcher {
+  return new ImageFetcher({
+    allowPrivateNetworks: true,
+    maxBytes: options.maxBytes ?? 4 * 1024 ** 3,
+    timeoutMs: options.timeoutMs ?? 60 * 60 * 1000,
+    ...(options.s3 ? { s3: options.s3 } : {}),
+  });
+}

@@ -1,4 +1,4 @@
-export { ImageFetcher, uriScheme, DEFAULT_MAX_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_REDIRECTS } from './image-fetcher';
+export { ImageFetcher, createTrustedFetcher, uriScheme, DEFAULT_MAX_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_REDIRECTS } from './image-fetcher';
 export type { ImageFetcherOptions } from './image-fetcher';
 export { classifyAddress, classifyIPv4, classifyIPv6, isBlockedAddress, parseIPv4, parseIPv6 } from './address-classifier';
 export type { AddressClass } from './address-classifier';

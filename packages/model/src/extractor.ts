@@ -1,17 +1,33 @@
-// The Extractor: PyTorch's register_forward_hook for the TF.js VGG16, with host-memory outputs and strict
-// tensor accounting.
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+// The Extractor: PyTorch's register_forward_hook for VGG16, on TF.js or ONNX Runtime, with host-memory
+// outputs and strict tensor accounting.
 import { ErrorCode, LayertapError, ValidationError, type BackendName } from '@layertap/contracts';
-import { selectBackend, type BackendSelection } from './backend';
-import { checkImageSize, deepestLayer, layerInfo } from './layers';
+import { checkImageSize, layerInfo } from './layers';
 import { silentLog, type LogFn } from './log';
-import { buildVgg16 } from './vgg16';
+import type { EngineName, InferenceEngine, MemoryInfo, ModelDescription, OnnxProvider, TensorLayout } from './engines/engine';
+import { OnnxEngine } from './engines/onnx-engine';
+import { defaultThreads, resolveEngine } from './engines/select-engine';
+import { TfjsEngine } from './engines/tfjs-engine';
 import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
 
+export type { MemoryInfo, ModelDescription } from './engines/engine';
+
 export interface ExtractorOptions {
-  /** TF.js backend; see `selectBackend`. Default `auto`. */
+  /**
+   * What runs the model: `tfjs`, `onnx` (ONNX Runtime), or `auto`, the fastest that works here (see
+   * `resolveEngine`). Default: `onnx` when `onnxProvider` is given, else `tfjs`.
+   */
+  engine?: EngineName;
+  /** TF.js backend (tfjs engine); see `selectBackend`. Default `auto`. */
   backend?: BackendName;
+  /** ONNX Runtime execution provider (onnx engine). Default: the fastest that works (cuda, webgpu, cpu). */
+  onnxProvider?: OnnxProvider;
+  /** ONNX Runtime compute threads. Default: the number of cores this process may use. */
+  threads?: number;
+  /**
+   * ONNX Runtime: most images per session run; larger batches run in slices into one output buffer, which
+   * bounds activation memory. Default 8 on the CPU provider, the whole batch on GPU providers.
+   */
+  runBatch?: number;
   /** Side of the square input images, in pixels (>= 32). */
   imageSize: number;
   /**
@@ -36,8 +52,13 @@ export interface LayerOutput {
    * Values in C order of `shape`. Hooks on the same layer receive the same array: copy it before changing it.
    */
   data: Float32Array;
-  /** As computed: [N, H, W, C] for feature maps, [N, C] for vectors (`flatten` is in (H,W,C) order). */
+  /**
+   * As computed: feature maps are [N, H, W, C] with layout `nhwc` (TF.js) or [N, C, H, W] with layout `nchw`
+   * (ONNX Runtime); vectors are [N, C] (`flatten` is in Keras (H,W,C) order on every engine).
+   */
   shape: number[];
+  /** Memory order of a 4-D `shape`; 2-D outputs are [N, C] whatever it says. */
+  layout: TensorLayout;
   batchSize: number;
 }
 
@@ -66,18 +87,6 @@ export interface RunResult {
   hooksMs: number;
 }
 
-export interface MemoryInfo {
-  numTensors: number;
-  numBytes: number;
-}
-
-/** What is built right now: layer names in forward order and weight tensors, for tests and provenance. */
-export interface ModelDescription {
-  name: string;
-  layers: string[];
-  weights: { name: string; shape: number[] }[];
-}
-
 interface Hook {
   id: number;
   spec: string;
@@ -87,40 +96,35 @@ interface Hook {
 }
 
 /**
- * The truncated model currently built. Views (multi-output models over the same layers and weights) serve
- * every hook set it covers: any set no deeper and needing no pre-activation that it fuses.
- */
-interface Network {
-  model: tfl.LayersModel;
-  deepest: string;
-  split: Set<string>;
-  views: Map<string, tfl.LayersModel>;
-}
-
-/**
  * Runs VGG16 on batches and hands hooked layers' outputs to callbacks, like PyTorch's
  * `register_forward_hook`: several hooks and layers, one forward pass, the model truncated after the
- * deepest hooked layer. It owns every tensor it creates and checks after each run that none is left behind.
- * Runs are serialised; the extractor assumes it is the only user of TF.js in its process.
+ * deepest hooked layer, on TF.js or ONNX Runtime (the hooks, specs, weights and outputs are the same on both;
+ * only the memory order of feature maps, `LayerOutput.layout`, differs). It owns every tensor it creates and
+ * checks after each run that none is left behind. Runs are serialised; with the tfjs engine the extractor
+ * assumes it is the only user of TF.js in its process.
  */
 export class Extractor {
   private readonly hooks = new Map<number, Hook>();
   private nextHookId = 0;
-  private network: Network | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private running = false;
 
   private constructor(
     private readonly options: ExtractorOptions,
-    private readonly selection: BackendSelection,
-    private readonly log: LogFn,
+    private readonly runner: InferenceEngine,
   ) {}
 
-  /** Selects the backend and checks the options and the given weights; the model is built on first use. */
+  /** Chooses the engine and backend and checks the options and the given weights; the model is built on first use. */
   static async create(options: ExtractorOptions): Promise<Extractor> {
     checkImageSize(options.imageSize);
     const log = options.log ?? silentLog;
+    if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+      throw new ValidationError(ErrorCode.InvalidRequest, `threads must be a positive integer, got ${options.threads}`);
+    }
+    if (options.runBatch !== undefined && !(Number.isInteger(options.runBatch) && options.runBatch >= 1)) {
+      throw new ValidationError(ErrorCode.InvalidRequest, `runBatch must be a positive integer, got ${options.runBatch}`);
+    }
     // Tensors that are given must be right; which ones must be present depends on the hooks (checked then).
     if (options.weights) {
       const weights = options.weights;
@@ -131,18 +135,53 @@ export class Extractor {
         log('weights: ignoring tensors VGG16 does not have', { tensors: unknown.slice(0, 10), count: unknown.length });
       }
     }
-    const selection = await selectBackend(options.backend ?? 'auto', { log });
-    return new Extractor(options, selection, log);
+    const choice = await resolveEngine({
+      ...(options.engine ? { engine: options.engine } : {}),
+      ...(options.backend ? { backend: options.backend } : {}),
+      ...(options.onnxProvider ? { onnxProvider: options.onnxProvider } : {}),
+      log,
+    });
+    const common = {
+      imageSize: options.imageSize,
+      ...(options.weights ? { weights: options.weights } : {}),
+      weightsDescription: describeWeights(options),
+      seed: options.seed ?? 0,
+      log,
+    };
+    const runner =
+      choice.engine === 'tfjs'
+        ? new TfjsEngine(common, choice.selection)
+        : new OnnxEngine({
+            ...common,
+            provider: choice.provider,
+            threads: options.threads ?? defaultThreads(),
+            ...(options.runBatch ? { runBatch: options.runBatch } : {}),
+            reason: choice.reason,
+          });
+    return new Extractor(options, runner);
   }
 
-  /** Name of the tfjs backend in use (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
+  /** The engine that runs the model: `tfjs` or `onnx`. */
+  get engine(): 'tfjs' | 'onnx' {
+    return this.runner.engine;
+  }
+
+  /**
+   * The tfjs backend (`tensorflow`, `webgpu`, `wasm`, `cpu`) or ONNX Runtime provider (`cpu`, `webgpu`,
+   * `cuda`) in use.
+   */
   get backend(): string {
-    return this.selection.name;
+    return this.runner.backend;
   }
 
-  /** Why that backend was chosen. */
+  /** Why that engine and backend were chosen. */
   get backendReason(): string {
-    return this.selection.reason;
+    return this.runner.reason;
+  }
+
+  /** `tfjs/wasm`, `onnx/cpu`: engine and backend in one label (for logs, results and benchmarks). */
+  get label(): string {
+    return `${this.runner.engine}/${this.runner.backend}`;
   }
 
   get imageSize(): number {
@@ -151,9 +190,7 @@ export class Extractor {
 
   /** Where the weights came from: `random, seed N` or the given description. */
   get weightsDescription(): string {
-    const { weights, weightsDescription, seed } = this.options;
-    if (!weights) return `random, seed ${seed ?? 0}`;
-    return weightsDescription ?? `given weights (${weights.size} tensors)`;
+    return describeWeights(this.options);
   }
 
   /**
@@ -181,30 +218,23 @@ export class Extractor {
   }
 
   /** One pass over a zero batch through the hooked layers without calling hooks: builds the model and lets
-   * backends compile their kernels before timed work. */
+   * backends compile their kernels before timed work. Once per process is enough. */
   warmup(batchSize = 1): Promise<RunResult> {
     const size = batchSize * this.options.imageSize * this.options.imageSize * 3;
     return this.exclusive(() => this.forward({ data: new Float32Array(size), batchSize }, false));
   }
 
-  /** Live tensors and their bytes on the backend (the whole process, as tfjs counts them). */
+  /**
+   * Live tensors and their bytes: tfjs' process-wide count, or for ONNX Runtime the OrtValues this
+   * extractor holds (none between runs) plus the weight bytes of its session.
+   */
   memory(): MemoryInfo {
-    const { numTensors, numBytes } = tf.memory();
-    return { numTensors, numBytes };
+    return this.runner.memory();
   }
 
   /** The model built for the hooks so far, or undefined before the first run. */
   describeModel(): ModelDescription | undefined {
-    const model = this.network?.model;
-    if (!model) return undefined;
-    return {
-      name: model.name,
-      layers: model.layers.map((layer) => layer.name),
-      weights: model.weights.map((weight) => ({
-        name: weight.originalName,
-        shape: weight.shape.map((size) => size ?? -1),
-      })),
-    };
+    return this.runner.describeModel();
   }
 
   /**
@@ -215,7 +245,7 @@ export class Extractor {
     if (this.disposed) return;
     this.disposed = true;
     this.hooks.clear();
-    if (!this.running) this.disposeNetwork();
+    if (!this.running) this.runner.dispose();
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -226,7 +256,7 @@ export class Extractor {
         return await work();
       } finally {
         this.running = false;
-        if (this.disposed) this.disposeNetwork();
+        if (this.disposed) this.runner.dispose();
       }
     });
     this.tail = result.catch(() => undefined);
@@ -240,28 +270,10 @@ export class Extractor {
     const empty: RunResult = { batchSize: input.batchSize, layers, inferenceMs: 0, readbackMs: 0, hooksMs: 0 };
     if (layers.length === 0) return empty;
 
-    const model = this.modelFor(layers);
+    await this.runner.prepare(layers);
     const before = this.memory();
-    const size = this.options.imageSize;
-    let tensors: tf.Tensor[] = [];
-    let outputs: { data: Float32Array; shape: number[] }[];
-    const started = performance.now();
-    let inferred = started;
-    try {
-      tensors = tf.tidy(() => {
-        const x = tf.tensor4d(input.data, [input.batchSize, size, size, 3], 'float32');
-        const result = model.execute(x, model.outputs.map((output) => output.name));
-        return Array.isArray(result) ? result : [result];
-      });
-      inferred = performance.now();
-      // Outside tidy: reading back is asynchronous.
-      const values = await Promise.all(tensors.map((tensor) => tensor.data<'float32'>()));
-      outputs = tensors.map((tensor, i) => ({ data: values[i] ?? new Float32Array(0), shape: [...tensor.shape] }));
-    } finally {
-      tf.dispose(tensors);
-    }
+    const { outputs, inferenceMs, readbackMs } = await this.runner.run(layers, input.data, input.batchSize);
     const readBack = performance.now();
-
     if (callHooks) {
       for (const hook of hooks) {
         const output = outputs[layers.indexOf(hook.canonical)];
@@ -269,10 +281,9 @@ export class Extractor {
         await hook.fn({ spec: hook.spec, canonical: hook.canonical, ...output, batchSize: input.batchSize });
       }
     }
-    const finished = performance.now();
-
+    const hooksMs = performance.now() - readBack;
     this.checkLeak(before);
-    return { ...empty, inferenceMs: inferred - started, readbackMs: readBack - inferred, hooksMs: finished - readBack };
+    return { ...empty, inferenceMs, readbackMs, hooksMs };
   }
 
   private checkInput({ data, batchSize }: ExtractorInput): void {
@@ -302,67 +313,13 @@ export class Extractor {
     );
   }
 
-  /** A model whose outputs are `layers` (canonical, forward order), reusing the built network if it can. */
-  private modelFor(layers: string[]): tfl.LayersModel {
-    const key = layers.join(',');
-    const deepest = deepestLayer(layers);
-    const split = layers.filter((layer) => layer.endsWith('_preact')).map((layer) => layerInfo(layer).weights ?? layer);
-    let network = this.network;
-    const covers =
-      network !== undefined &&
-      layerInfo(deepest).order <= layerInfo(network.deepest).order &&
-      split.every((layer) => network?.split.has(layer));
-    if (!network || !covers) network = this.rebuild(layers, split);
-    let view = network.views.get(key);
-    if (!view) {
-      const built = network.model;
-      view = tfl.model({
-        inputs: built.inputs,
-        outputs: layers.map((layer) => built.getLayer(layer).output as tfl.SymbolicTensor),
-        name: `${built.name}_view`,
-      });
-      network.views.set(key, view);
-    }
-    return view;
-  }
-
-  /**
-   * Builds a network for `layers` that also keeps what the previous one could serve (its depth and split
-   * pre-activations), so alternating hook sets do not rebuild over and over.
-   */
-  private rebuild(layers: string[], split: string[]): Network {
-    const previous = this.network;
-    const outputs = [...layers];
-    if (previous && !outputs.includes(previous.deepest)) outputs.push(previous.deepest);
-    const splitAll = new Set([...split, ...(previous?.split ?? [])]);
-    // Free the old weights first: peak memory is then one network, not two.
-    this.disposeNetwork();
-    const started = performance.now();
-    const model = buildVgg16({
-      imageSize: this.options.imageSize,
-      outputs,
-      weights: this.options.weights,
-      seed: this.options.seed ?? 0,
-      split: [...splitAll],
-    });
-    this.network = { model, deepest: deepestLayer(outputs), split: splitAll, views: new Map() };
-    this.log('built VGG16', {
-      model: model.name,
-      layers: model.layers.length,
-      weights: this.weightsDescription,
-      backend: this.backend,
-      ms: Math.round(performance.now() - started),
-    });
-    return this.network;
-  }
-
-  private disposeNetwork(): void {
-    // Views share the network's layers; disposing the network frees the weights once.
-    this.network?.model.dispose();
-    this.network = undefined;
-  }
-
   private assertUsable(): void {
     if (this.disposed) throw new LayertapError(ErrorCode.InferenceFailed, 'the extractor has been disposed');
   }
+}
+
+function describeWeights(options: ExtractorOptions): string {
+  const { weights, weightsDescription, seed } = options;
+  if (!weights) return `random, seed ${seed ?? 0}`;
+  return weightsDescription ?? `given weights (${weights.size} tensors)`;
 }

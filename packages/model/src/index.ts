@@ -7,3 +7,4 @@ export * from './vgg16';
 export * from './extractor';
 export type { LogFn } from './log';
 export * from './weights';
+export * from './engines';

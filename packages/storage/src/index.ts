@@ -15,5 +15,5 @@ export {
 } from './output-writer';
 export { mapS3Error, type S3ErrorContext } from './s3-errors';
 export { createS3Client, isS3Client, S3OutputWriter, type S3ClientSettings, type S3OutputWriterOptions } from './s3-output-writer';
-export { sampleArray, type SampleArray } from './sample-array';
+export { sampleArray, type BatchLayout, type SampleArray } from './sample-array';
 export { parsePart, readManifestParts, type MergedParts } from './manifest-parts';

@@ -1,7 +1,8 @@
 // `layertap weights fetch | convert | inspect`: getting VGG16 weights and checking what a file can serve.
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
+import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
+import { ErrorCode, ValidationError } from '@layertap/contracts';
 import type * as Model from '@layertap/model';
 import { readProducerConfig } from '../config';
 
@@ -157,31 +158,10 @@ function loadOptions(cacheDir: string | undefined): Model.LoadWeightsOptions {
   return { fetchBytes: fetchBytes(), ...(cacheDir ? { cacheDir } : {}) };
 }
 
-/** Downloads http(s):// with fetch and s3:// with the S3 settings of the environment (AWS_*). */
-function fetchBytes(): Model.FetchBytes {
-  let s3: S3Client | undefined;
-  return async (uri) => {
-    if (uri.startsWith('s3://')) {
-      const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
-      if (!match) throw new ValidationError(ErrorCode.InvalidRequest, `invalid S3 URI ${uri}: expected s3://bucket/key`);
-      s3 ??= new S3Client({ ...readProducerConfig().s3, maxAttempts: 3 });
-      try {
-        const object = await s3.send(new GetObjectCommand({ Bucket: match[1], Key: match[2] }));
-        if (!object.Body) throw new LayertapError(ErrorCode.FetchFailed, `${uri}: S3 returned no body`);
-        return object.Body.transformToByteArray();
-      } catch (error) {
-        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if (status === 404) throw new ValidationError(ErrorCode.NotFound, `weights not found: ${uri}`);
-        throw error;
-      }
-    }
-    const response = await fetch(uri);
-    if (!response.ok) {
-      const displayed = uri.replace(/\?.*$/, '?…');
-      throw new LayertapError(response.status === 404 ? ErrorCode.NotFound : ErrorCode.HttpError, `GET ${displayed}: HTTP ${response.status} ${response.statusText}`);
-    }
-    return new Uint8Array(await response.arrayBuffer());
-  };
+/** Downloads http(s):// and s3:// (with the S3 settings of the environment, AWS_*) for the weights readers. */
+export function fetchBytes(): Model.FetchBytes {
+  let fetcher: ImageFetcher | undefined;
+  return (uri) => (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...readProducerConfig().s3, maxAttempts: 3 }) })).fetch(uri);
 }
 
 function formatBytes(bytes: number): string {

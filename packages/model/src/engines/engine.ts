@@ -54,6 +54,11 @@ export interface InferenceEngine {
   readonly backend: string;
   /** Why this engine and backend run (for logs and provenance). */
   readonly reason: string;
+  /**
+   * Builds (or reuses) the model for `layers`, so that what a build allocates is not counted as a run's
+   * leak. `run` prepares too; calling this first only moves the build out of the measured run.
+   */
+  prepare(layers: readonly string[]): Promise<void>;
   run(layers: readonly string[], data: Float32Array, batchSize: number): Promise<EngineRun>;
   memory(): MemoryInfo;
   describeModel(): ModelDescription | undefined;

@@ -46,6 +46,10 @@ export interface Vgg16Onnx {
   /** Bytes of float32 weights in the model. */
   weightBytes: number;
   deepest: string;
+  /** Table rows the graph computes, in forward order (a fused pre-activation is still a Conv output here). */
+  layers: string[];
+  /** VGG16 weight tensors in the graph, by their `WeightsMap` name, with their ONNX shapes. */
+  weights: { name: string; shape: number[] }[];
 }
 
 /**
@@ -134,7 +138,16 @@ export function buildVgg16Onnx(options: Vgg16OnnxOptions): Vgg16Onnx {
     docString: `VGG16 up to ${deepest.name}; outputs ${outputs.map((layer) => layer.name).join(', ')}`,
   });
   const weightBytes = initializers.reduce((sum, init) => sum + (init.type === 'float32' ? init.data.byteLength : 0), 0);
-  return { bytes, outputs: graphOutputs, nodes: nodes.map((n) => n.opType), weightBytes, deepest: deepest.name };
+  const known = new Set(VGG16_WEIGHTS.map((spec) => spec.name));
+  return {
+    bytes,
+    outputs: graphOutputs,
+    nodes: nodes.map((n) => n.opType),
+    weightBytes,
+    deepest: deepest.name,
+    layers: VGG16_LAYERS.slice(0, deepest.order + 1).map((row) => row.name),
+    weights: initializers.filter((init) => known.has(init.name)).map((init) => ({ name: init.name, shape: [...init.dims] })),
+  };
 }
 
 function inputDims(layout: TensorLayout, size: number): (number | string)[] {

@@ -50,6 +50,11 @@ export class TfjsEngine implements InferenceEngine {
     return this.selection.reason;
   }
 
+  prepare(layers: readonly string[]): Promise<void> {
+    this.modelFor(layers);
+    return Promise.resolve();
+  }
+
   async run(layers: readonly string[], data: Float32Array, batchSize: number): Promise<EngineRun> {
     const model = this.modelFor(layers);
     const size = this.options.imageSize;

@@ -1,0 +1,54 @@
+import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { readDashboardConfig } from './config';
+
+function refusal(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+  throw new Error('expected a ValidationError, nothing was thrown');
+}
+
+const creds = { LAYERTAP_DASHBOARD_USER: 'admin', LAYERTAP_DASHBOARD_PASSWORD: 's3cret' };
+
+describe('readDashboardConfig', () => {
+  it.each([
+    ['no credentials', {}],
+    ['a user only', { LAYERTAP_DASHBOARD_USER: 'admin' }],
+    ['a password only', { LAYERTAP_DASHBOARD_PASSWORD: 's3cret' }],
+  ])('refuses to start with %s', (_what, env) => {
+    const err = refusal(() => readDashboardConfig({}, env));
+    expect(err.code).toBe(ErrorCode.InvalidRequest);
+    expect(err.message).toContain('LAYERTAP_DASHBOARD_USER and LAYERTAP_DASHBOARD_PASSWORD');
+    expect(err.message).toContain('--insecure-no-auth');
+  });
+
+  it('refuses empty credentials as invalid environment', () => {
+    const err = refusal(() => readDashboardConfig({}, { LAYERTAP_DASHBOARD_USER: '', LAYERTAP_DASHBOARD_PASSWORD: 's3cret' }));
+    expect(err.message).toMatch(/^invalid environment: LAYERTAP_DASHBOARD_USER: /);
+  });
+
+  it('starts without auth only when insecureNoAuth is set, even if credentials exist', () => {
+    expect(readDashboardConfig({ insecureNoAuth: true }, {}).auth).toBeUndefined();
+    expect(readDashboardConfig({ insecureNoAuth: true }, creds).auth).toBeUndefined();
+  });
+
+  it('carries the credentials and defaults to 127.0.0.1:3000, read-write', () => {
+    const config = readDashboardConfig({}, creds);
+    expect(config).toMatchObject({ auth: { user: 'admin', password: 's3cret' }, host: '127.0.0.1', port: 3000, readOnly: false });
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'layertap' });
+  });
+
+  it('reads host, port and read-only mode from the environment, and flags beat them', () => {
+    const env = { ...creds, LAYERTAP_DASHBOARD_HOST: '0.0.0.0', PORT: '8080', LAYERTAP_DASHBOARD_READ_ONLY: 'Yes' };
+    expect(readDashboardConfig({}, env)).toMatchObject({ host: '0.0.0.0', port: 8080, readOnly: true });
+    expect(readDashboardConfig({ host: '::1', port: 0, readOnly: false }, env)).toMatchObject({ host: '::1', port: 0, readOnly: false });
+  });
+
+  it.each([['70000'], ['-1'], ['http']])('refuses PORT=%j naming it', (port) => {
+    const err = refusal(() => readDashboardConfig({}, { ...creds, PORT: port }));
+    expect(err.message).toMatch(/^invalid environment: PORT: /);
+  });
+});

@@ -1,0 +1,56 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/**
+ * A stand-in for `inference-child.js` that speaks the same IPC protocol without TF.js, written to a temp
+ * dir and forked for real by InferenceHost. What it does is steered by the request:
+ * - load: answers a ModelInfo; backend 'webgpu' fails with a coded LayertapError, 'tensorflow' with a plain
+ *   Error; seed 13 exits with code 3 (a crash); seed 14 closes the channel and exits 300 ms later.
+ * - infer: answers each value doubled, `batchSize` ms later (so replies can overtake each other);
+ *   batchSize 0 crashes with code 4.
+ */
+const SCRIPT = `
+process.on('message', (req) => {
+  const reply = (msg) => process.send && process.send(msg);
+  if (req.type === 'load') {
+    const spec = req.spec;
+    if (spec.seed === 13) process.exit(3);
+    if (spec.seed === 14) {
+      process.removeAllListeners('disconnect');
+      process.disconnect();
+      setTimeout(() => process.exit(1), 300);
+      return;
+    }
+    if (spec.backend === 'webgpu') return reply({ id: req.id, ok: false, error: { name: 'LayertapError', code: 'backend_unavailable', message: 'no GPU adapter' } });
+    if (spec.backend === 'tensorflow') return reply({ id: req.id, ok: false, error: { name: 'TypeError', message: 'tfjs-node missing' } });
+    return reply({ id: req.id, ok: true, value: { backend: spec.backend, backendReason: 'pid ' + process.pid, weights: { description: 'random, seed ' + spec.seed }, loadMs: 1 } });
+  }
+  if (req.type === 'infer') {
+    if (req.batchSize === 0) process.exit(4);
+    const isFloat32 = req.batch instanceof Float32Array;
+    const data = Float32Array.from(req.batch, (v) => v * 2);
+    setTimeout(() => reply({ id: req.id, ok: true, value: {
+      outputs: [{ spec: 'fc2', canonical: 'fc2', data, shape: [req.batchSize, data.length / req.batchSize] }],
+      inferenceMs: req.batchSize, readbackMs: 0, memory: { numTensors: isFloat32 ? 1 : -1, numBytes: data.byteLength },
+    } }), req.batchSize);
+  }
+});
+process.on('disconnect', () => process.exit(0));
+`;
+
+export async function writeFakeChild(): Promise<{ childPath: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'layertap-fake-child-'));
+  const childPath = path.join(dir, 'fake-inference-child.js');
+  await writeFile(childPath, SCRIPT);
+  return { childPath, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,86 @@
+import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { readWorkerConfig } from './config';
+
+describe('readWorkerConfig', () => {
+  it('has defaults for everything', () => {
+    const config = readWorkerConfig({}, {});
+    expect(config).toMatchObject({
+      concurrency: 1,
+      backend: 'auto',
+      exitWhenIdle: false,
+      lockDurationMs: 30_000,
+      shutdownTimeoutMs: 30_000,
+      decodeConcurrency: 4,
+      uploadConcurrency: 8,
+      maxPixels: 100_000_000,
+      maxImageBytes: 50 * 1024 * 1024,
+      fetchTimeoutMs: 30_000,
+      fileRoots: [],
+      allowHosts: [],
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'layertap' },
+      logLevel: 'info',
+    });
+  });
+
+  it('reads the environment', () => {
+    const config = readWorkerConfig(
+      {},
+      {
+        LAYERTAP_CONCURRENCY: '4',
+        LAYERTAP_BACKEND: 'wasm',
+        LAYERTAP_LOCK_DURATION_MS: '60000',
+        LAYERTAP_SHUTDOWN_TIMEOUT_MS: '5000',
+        LAYERTAP_MAX_PIXELS: '1000',
+        LAYERTAP_MAX_IMAGE_BYTES: '2048',
+        LAYERTAP_FETCH_TIMEOUT_MS: '100',
+        LAYERTAP_DECODE_CONCURRENCY: '2',
+        LAYERTAP_UPLOAD_CONCURRENCY: '16',
+        REDIS_URL: 'redis://queue:6379',
+        LAYERTAP_QUEUE_PREFIX: '{lt}',
+      },
+    );
+    expect(config).toMatchObject({
+      concurrency: 4,
+      backend: 'wasm',
+      lockDurationMs: 60_000,
+      shutdownTimeoutMs: 5_000,
+      maxPixels: 1000,
+      maxImageBytes: 2048,
+      fetchTimeoutMs: 100,
+      decodeConcurrency: 2,
+      uploadConcurrency: 16,
+      redis: { url: 'redis://queue:6379', prefix: '{lt}' },
+    });
+  });
+
+  it('lets flags beat the environment', () => {
+    const env = { LAYERTAP_CONCURRENCY: '4', LAYERTAP_BACKEND: 'wasm', LAYERTAP_LOCK_DURATION_MS: '60000' };
+    const config = readWorkerConfig({ concurrency: 2, backend: 'cpu', lockDuration: 5_000, exitWhenIdle: true }, env);
+    expect(config).toMatchObject({ concurrency: 2, backend: 'cpu', lockDurationMs: 5_000, exitWhenIdle: true });
+  });
+
+  it('splits LAYERTAP_FILE_ROOTS on ":" and LAYERTAP_ALLOW_HOSTS on ",", trimming and dropping empties', () => {
+    const config = readWorkerConfig({}, { LAYERTAP_FILE_ROOTS: ' /data/images : /mnt/nfs/set ::', LAYERTAP_ALLOW_HOSTS: 'minio, images.internal,,' });
+    expect(config.fileRoots).toEqual(['/data/images', '/mnt/nfs/set']);
+    expect(config.allowHosts).toEqual(['minio', 'images.internal']);
+  });
+
+  it.each([
+    ['LAYERTAP_CONCURRENCY', '0'],
+    ['LAYERTAP_CONCURRENCY', 'two'],
+    ['LAYERTAP_CONCURRENCY', '1.5'],
+    ['LAYERTAP_BACKEND', 'cuda'],
+    ['LAYERTAP_MAX_PIXELS', '-1'],
+    ['LOG_LEVEL', 'chatty'],
+  ])('refuses %s=%j with a ValidationError naming it', (name, value) => {
+    let err: unknown;
+    try {
+      readWorkerConfig({}, { [name]: value });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.InvalidRequest);
+    expect((err as ValidationError).message).toMatch(new RegExp(`^invalid environment: ${name}: `));
+  });
+});

@@ -1,0 +1,35 @@
+import { modelKey, type ModelSpec } from './inference-protocol';
+
+const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
+  backend: 'cpu',
+  imageSize: 224,
+  layers: [
+    { spec: 'features.29', canonical: 'block5_conv3' },
+    { spec: 'fc2', canonical: 'fc2' },
+  ],
+  seed: 0,
+  ...overrides,
+});
+
+describe('modelKey', () => {
+  it('is the same for equal specs', () => {
+    expect(modelKey(spec())).toBe(modelKey(spec()));
+    expect(modelKey(spec())).toBe('["cpu",224,["features.29","fc2"],null,0]');
+  });
+
+  it.each<[string, Partial<ModelSpec>]>([
+    ['backend', { backend: 'wasm' }],
+    ['image size', { imageSize: 256 }],
+    ['layer list', { layers: [{ spec: 'fc2', canonical: 'fc2' }] }],
+    ['layer order', { layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'features.29', canonical: 'block5_conv3' }] }],
+    ['layer spec for the same tensor', { layers: [{ spec: 'block5_conv3', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }],
+    ['weights', { weights: 's3://w/vgg16.h5' }],
+    ['seed', { seed: 1 }],
+  ])('changes with the %s', (_what, change) => {
+    expect(modelKey(spec(change))).not.toBe(modelKey(spec()));
+  });
+
+  it('tells "no weights" from a weights URI that reads "null"', () => {
+    expect(modelKey(spec({ weights: 'null' }))).not.toBe(modelKey(spec()));
+  });
+});

@@ -1,0 +1,14 @@
+export type { EngineName, EngineOutput, EngineRun, InferenceEngine, OnnxProvider, TensorLayout } from './engine';
+export { ENGINE_NAMES, ONNX_PROVIDERS } from './engine';
+export { buildVgg16Onnx, convKernelToOnnx, denseRowsHwcToChw, ONNX_BATCH_DIM, ONNX_INPUT_NAME } from './onnx-graph';
+export type { Vgg16Onnx, Vgg16OnnxOptions, Vgg16OnnxOutput } from './onnx-graph';
+export { encodeOnnxModel, ONNX_IR_VERSION, ONNX_OPSET } from './onnx-proto';
+export type { OnnxGraph, OnnxInitializer, OnnxModelInfo, OnnxNode, OnnxValueInfo } from './onnx-proto';
+export { checkProvider } from './onnx-runtime';
+export type { ProviderCheck } from './onnx-runtime';
+export { DEFAULT_CPU_RUN_BATCH, OnnxEngine } from './onnx-engine';
+export type { OnnxEngineOptions } from './onnx-engine';
+export { TfjsEngine } from './tfjs-engine';
+export type { TfjsEngineOptions } from './tfjs-engine';
+export { defaultThreads, describeChoice, resolveEngine } from './select-engine';
+export type { EngineChoice, EngineRequest } from './select-engine';
