@@ -12,8 +12,8 @@
  *   2/255 of torchvision's on average.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Harness, REPO } from './support/harness';
 
 const FIXTURES = path.join(REPO, 'test', 'fixtures', 'parity');
@@ -172,7 +172,7 @@ describe('parity with torchvision VGG16, end to end (submit -> worker -> S3)', (
       expect({ datasetId, ok: m.relative <= index.tolerances.maxAbsRelative }).toEqual({ datasetId, ok: true });
       expect(maxAbsRelative(ours, seed7.data).relative).toBeGreaterThan(0.1);
       const doc = JSON.parse((await h.getObject('layertap', `parity/${datasetId}/dataset.json`))!.toString('utf8'));
-      expect(doc.model.weights).toMatchObject({ source: path.join(FIXTURES, index.weights[key].file), sha256: index.weights[key].sha256 });
+      expect(doc.model.weights).toMatchObject({ source: pathToFileURL(path.join(FIXTURES, index.weights[key].file)).href, sha256: index.weights[key].sha256 });
     }
   });
 
@@ -194,10 +194,8 @@ describe('parity with torchvision VGG16, end to end (submit -> worker -> S3)', (
   });
 
   it("photos that need a resize: layertap's preprocessing within 2/255 of torchvision's on average", async () => {
-    // @layertap/imaging is what the worker preprocesses with; it is reached through the worker's dependencies.
-    const imaging = createRequire(path.join(REPO, 'apps', 'worker', 'package.json'))('@layertap/imaging') as {
-      preprocessImage(bytes: Uint8Array, options: { mode: 'torchvision' | 'caffe'; imageSize: number }): Promise<{ data: Float32Array; width: number; height: number }>;
-    };
+    // @layertap/imaging is what the worker preprocesses with.
+    const imaging = await import('@layertap/imaging');
     const results = [];
     for (const c of index.cases.filter((x) => x.check === 'cosine')) {
       const bytes = await readFile(path.join(FIXTURES, index.images[c.image]!.file));

@@ -7,7 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DevServices, type RedisServerOptions } from '@layertap/devservices';
+import { DevServices, type RedisServerOptions, type S3ServerOptions } from '@layertap/devservices';
 import { decodeNpy } from '@layertap/storage';
 import type { ManifestLine } from '@layertap/contracts';
 
@@ -32,9 +32,9 @@ export class Harness {
   tmp!: string;
   private readonly children = new Set<ChildProcess>();
 
-  constructor(name: string, options: { redis?: RedisServerOptions } = {}) {
+  constructor(name: string, options: { redis?: RedisServerOptions; s3?: S3ServerOptions } = {}) {
     this.prefix = `lt-${name}`;
-    this.services = new DevServices({ s3: { buckets: ['layertap'] }, ...(options.redis ? { redis: options.redis } : {}) });
+    this.services = new DevServices({ s3: { buckets: ['layertap'], ...options.s3 }, ...(options.redis ? { redis: options.redis } : {}) });
   }
 
   async start(): Promise<this> {

@@ -1,10 +1,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DevServiceErrorCode } from './errors';
 import { findFreePort } from './free-port';
 import { RedisServer } from './redis-server';
+import { createTestCertificates } from './tls-certificates';
 import { RespError, sendCommands } from './resp';
 
 function isAlive(pid: number): boolean {
@@ -79,6 +83,33 @@ describe('RedisServer', () => {
       expect(await sendCommands(redis.port, [['AUTH', 'p@ss "word"'], ['PING']])).toEqual(['OK', 'PONG']);
     } finally {
       await redis.close();
+    }
+  });
+
+  it('serves TLS only with `tls`: certificates verified against the CA, no plaintext port', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'devservices-tls-'));
+    try {
+      const certs = await createTestCertificates(dir);
+      const redis = new RedisServer({ password: 'tls pass', tls: certs });
+      await redis.start();
+      try {
+        expect(redis.url).toBe(`rediss://:tls%20pass@127.0.0.1:${redis.port}`);
+        const ca = await readFile(certs.caFile);
+        expect(await sendCommands(redis.port, [['AUTH', 'tls pass'], ['CONFIG', 'GET', 'port'], ['CONFIG', 'GET', 'tls-port']], { tls: { ca } })).toEqual([
+          'OK',
+          ['port', '0'],
+          ['tls-port', String(redis.port)],
+        ]);
+        // Plaintext on the TLS port gets no RESP reply; an unknown CA is refused by the client.
+        await expect(sendCommands(redis.port, [['PING']], { timeoutMs: 1000 })).rejects.toThrow();
+        await expect(sendCommands(redis.port, [['PING']], { tls: { ca: await readFile(join(dir, 'server.crt')) } })).rejects.toThrow(
+          /self-signed certificate|unable to (verify|get issuer)/,
+        );
+      } finally {
+        await redis.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

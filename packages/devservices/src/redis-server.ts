@@ -164,6 +164,8 @@ export class RedisServer {
 
   private async spawnAndWait(port: number): Promise<void> {
     this.logTail = [];
+    // The readiness check verifies the server's certificate as clients will.
+    const tls = this.options.tls ? { ca: await readFile(this.options.tls.caFile) } : undefined;
     const bin = this.options.bin ?? 'redis-server';
     // Config through stdin (`-`) keeps the password out of `ps`.
     const child = spawn(bin, ['-'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -200,7 +202,6 @@ export class RedisServer {
 
     const deadline = Date.now() + (this.options.startTimeoutMs ?? 10_000);
     const commands = this.options.password === undefined ? [['PING']] : [['AUTH', this.options.password], ['PING']];
-    const tls = this.options.tls ? { ca: await readFile(this.options.tls.caFile) } : undefined;
     for (;;) {
       if (exitInfo !== undefined) {
         throw new DevServiceError(
