@@ -25,9 +25,9 @@ describe('readDashboardConfig', () => {
     expect(err.message).toContain('--insecure-no-auth');
   });
 
-  it('refuses empty credentials as invalid environment', () => {
+  it('treats an empty user as missing: refused, pointing at the variables', () => {
     const err = refusal(() => readDashboardConfig({}, { LAYERTAP_DASHBOARD_USER: '', LAYERTAP_DASHBOARD_PASSWORD: 's3cret' }));
-    expect(err.message).toMatch(/^invalid environment: LAYERTAP_DASHBOARD_USER: /);
+    expect(err.message).toMatch(/needs LAYERTAP_DASHBOARD_USER and LAYERTAP_DASHBOARD_PASSWORD/);
   });
 
   it('starts without auth only when insecureNoAuth is set, even if credentials exist', () => {

@@ -1,6 +1,6 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorCode, ValidationError, assignSampleIds, idProblem, type Sample } from '@layertap/contracts';
 
@@ -175,7 +175,7 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     entries = await listS3(source, options.s3);
     names = entries.map((e) => e.uri.slice(`s3://${source.slice(5).split('/')[0]}/`.length + prefixLength(source)));
   } else {
-    const local = source.startsWith('file://') ? new URL(source).pathname : path.resolve(source);
+    const local = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
     let info;
     try {
       info = await stat(local);
@@ -190,7 +190,8 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     } else {
       let text: string;
       try {
-        text = await readFile(local, 'utf8');
+        // A UTF-8 byte order mark is not part of the first line.
+        text = (await readFile(local, 'utf8')).replace(/^\uFEFF/, '');
       } catch (err) {
         throw invalid(`cannot read source ${source}: ${(err as Error).message}`);
       }

@@ -42,7 +42,7 @@ export interface Submission {
 export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
   const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
-    JSON.stringify([samples.map((s) => [s.id, s.uri]), options.layers, options.output, options.weights ?? null, options.preprocess, options.imageSize, options.dtype, options.layout, options.pool, options.seed]),
+    JSON.stringify([samples.map((s) => [s.id, s.uri]), options.layers, options.output.replace(/\/+$/, ''), options.weights ?? null, options.preprocess, options.imageSize, options.dtype, options.layout, options.pool, options.seed]),
     10,
   );
   return `${base.replace(/^[-.]+/, '') || 'dataset'}-${digest}`;

@@ -10,7 +10,7 @@ export interface InferenceHostOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
+type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void; child: ChildProcess };
 
 type RequestBody = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -60,6 +60,8 @@ export class InferenceHost {
       }
       const err = new TransientError(ErrorCode.InferenceFailed, `inference process exited (code ${code}, signal ${signal})`);
       for (const [id, waiter] of this.pending) {
+        // Requests already sent to a newer child are that child's to answer.
+        if (waiter.child !== child) continue;
         this.pending.delete(id);
         waiter.reject(err);
       }
@@ -72,7 +74,7 @@ export class InferenceHost {
     const child = this.ensureChild();
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, child });
       child.send({ ...body, id } as HostRequest, (err) => {
         if (err) {
           this.pending.delete(id);

@@ -13,7 +13,8 @@ export function createLimiter(limit: number): <T>(task: () => Promise<T>) => Pro
   return <T>(task: () => Promise<T>) =>
     new Promise<T>((resolve, reject) => {
       queue.push(() => {
-        task()
+        // A task that throws before returning a promise must still free its slot.
+        new Promise<T>((res) => res(task()))
           .then(resolve, reject)
           .finally(() => {
             active--;

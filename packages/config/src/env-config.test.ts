@@ -72,13 +72,20 @@ describe('readCommonConfig', () => {
   });
 
   it('names every wrong variable in one error', () => {
-    const err = thrownBy(() => readCommonConfig({ AWS_ENDPOINT_URL: 'not a url', LAYERTAP_QUEUE_PREFIX: '', LOG_LEVEL: 'loud' }));
+    const err = thrownBy(() => readCommonConfig({ AWS_ENDPOINT_URL: 'not a url', LAYERTAP_QUEUE_PREFIX: 'x', AWS_REGION: 'y', LOG_LEVEL: 'loud' }));
     const named = err.message
       .replace(/^invalid environment: /, '')
       .split('; ')
       .map((part) => part.split(':')[0])
       .sort();
-    expect(named).toEqual(['AWS_ENDPOINT_URL', 'LAYERTAP_QUEUE_PREFIX', 'LOG_LEVEL']);
+    expect(named).toEqual(['AWS_ENDPOINT_URL', 'LOG_LEVEL']);
+  });
+
+  it('treats a variable set to an empty string as unset (docker-compose writes VAR= for unset ones)', () => {
+    const config = readCommonConfig({ LAYERTAP_QUEUE_PREFIX: '', AWS_ENDPOINT_URL_S3: '', LOG_LEVEL: '' });
+    expect(config.redis.prefix).toBe('layertap');
+    expect(config.s3.endpoint).toBeUndefined();
+    expect(config.logLevel).toBe('info');
   });
 });
 

@@ -50,7 +50,9 @@ const CommonEnv = z.object({
 
 /** Parses `env` through `schema`, or throws one ValidationError naming every variable that is wrong. */
 export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T> {
-  const parsed = schema.safeParse(env);
+  // `VAR=` (as docker-compose writes an unset variable) means unset, not an invalid empty value.
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(set);
   if (!parsed.success) {
     throw new ValidationError(ErrorCode.InvalidRequest, `invalid environment: ${formatIssues(parsed.error)}`);
   }

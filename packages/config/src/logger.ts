@@ -6,6 +6,10 @@ export type { Logger } from 'pino';
 export const REDACTED_PATHS = [
   'password',
   '*.password',
+  '*.*.password',
+  '*.*.credentials',
+  '*.*.sessionToken',
+  '*.*.authorization',
   'secretAccessKey',
   '*.secretAccessKey',
   '*.*.secretAccessKey',

@@ -15,7 +15,8 @@ export function idProblem(id: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(id)) return 'contains a control character';
   if (id.includes('/') || id.includes('\\')) return 'contains a path separator';
-  if (id === '.' || id === '..' || id.includes('..')) return "contains '..'";
+  if (id === '.' || id === '..') return `is '${id}'`;
+  if (id.includes('..')) return "contains '..'";
   if (!ID_PATTERN.test(id)) return "may only contain letters, digits and '_ . @ + = , -', and must not start with '.' or '-'";
   return undefined;
 }

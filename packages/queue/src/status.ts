@@ -52,7 +52,7 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
   } else if (progress.finished) {
     state = 'done';
   }
-  if (cancelled && state !== 'done') state = 'cancelled';
+  if (cancelled && state !== 'done' && state !== 'failed') state = 'cancelled';
   return { datasetId, state, config, progress, chunks, chunkFailures, cancelled, ...(parentJob ? { parentJob } : {}) };
 }
 

@@ -110,6 +110,7 @@ function cudaProviderLibrary(): string | undefined {
 
 function firstLine(text: string): string {
   const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
-  // ORT prefixes messages with the source file; the reason is after it.
-  return line.replace(/^\S+\.cc:\d+\s+/, '').slice(0, 300);
+  // ORT messages read `<source file>:<line> <function> <condition> was false. <reason>`: keep the reason.
+  const reason = /was false\.\s*(.+)$/.exec(line)?.[1] ?? line.replace(/^(Error: )?\S+\.cc:\d+\s+/, '');
+  return reason.slice(0, 300);
 }
