@@ -42,6 +42,8 @@ export interface WaitOptions {
   intervalMs?: number;
   /** Called with each new status; `line` is ready to print. */
   onProgress?: (status: DatasetStatus, line: string) => void;
+  /** How long the dataset's jobs may be missing from Redis before waiting gives up (default 10 s). */
+  unknownGraceMs?: number;
   /** Called when polling fails (Redis restarting); polling goes on. */
   onError?: (err: Error) => void;
 }
@@ -50,6 +52,7 @@ export interface WaitOptions {
 export async function waitForDataset(queues: LayertapQueues, datasetId: string, options: WaitOptions = {}): Promise<DatasetStatus> {
   const meter = new RateMeter();
   const interval = options.intervalMs ?? 500;
+  let unknownSince: number | undefined;
   for (;;) {
     try {
       const status = await datasetStatus(queues, datasetId);
@@ -57,6 +60,9 @@ export async function waitForDataset(queues: LayertapQueues, datasetId: string, 
         meter.add(Date.now(), status.progress.ok + status.progress.failed);
         options.onProgress?.(status, progressLine(status, meter.rate()));
         if (status.state === 'done' || status.state === 'failed' || (status.state === 'unknown' && status.progress.finished)) return status;
+        // Jobs gone from Redis with no result recorded: nothing will finish it (re-submit to resume).
+        unknownSince = status.state === 'unknown' ? (unknownSince ?? Date.now()) : undefined;
+        if (unknownSince !== undefined && Date.now() - unknownSince > (options.unknownGraceMs ?? 10_000)) return status;
       }
     } catch (err) {
       options.onError?.(err as Error);
