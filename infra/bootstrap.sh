@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: pnpm, redis-server (Debian package) when missing, dependencies, build.
+# With --test it also installs what only the tests need (Debian's chromium for the browser test).
 # Safe to run again; it only does what is missing. Used by the README's Quick start and by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for_tests=false
+[ "${1:-}" = "--test" ] && for_tests=true
 
 PNPM_VERSION=10.34.8
 say() { printf '\033[1m[layertap setup]\033[0m %s\n' "$*"; }
@@ -19,15 +22,20 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm -v 2>/dev/null)" != "$PNPM_VER
   npm install -g "pnpm@$PNPM_VERSION" >/dev/null
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian packages layertap needs here: redis-server always (the demo and tests start their own servers on
+# free ports), chromium for the browser test.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+if $for_tests && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing redis-server (Debian package)"
+    say "installing ${missing[*]} (Debian packages)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Only the binary is needed: layertap starts its own servers on free ports.
-    apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server;" \
+    echo "missing: ${missing[*]}. Install them (Debian/Ubuntu: sudo apt-get install ${missing[*]};" \
       "macOS: brew install redis), or point REDIS_URL at a running Redis." >&2
     exit 1
   fi
