@@ -46,7 +46,7 @@ describe('Redis with a password', () => {
       expect({ label, code: status.code }).toEqual({ label, code: 1 });
       const shown = label === 'wrong password' ? `redis://:***@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
       expect(status.stderr).toMatch(new RegExp(`^layertap: error \\[service_unavailable\\]: cannot connect to Redis at ${shown.replace(/[.*/]/g, '\\$&')}/?: `));
-      expect(status.stderr).toMatch(reason); process.stdout.write('STDERR ' + status.stderr);
+      expect(status.stderr).toMatch(reason);
       expect(status.stdout).toBe('');
       for (const secret of [password, encodeURIComponent(password), wrong]) expect(status.stderr).not.toContain(secret);
     }
@@ -57,7 +57,7 @@ describe('Redis with a password', () => {
     expect(await worker.exited).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(worker.output()).toMatch(/layertap-worker: cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: WRONGPASS/);
-    expect(worker.output()).not.toContain(wrong); process.stdout.write('WORKER ' + worker.output());
+    expect(worker.output()).not.toContain(wrong);
     expect(worker.output()).not.toContain('battery');
   });
 });
@@ -129,12 +129,12 @@ describe('Redis over TLS (rediss://)', () => {
 
   it('refuses a server whose CA is not trusted, and a plaintext client on the TLS port, with clear errors', async () => {
     const untrusted = await h.layertap(['status', 'over-tls']);
-    expect(untrusted.code).toBe(1); process.stdout.write('STDERR ' + untrusted.stderr);
+    expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/cannot connect to Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: .*(self-signed certificate|unable to verify|unable to get local issuer)/);
     expect(untrusted.stderr).not.toContain(password);
 
     const plaintext = await h.layertap(['status', 'over-tls'], { ...tlsEnv, REDIS_URL: h.services.redisUrl.replace(/^rediss:/, 'redis:') });
-    expect(plaintext.code).toBe(1); process.stdout.write('STDERR ' + plaintext.stderr);
+    expect(plaintext.code).toBe(1);
     expect(plaintext.stderr).toMatch(/cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: /);
     expect(plaintext.stderr).not.toContain(password);
   });
