@@ -102,6 +102,11 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
       'outside-roots': { uri: file(path.join(outside, 'secret.jpg')), code: 'path_not_allowed', message: /: path is outside the allowed roots$/ },
       'symlink-out': { uri: file(path.join(root, 'link.jpg')), code: 'path_not_allowed', message: /: path resolves \(through a symbolic link\) outside the allowed roots$/ },
       'loopback-by-name': { uri: `http://localhost:${server.port}/good.jpg`, code: 'address_blocked', message: /: refusing to connect: localhost resolves to (127\.0\.0\.1|::1), a loopback address/ },
+      // Loopback in other spellings than the allowed '127.0.0.1': the allow-list is by host as written.
+      'loopback-v6': { uri: `http://[::1]:${server.port}/good.jpg`, code: 'address_blocked', message: /: refusing to connect: ::1 is a loopback address/ },
+      'other-loopback': { uri: `http://127.0.0.2:${server.port}/good.jpg`, code: 'address_blocked', message: /: refusing to connect: 127\.0\.0\.2 is a loopback address/ },
+      'mapped-loopback': { uri: `http://[::ffff:127.0.0.1]:${server.port}/good.jpg`, code: 'address_blocked', message: /: refusing to connect: ::ffff:7f00:1 is a loopback address/ },
+      unspecified: { uri: `http://0.0.0.0:${server.port}/good.jpg`, code: 'address_blocked', message: /: refusing to connect: 0\.0\.0\.0 is an? [a-z-]+ address/ },
       'cloud-metadata': { uri: 'http://169.254.169.254/latest/meta-data/', code: 'address_blocked', message: /: refusing to connect: 169\.254\.169\.254 is a link-local address/ },
       'private-10': { uri: 'http://10.1.2.3/image.jpg', code: 'address_blocked', message: /: refusing to connect: 10\.1\.2\.3 is a private address/ },
       'unique-local-v6': { uri: 'http://[fc00::1]/image.jpg', code: 'address_blocked', message: /: refusing to connect: fc00::1 is a unique-local address/ },
@@ -155,7 +160,8 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
     const npys = (await h.listKeys('layertap', 'bad/bad/')).filter((k) => k.endsWith('.npy'));
     expect(npys).toEqual(['good-file', 'good-http', 'good-redirect'].map((id) => `bad/bad/block1_pool/${id}.npy`));
 
-    // Nothing was fetched through the name `localhost`: the refusal happened before connecting.
+    // Nothing reached the server through another spelling of loopback (localhost, ::1, 127.0.0.2, 0.0.0.0,
+    // ::ffff:127.0.0.1): each was refused before connecting.
     expect(server.requests.filter((r) => !r.host?.startsWith('127.0.0.1:'))).toEqual([]);
     expect(server.hits('/good.jpg')).toBe(2); // good-http and good-redirect
   });
@@ -165,7 +171,7 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
     for (const c of Object.values(cases)) if (c.code !== 'ok') expected[c.code] = (expected[c.code] ?? 0) + 1;
     expect(expected).toEqual({
       not_found: 1, http_error: 1, timeout: 2, decode_failed: 2, empty_file: 1, pixel_limit: 1, too_large: 3,
-      unsupported_scheme: 1, path_not_allowed: 2, address_blocked: 6,
+      unsupported_scheme: 1, path_not_allowed: 2, address_blocked: 10,
     });
     const failed = Object.values(expected).reduce((a, b) => a + b, 0);
 
@@ -184,7 +190,7 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
     const reasons = human.stdout.split('\n').filter((l) => /^ {12}\S/.test(l)).map((l) => l.trim().split(/\s+/));
     expect(Object.fromEntries(reasons.map(([code, n]) => [code, Number(n)]))).toEqual(expected);
     // Most frequent first.
-    expect(reasons[0]).toEqual(['address_blocked', '6']);
+    expect(reasons[0]).toEqual(['address_blocked', '10']);
 
     const provenance = JSON.parse((await h.getObject('layertap', 'bad/bad/dataset.json'))!.toString());
     expect(provenance.counts).toMatchObject({ total: failed + 3, ok: 3, failed, failures: expected });
