@@ -39,6 +39,13 @@ describe('readDashboardConfig', () => {
     const config = readDashboardConfig({}, creds);
     expect(config).toMatchObject({ auth: { user: 'admin', password: 's3cret' }, host: '127.0.0.1', port: 3000, readOnly: false });
     expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'layertap' });
+    expect(config.images).toEqual({ fileRoots: [], allowHosts: [], maxBytes: 50 * 1024 * 1024, timeoutMs: 30_000 });
+  });
+
+  it("reads the source-image limits the worker uses, for montages", () => {
+    const env = { ...creds, LAYERTAP_FILE_ROOTS: '/data/a: /data/b', LAYERTAP_ALLOW_HOSTS: 'minio.internal, 10.0.0.5', LAYERTAP_MAX_IMAGE_BYTES: '1000', LAYERTAP_FETCH_TIMEOUT_MS: '500' };
+    expect(readDashboardConfig({}, env).images).toEqual({ fileRoots: ['/data/a', '/data/b'], allowHosts: ['minio.internal', '10.0.0.5'], maxBytes: 1000, timeoutMs: 500 });
+    expect(() => readDashboardConfig({}, { ...creds, LAYERTAP_MAX_IMAGE_BYTES: '0' })).toThrow(/^invalid environment: LAYERTAP_MAX_IMAGE_BYTES: /);
   });
 
   it('reads host, port and read-only mode from the environment, and flags beat them', () => {

@@ -8,6 +8,8 @@ export interface DashboardConfig extends CommonConfig {
   /** Basic-auth credentials; absent only with `insecureNoAuth`. */
   auth?: { user: string; password: string };
   readOnly: boolean;
+  /** Limits for reading samples' source images (montages), as the worker applies them. */
+  images: { fileRoots: string[]; allowHosts: string[]; maxBytes: number; timeoutMs: number };
 }
 
 const DashboardEnv = z.object({
@@ -17,11 +19,19 @@ const DashboardEnv = z.object({
   /** Listen address (default 127.0.0.1) and port (default 3000). */
   LAYERTAP_DASHBOARD_HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  /** Read-only mode: Bull Board's retry/clean/remove answer 405. */
+  /** Read-only mode: Bull Board's retry/clean/remove and the dataset pages' cancel/retry answer 405. */
   LAYERTAP_DASHBOARD_READ_ONLY: z
     .string()
     .optional()
     .transform((v) => v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.toLowerCase())),
+  /** Colon-separated directories local source images may be read from for montages (default: anywhere). */
+  LAYERTAP_FILE_ROOTS: z.string().default(''),
+  /** Comma-separated hosts allowed over HTTP(S) although they resolve to private or loopback addresses. */
+  LAYERTAP_ALLOW_HOSTS: z.string().default(''),
+  /** Largest source image read for a montage, in bytes (default 50 MiB). */
+  LAYERTAP_MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
+  /** Time allowed to fetch a source image, in ms (default 30 000). */
+  LAYERTAP_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
 });
 
 export interface DashboardFlags {
@@ -29,6 +39,10 @@ export interface DashboardFlags {
   host?: string;
   readOnly?: boolean;
   insecureNoAuth?: boolean;
+}
+
+function list(value: string, separator: string): string[] {
+  return value.split(separator).map((s) => s.trim()).filter(Boolean);
 }
 
 export function readDashboardConfig(flags: DashboardFlags, env: Env = process.env): DashboardConfig {
@@ -48,5 +62,11 @@ export function readDashboardConfig(flags: DashboardFlags, env: Env = process.en
     port: flags.port ?? e.PORT,
     ...(user && password && !flags.insecureNoAuth ? { auth: { user, password } } : {}),
     readOnly: flags.readOnly ?? e.LAYERTAP_DASHBOARD_READ_ONLY,
+    images: {
+      fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
+      allowHosts: list(e.LAYERTAP_ALLOW_HOSTS, ','),
+      maxBytes: e.LAYERTAP_MAX_IMAGE_BYTES,
+      timeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
+    },
   };
 }

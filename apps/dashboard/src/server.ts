@@ -1,20 +1,39 @@
 import type { Server } from 'node:http';
+import { S3Client } from '@aws-sdk/client-s3';
 import express, { type Express } from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Logger } from '@layertap/config';
-import { LayertapQueues, connectRedis, datasetStatus, safeRedisUrl, type Redis } from '@layertap/queue';
+import { ImageFetcher } from '@layertap/imaging';
+import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layertap/queue';
 import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
+import { DatasetViews } from './dataset-view';
+import { createDashboardMetrics, metricsHandler } from './metrics';
+import { OutputReaders } from './outputs';
+import { datasetRoutes } from './routes';
+import { SampleFinder } from './sample-index';
 
 export interface DashboardServerOptions {
   config: DashboardConfig;
   log: Logger;
 }
 
-/** Builds the dashboard app: Bull Board for both queues (flows need every queue registered) plus JSON APIs. */
-export function createDashboardApp(queues: LayertapQueues, config: DashboardConfig): Express {
+/** What the dashboard app reads from besides Redis: the outputs (manifests, arrays) and source images. */
+export interface DashboardAppDeps {
+  queues: LayertapQueues;
+  outputs: OutputReaders;
+  fetcher: ImageFetcher;
+  log: Logger;
+}
+
+/**
+ * Builds the dashboard app behind one authentication: layertap's dataset pages and JSON API at `/` and
+ * `/api`, Bull Board for both queues at `/queues` (flows need every queue registered), Prometheus at `/metrics`.
+ */
+export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConfig): Express {
+  const { queues, outputs, fetcher, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
@@ -28,25 +47,18 @@ export function createDashboardApp(queues: LayertapQueues, config: DashboardConf
     options: { uiConfig: { boardTitle: 'layertap' } },
   });
 
-  app.get('/', (_req, res) => res.redirect('/queues'));
-  app.get('/api/datasets', async (_req, res, next) => {
-    try {
-      const ids = await queues.store.list(200);
-      const statuses = await Promise.all(ids.map((id) => datasetStatus(queues, id)));
-      res.json({ datasets: statuses.filter(Boolean) });
-    } catch (err) {
-      next(err);
-    }
-  });
-  app.get('/api/datasets/:id', async (req, res, next) => {
-    try {
-      const status = await datasetStatus(queues, req.params.id);
-      if (!status) return void res.status(404).json({ error: `no dataset ${req.params.id}` });
-      res.json(status);
-    } catch (err) {
-      next(err);
-    }
-  });
+  app.get('/metrics', metricsHandler(createDashboardMetrics(queues)));
+  app.use(
+    datasetRoutes({
+      queues,
+      views: new DatasetViews({ queues }),
+      samples: new SampleFinder({ queues, outputs }),
+      outputs,
+      fetcher,
+      readOnly: config.readOnly,
+      log,
+    }),
+  );
   app.use('/queues', board.getRouter());
   return app;
 }
@@ -56,6 +68,9 @@ export class DashboardServer {
   private redis: Redis | undefined;
   private queues: LayertapQueues | undefined;
   private server: Server | undefined;
+  private s3: S3Client | undefined;
+  private outputs: OutputReaders | undefined;
+  private fetcher: ImageFetcher | undefined;
 
   constructor(private readonly options: DashboardServerOptions) {}
 
@@ -64,7 +79,17 @@ export class DashboardServer {
     const { config, log } = this.options;
     this.redis = await connectRedis(config.redis.url, { mode: 'blocking' });
     this.queues = new LayertapQueues({ connection: this.redis, prefix: config.redis.prefix });
-    const app = createDashboardApp(this.queues, config);
+    this.s3 = new S3Client({ ...config.s3, maxAttempts: 3 });
+    this.outputs = new OutputReaders({ s3: this.s3 });
+    // Source images are read with the worker's limits and address policy.
+    this.fetcher = new ImageFetcher({
+      s3: this.s3,
+      maxBytes: config.images.maxBytes,
+      timeoutMs: config.images.timeoutMs,
+      allowHosts: config.images.allowHosts,
+      ...(config.images.fileRoots.length ? { allowedRoots: config.images.fileRoots } : {}),
+    });
+    const app = createDashboardApp({ queues: this.queues, outputs: this.outputs, fetcher: this.fetcher, log }, config);
     const server = app.listen(config.port, config.host);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -82,5 +107,8 @@ export class DashboardServer {
     this.server?.closeAllConnections();
     await this.queues?.close();
     await this.redis?.quit().catch(() => undefined);
+    await this.outputs?.close();
+    this.fetcher?.close();
+    this.s3?.destroy();
   }
 }

@@ -6,6 +6,7 @@ import { readProducerConfig } from './config';
 import { withContext } from './context';
 import { demoCommand } from './commands/demo';
 import { cancelCommand, retryCommand, statusCommand } from './commands/manage';
+import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -113,6 +114,7 @@ program
   );
 
 registerWeightsCommands(program, { run });
+registerShowCommand(program, { run });
 
 program
   .command('demo')

@@ -2,7 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { RedisServer } from '@layertap/devservices';
 import type { DatasetConfig, DatasetResult } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, type Redis } from '@layertap/queue';
-import { waitForDataset } from './progress';
+import { watchDataset, waitForDataset } from './progress';
+
+/** A stream that keeps what is written, optionally claiming to be a terminal. */
+function sink(isTTY: boolean) {
+  const chunks: string[] = [];
+  return { isTTY, chunks, write: (text: string) => chunks.push(text) > 0, text: () => chunks.join('') } as unknown as NodeJS.WritableStream & {
+    isTTY: boolean;
+    chunks: string[];
+    text(): string;
+  };
+}
 
 describe('waitForDataset (real redis-server)', () => {
   let server: RedisServer;
@@ -22,6 +32,7 @@ describe('waitForDataset (real redis-server)', () => {
     dtype: 'float32',
     layout: 'chw',
     pool: 'none',
+    format: 'npy',
     totalSamples: 4,
     submittedAt: '2025-01-01T00:00:00.000Z',
     run: 0,
@@ -93,5 +104,59 @@ describe('waitForDataset (real redis-server)', () => {
     expect(final.state).toBe('done');
     expect(final.progress).toMatchObject({ ok: 4, failed: 0, finished: true });
     expect(errors[0]?.name).toBe('ZodError');
+  });
+
+  /** Runs `watchDataset` while chunk 0 reports and the run then finishes; returns what it wrote. */
+  async function watchWhileRunning(id: string, options: { json?: boolean; tty: boolean }) {
+    await queues.submit(config(id), samples(4));
+    const out = sink(options.tty);
+    const watching = watchDataset(queues, id, { intervalMs: 10, out, ...(options.json ? { json: true } : {}) });
+    await new Promise((r) => setTimeout(r, 60));
+    await queues.store.setChunkProgress(id, { run: 0, chunk: 0, ok: 1, failed: 1, failures: { timeout: 1 }, final: true });
+    await new Promise((r) => setTimeout(r, 60));
+    await queues.store.setResult(id, 0, result(id, 3, 1));
+    await (await queues.datasetJob(id))!.remove();
+    const final = await watching;
+    return { final, out };
+  }
+
+  it('--watch on a terminal redraws the whole view in place until the run is done', async () => {
+    const { final, out } = await watchWhileRunning('w3', { tty: true });
+    expect(final.state).toBe('done');
+    const frames = out.chunks;
+    expect(frames.length).toBeGreaterThan(3);
+    for (const frame of frames) {
+      expect(frame.startsWith('\x1b[H\x1b[2Jlayertap status w3   ')).toBe(true);
+      expect(frame).toContain('dataset   w3 (run 0, ');
+    }
+    expect(frames[0]).toContain('samples   4 total: 0 ok, 0 failed, 4 pending');
+    expect(frames.some((f) => f.includes('samples   4 total: 1 ok, 1 failed, 2 pending'))).toBe(true);
+    expect(frames.at(-1)).toContain('samples   4 total: 3 ok, 1 failed, 0 pending');
+    expect(frames.at(-1)).toMatch(/4\/4 done, 1 failed, .* \(done\)\n$/);
+  });
+
+  it('--watch into a pipe writes a progress line per change, then the final status', async () => {
+    const { out } = await watchWhileRunning('w4', { tty: false });
+    expect(out.text()).not.toContain('\x1b');
+    const [progress, summary = ''] = out.text().split(/\n(?=dataset {3})/);
+    const lines = progress!.split('\n');
+    expect(lines[0]).toMatch(/^\[-+\] 0\/4 done, 0 failed, .*\(running\)$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^\[#+-+\] 2\/4 done, 1 failed, .*\(running\)$/));
+    expect(lines.at(-1)).toMatch(/ 4\/4 done, 1 failed, .*\(done\)$/);
+    // A line only when something changed (the poll ran far more often than that).
+    expect(new Set(lines).size).toBe(lines.length);
+    expect(summary.split('\n')[0]).toBe('dataset   w4 (run 0, done)');
+    expect(summary).toContain('samples   4 total: 3 ok, 1 failed, 0 pending');
+  });
+
+  it('--watch --json writes one status object per change', async () => {
+    const { out } = await watchWhileRunning('w5', { tty: true, json: true });
+    const objects = out.text().trim().split('\n').map((l) => JSON.parse(l) as { state: string; progress: { ok: number; failed: number } });
+    const seen = objects.map((o) => `${o.state} ${o.progress.ok} ${o.progress.failed}`);
+    expect(seen[0]).toBe('running 0 0');
+    expect(seen).toContain('running 1 1');
+    expect(seen.at(-1)).toBe('done 3 1');
+    // One object per change, not per poll.
+    expect(seen.length).toBeLessThan(6);
   });
 });

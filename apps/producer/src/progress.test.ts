@@ -20,6 +20,7 @@ function status(progress: Partial<DatasetStatus['progress']>, overrides: Partial
       dtype: 'float16',
       layout: 'chw',
       pool: 'none',
+      format: 'npy',
       totalSamples: 10,
       submittedAt: '2025-01-01T00:00:00.000Z',
       run: 0,

@@ -80,7 +80,7 @@ export function formatStatus(status: DatasetStatus): string {
     `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
     `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
     `model     vgg16, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
-    `output    ${config.output}/${config.datasetId}/`,
+    `output    ${config.output}/${config.datasetId}/${config.format === 'shards' ? ' (safetensors shards, one per chunk)' : ''}`,
   ];
   const reasons = Object.entries(progress.failures).sort((a, b) => b[1] - a[1]);
   if (reasons.length) {
@@ -90,4 +90,56 @@ export function formatStatus(status: DatasetStatus): string {
   for (const f of status.chunkFailures) lines.push(`chunk ${f.chunk} failed: ${f.reason}`);
   if (status.cancelled) lines.push('cancelled: remaining samples are recorded as failed (cancelled); `layertap retry` runs them');
   return lines.join('\n');
+}
+
+/**
+ * One frame of `layertap status --watch`: a title with the time, the status as `layertap status` prints it,
+ * and the progress line (rate and ETA).
+ */
+export function watchFrame(status: DatasetStatus, line: string, now: Date = new Date(), intervalMs = 1000): string {
+  const title = `layertap status ${status.datasetId}   ${now.toISOString().replace('T', ' ').slice(0, 19)} UTC, every ${intervalMs / 1000}s (Ctrl-C to stop)`;
+  return `${title}\n\n${formatStatus(status)}\n\n${line}`;
+}
+
+export interface WatchOptions {
+  /** Refresh interval (default 1000 ms). */
+  intervalMs?: number;
+  /** JSON lines: one status object per change instead of a view. */
+  json?: boolean;
+  /** Where the view goes (default stdout). A terminal is redrawn in place; anything else gets a line per change. */
+  out?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Called when polling fails (Redis restarting); polling goes on. */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Shows a dataset's status until its latest run finishes: on a terminal the screen is redrawn every
+ * interval; otherwise (a pipe, a log) a progress line is written whenever the counts change, and the full
+ * status at the end; with `json`, one JSON status per change. Returns the last status.
+ */
+export async function watchDataset(queues: LayertapQueues, datasetId: string, options: WatchOptions = {}): Promise<DatasetStatus> {
+  const out = options.out ?? process.stdout;
+  const intervalMs = options.intervalMs ?? 1000;
+  const tty = out.isTTY === true && !options.json;
+  let last = '';
+  const final = await waitForDataset(queues, datasetId, {
+    intervalMs,
+    ...(options.onError ? { onError: options.onError } : {}),
+    onProgress: (status, line) => {
+      if (options.json) {
+        const text = JSON.stringify(status);
+        if (text !== last) out.write(`${text}\n`);
+        last = text;
+      } else if (tty) {
+        // Home, clear the screen, draw the frame.
+        out.write(`\x1b[H\x1b[2J${watchFrame(status, line, new Date(), intervalMs)}\n`);
+      } else {
+        const key = `${status.state} ${status.progress.ok} ${status.progress.failed} ${status.progress.pending}`;
+        if (key !== last) out.write(`${line}\n`);
+        last = key;
+      }
+    },
+  });
+  if (!options.json && !tty) out.write(`${formatStatus(final)}\n`);
+  return final;
 }

@@ -44,6 +44,7 @@ describe('defaultDatasetId', () => {
     ['layout', {}, { layout: 'hwc' }],
     ['pool', {}, { pool: 'avg' }],
     ['seed', {}, { seed: 1 }],
+    ['format', {}, { format: 'shards' }],
   ])('changes when the %s changes, keeping the readable part', (_what, a, b) => {
     const first = defaultDatasetId(options(a), samples);
     const second = defaultDatasetId(options(b), samples);
@@ -56,6 +57,8 @@ describe('defaultDatasetId', () => {
     expect(defaultDatasetId(options(), samples.slice(0, 1))).not.toBe(id);
     expect(defaultDatasetId(options(), [{ id: 'a', uri: 's3://bucket/a.png' }, samples[1]!])).not.toBe(id);
     expect(defaultDatasetId(options({ batchSize: 1, chunkSize: 1000 }), samples)).toBe(id);
+    // npy is the default: saying so keeps the ids datasets had before --format existed.
+    expect(defaultDatasetId(options({ format: 'npy' }), samples)).toBe(id);
   });
 
   it.each([
@@ -89,6 +92,7 @@ describe('sameSettings', () => {
     dtype: 'float32',
     layout: 'chw',
     pool: 'none',
+    format: 'npy',
     totalSamples: 10,
     submittedAt: '2025-01-01T00:00:00.000Z',
     run: 0,
@@ -108,6 +112,7 @@ describe('sameSettings', () => {
     [{ dtype: 'float16' }, 'dtype (float32 then float16)'],
     [{ layout: 'hwc' }, 'layout (chw then hwc)'],
     [{ pool: 'max' }, 'pool (none then max)'],
+    [{ format: 'shards' }, 'format (npy then shards)'],
     [{ layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'block5_conv3', canonical: 'block5_conv3' }] }, 'layers (block5_conv3,fc2 then fc2,block5_conv3)'],
     [{ layers: [{ spec: 'features.29', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }, 'layers (block5_conv3,fc2 then features.29,fc2)'],
   ])('names the first setting that differs: %j', (change, reason) => {
@@ -149,6 +154,7 @@ describe('prepareSubmission', () => {
       dtype: 'float32',
       layout: 'chw',
       pool: 'none',
+      format: 'npy',
       totalSamples: 2,
       submittedAt: '2025-06-01T10:00:00.000Z',
       run: 0,
@@ -167,6 +173,22 @@ describe('prepareSubmission', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).code).toBe(ErrorCode.InvalidId);
     expect((err as ValidationError).message).toBe('--dataset-id "a/b" contains a path separator');
+  });
+
+  it('records --format shards, and refuses chunks whose shard would not fit a worker\'s memory', async () => {
+    const output = pathToFileURL(tmp.path('out')).href;
+    const { config } = await prepareSubmission(options({ source: tmp.path('imgs'), output, format: 'shards', layers: ['block2_pool'] }), { s3 });
+    expect(config.format).toBe('shards');
+    // block1_conv1 at 224: 64 x 224 x 224 float32 = 12.25 MiB a sample; 64 of them are 784 MiB, 200 are 2450 MiB.
+    const big = options({ source: tmp.path('imgs'), output, format: 'shards', layers: ['block1_conv1'], chunkSize: 200 });
+    const err = await prepareSubmission(big, { s3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).message).toBe(
+      '--format shards: a chunk of 200 samples makes a 2450 MiB shard, over the 2 GiB a worker holds in memory: use --chunk-size 167 or less',
+    );
+    expect((await prepareSubmission({ ...big, chunkSize: 167 }, { s3 })).config.chunkSize).toBe(167);
+    expect((await prepareSubmission({ ...big, pool: 'avg' }, { s3 })).config.pool).toBe('avg');
+    expect((await prepareSubmission({ ...big, format: 'npy' }, { s3 })).config.format).toBe('npy');
   });
 
   it('refuses an unknown layer with UnknownLayer', async () => {

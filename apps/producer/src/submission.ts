@@ -7,6 +7,7 @@ import {
   shortHash,
   type Dtype,
   type Layout,
+  type OutputFormat,
   type Pool,
   type Preprocess,
   type Sample,
@@ -29,9 +30,14 @@ export interface SubmitOptions {
   dtype: Dtype;
   layout: Layout;
   pool: Pool;
+  /** `npy` (default): one file per sample and layer; `shards`: one safetensors file per chunk. */
+  format?: OutputFormat;
   datasetId?: string;
   seed: number;
 }
+
+/** Largest shard `--format shards` accepts: the worker holds a chunk's shard in memory. */
+const MAX_SHARD_BYTES = 2 * 1024 ** 3;
 
 export interface Submission {
   config: DatasetConfig;
@@ -42,7 +48,20 @@ export interface Submission {
 export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
   const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
-    JSON.stringify([samples.map((s) => [s.id, s.uri]), options.layers, options.output.replace(/\/+$/, ''), options.weights ?? null, options.preprocess, options.imageSize, options.dtype, options.layout, options.pool, options.seed]),
+    JSON.stringify([
+      samples.map((s) => [s.id, s.uri]),
+      options.layers,
+      options.output.replace(/\/+$/, ''),
+      options.weights ?? null,
+      options.preprocess,
+      options.imageSize,
+      options.dtype,
+      options.layout,
+      options.pool,
+      options.seed,
+      // Only shards change the digest, so ids of npy datasets stay what they were.
+      ...(options.format === 'shards' ? ['shards'] : []),
+    ]),
     10,
   );
   return `${base.replace(/^[-.]+/, '') || 'dataset'}-${digest}`;
@@ -55,6 +74,7 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
 export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Client; submittedAt?: Date }): Promise<Submission> {
   const layers = resolveLayerSpecs(options.layers);
   for (const layer of layers) layerOutputShape(layer.canonical, options.imageSize);
+  if (options.format === 'shards') checkShardSize(layers, options);
   if (options.datasetId !== undefined) {
     const problem = idProblem(options.datasetId);
     if (problem) throw new ValidationError(ErrorCode.InvalidId, `--dataset-id ${JSON.stringify(options.datasetId.slice(0, 80))} ${problem}`);
@@ -86,6 +106,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Cl
     dtype: options.dtype,
     layout: options.layout,
     pool: options.pool,
+    format: options.format ?? 'npy',
     totalSamples: samples.length,
     submittedAt: (deps.submittedAt ?? new Date()).toISOString(),
     run: 0,
@@ -95,10 +116,32 @@ export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Cl
 
 /** Settings that must not change between submissions of the same dataset id. */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
-  const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool'] as const;
+  const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
   for (const key of keys) if (a[key] !== b[key]) return `${key} (${String(a[key])} then ${String(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
   return undefined;
+}
+
+/**
+ * A worker builds a chunk's shard in memory: refuse chunks whose shard would pass 2 GiB, naming the size and
+ * a chunk size that fits.
+ */
+function checkShardSize(layers: ReadonlyArray<{ canonical: string }>, options: SubmitOptions): void {
+  const itemBytes = options.dtype === 'float16' ? 2 : 4;
+  const perSample = layers.reduce((sum, l) => {
+    const shape = layerOutputShape(l.canonical, options.imageSize);
+    const values = shape.length === 3 && options.pool !== 'none' ? (shape[0] ?? 0) : shape.reduce((a, b) => a * b, 1);
+    return sum + values * itemBytes;
+  }, 0);
+  const shardBytes = perSample * options.chunkSize;
+  if (shardBytes > MAX_SHARD_BYTES) {
+    const fits = Math.max(1, Math.floor(MAX_SHARD_BYTES / perSample));
+    throw new ValidationError(
+      ErrorCode.InvalidRequest,
+      `--format shards: a chunk of ${options.chunkSize} samples makes a ${(shardBytes / 1024 ** 2).toFixed(0)} MiB shard, over the ` +
+        `${MAX_SHARD_BYTES / 1024 ** 3} GiB a worker holds in memory: use --chunk-size ${fits} or less`,
+    );
+  }
 }

@@ -15,7 +15,9 @@ const program = new Command('layertap-worker')
   .description('Process layertap chunk jobs: fetch images, run VGG16 with forward hooks, write activations.')
   .version(version)
   .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
-  .addOption(new Option('--backend <name>', 'TF.js backend').choices(BackendName.options))
+  .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here').choices(['auto', 'tfjs', 'onnx']))
+  .addOption(new Option('--backend <name>', 'TF.js backend (tfjs engine)').choices(BackendName.options))
+  .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
   .option('--exit-when-idle', 'exit once every queue is empty (batch runs, tests)')
   .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
   .showHelpAfterError();
@@ -23,7 +25,7 @@ const program = new Command('layertap-worker')
 async function main(): Promise<void> {
   program.parse();
   applyProcessDefaults();
-  const opts = program.opts<{ concurrency?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number }>();
+  const opts = program.opts<{ concurrency?: number; engine?: 'auto' | 'tfjs' | 'onnx'; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
   const notice = nodeSupportNotice();

@@ -7,6 +7,10 @@ export interface WorkerConfig extends CommonConfig {
   /** Chunk jobs processed at once; each gets its own inference process (TF.js wasm uses one core each). */
   concurrency: number;
   backend: BackendName;
+  /** What runs the model: tfjs, onnx (ONNX Runtime) or auto (the fastest that works here). */
+  engine: 'auto' | 'tfjs' | 'onnx';
+  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
+  threads?: number;
   /** Exit once every queue is empty and nothing is running (batch runs, tests). */
   exitWhenIdle: boolean;
   /** BullMQ lock duration; the lock is renewed at half of it from this process's event loop. */
@@ -31,6 +35,10 @@ const WorkerEnv = z.object({
   LAYERTAP_CONCURRENCY: positiveInt.default(1),
   /** auto | tensorflow | webgpu | wasm | cpu (default auto). */
   LAYERTAP_BACKEND: BackendName.default('auto'),
+  /** auto | tfjs | onnx (default auto: a CUDA engine, then WebGPU, then ONNX Runtime CPU, then TF.js wasm). */
+  LAYERTAP_ENGINE: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
+  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
+  LAYERTAP_THREADS: positiveInt.optional(),
   LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
   LAYERTAP_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
   LAYERTAP_DECODE_CONCURRENCY: positiveInt.default(4),
@@ -49,6 +57,8 @@ const WorkerEnv = z.object({
 export interface WorkerFlags {
   concurrency?: number;
   backend?: BackendName;
+  engine?: 'auto' | 'tfjs' | 'onnx';
+  threads?: number;
   exitWhenIdle?: boolean;
   lockDuration?: number;
 }
@@ -60,6 +70,8 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     ...readCommonConfig(env),
     concurrency: flags.concurrency ?? e.LAYERTAP_CONCURRENCY,
     backend: flags.backend ?? e.LAYERTAP_BACKEND,
+    engine: flags.engine ?? e.LAYERTAP_ENGINE,
+    ...(flags.threads ?? e.LAYERTAP_THREADS ? { threads: (flags.threads ?? e.LAYERTAP_THREADS) as number } : {}),
     exitWhenIdle: flags.exitWhenIdle ?? false,
     lockDurationMs: flags.lockDuration ?? e.LAYERTAP_LOCK_DURATION_MS,
     shutdownTimeoutMs: e.LAYERTAP_SHUTDOWN_TIMEOUT_MS,

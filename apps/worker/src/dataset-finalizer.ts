@@ -6,6 +6,7 @@ import {
   type DatasetConfig,
   type DatasetJob,
   type DatasetResult,
+  type ManifestLine,
 } from '@layertap/contracts';
 import { PREPROCESSING } from '@layertap/imaging';
 import { datasetKey, manifestKey, partKey, readManifestParts, type OutputWriter } from '@layertap/storage';
@@ -48,17 +49,19 @@ export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext
     }
     const hasPart = partKeys.includes(partKey(dataset.datasetId, dataset.run, parsed.data.chunk));
     if (hasPart) continue;
-    for (const s of parsed.data.samples) {
-      lines.set(s.id, {
-        id: s.id,
-        uri: s.uri,
-        status: 'failed',
-        error: { code: ErrorCode.ChunkFailed, message: `chunk ${parsed.data.chunk} failed after its retries: ${reason}` },
-        outputs: {},
-        shape: {},
-        dtype: dataset.dtype,
-      });
-    }
+    const failedLines: ManifestLine[] = parsed.data.samples.map((s) => ({
+      id: s.id,
+      uri: s.uri,
+      status: 'failed',
+      error: { code: ErrorCode.ChunkFailed, message: `chunk ${parsed.data.chunk} failed after its retries: ${reason}` },
+      outputs: {},
+      shape: {},
+      dtype: dataset.dtype,
+    }));
+    for (const line of failedLines) lines.set(line.id, line);
+    // The sample index learns about them too (a chunk that failed for good wrote no part).
+    await ctx.queues.store.indexSamples(dataset.datasetId, failedLines, dataset.run, parsed.data.chunk);
+    ctx.log.warn({ datasetId: dataset.datasetId, chunk: parsed.data.chunk, code: ErrorCode.ChunkFailed, samples: failedLines.length, reason }, 'chunk failed for good: its samples are failed');
   }
 
   let ok = 0;
@@ -111,7 +114,11 @@ export function datasetDocument(
     pool: dataset.pool,
     backend: backends.join(', ') || null,
     output: dataset.output,
-    files: { manifest: 'manifest.jsonl', samples: '<layer>/<sampleId>.npy' },
+    format: dataset.format,
+    files:
+      dataset.format === 'shards'
+        ? { manifest: 'manifest.jsonl', shards: 'shards/<run>-<chunk>.safetensors', tensors: '<sampleId>/<layer>', outputs: '<shard key>#<tensor name>' }
+        : { manifest: 'manifest.jsonl', samples: '<layer>/<sampleId>.npy' },
     counts: { total: counts.ok + counts.failed, ...counts },
     runs: runs.map((r) => ({ run: r.run, submittedAt: r.submittedAt, samples: r.totalSamples })),
     startedAt,

@@ -22,7 +22,7 @@ let collected: LayerBuffer[] = [];
 
 async function load(spec: ModelSpec): Promise<ModelInfo> {
   const key = modelKey(spec);
-  if (current?.key === key) return current.info;
+  if (current?.key === key) return { ...current.info, fresh: false };
   current?.extractor.dispose();
   current = undefined;
   const started = Date.now();
@@ -30,19 +30,22 @@ async function load(spec: ModelSpec): Promise<ModelInfo> {
     ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.spec), fetchBytes: (uri) => weightsFetcher().fetch(uri) })
     : undefined;
   const extractor = await Extractor.create({
+    engine: spec.engine,
     backend: spec.backend,
+    ...(spec.threads ? { threads: spec.threads } : {}),
     imageSize: spec.imageSize,
     seed: spec.seed,
     ...(weights ? { weights: weights.tensors, weightsDescription: weights.description } : {}),
   });
   for (const layer of spec.layers) {
     extractor.registerForwardHook(layer.spec, (out) => {
-      collected.push({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape });
+      collected.push({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout });
     });
   }
   await extractor.warmup();
   const info: ModelInfo = {
-    backend: extractor.backend,
+    backend: `${extractor.engine}:${extractor.backend}`,
+    fresh: true,
     backendReason: extractor.backendReason,
     weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },
     loadMs: Date.now() - started,

@@ -2,7 +2,11 @@ import type { BackendName, LayerRequest } from '@layertap/contracts';
 
 /** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
 export interface ModelSpec {
+  /** `tfjs`, `onnx` (ONNX Runtime) or `auto` (the fastest that works on this machine). */
+  engine: 'auto' | 'tfjs' | 'onnx';
   backend: BackendName;
+  /** ONNX Runtime compute threads (default: the cores this process may use). */
+  threads?: number;
   imageSize: number;
   layers: LayerRequest[];
   /** Weights URI; absent means seeded random weights. */
@@ -11,7 +15,10 @@ export interface ModelSpec {
 }
 
 export interface ModelInfo {
+  /** `<engine>:<backend or provider>`, e.g. `onnx:cpu`, `tfjs:wasm`, `tfjs:tensorflow`. */
   backend: string;
+  /** true when this request loaded the model (false when the child already had it). */
+  fresh: boolean;
   backendReason: string;
   weights: { description: string; sha256?: string };
   loadMs: number;
@@ -20,9 +27,10 @@ export interface ModelInfo {
 export interface LayerBuffer {
   spec: string;
   canonical: string;
-  /** Host copy of the layer's output for the whole batch, NHWC (or [N, C] for dense layers). */
+  /** Host copy of the layer's output for the whole batch: [N,H,W,C] (`nhwc`), [N,C,H,W] (`nchw`) or [N,C]. */
   data: Float32Array;
   shape: number[];
+  layout: 'nhwc' | 'nchw';
 }
 
 export interface InferResult {
@@ -47,5 +55,5 @@ export type ChildResponse =
   | { id: number; ok: false; error: WireError };
 
 export function modelKey(spec: ModelSpec): string {
-  return JSON.stringify([spec.backend, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
+  return JSON.stringify([spec.engine, spec.backend, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
 }

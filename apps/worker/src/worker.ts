@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from '@layertap/queue';
 import { ChunkJob, DatasetJob, ErrorCode, LayertapError, QueueName, ValidationError, formatIssues, type ChunkResult, type DatasetResult } from '@layertap/contracts';
@@ -10,6 +12,9 @@ import type { WorkerConfig } from './config';
 import { processChunk } from './chunk-processor';
 import { finalizeDataset } from './dataset-finalizer';
 import { InferenceHost } from './inference-host';
+import { readMetricsConfig, type MetricsConfig } from './metrics-config';
+import { WorkerMetrics } from './metrics';
+import { MetricsServer } from './metrics-server';
 
 export interface LayertapWorkerOptions {
   config: WorkerConfig;
@@ -17,6 +22,8 @@ export interface LayertapWorkerOptions {
   version: string;
   /** Injected for tests; default: a client made from the config's S3 settings. */
   s3?: S3Client;
+  /** The Prometheus endpoint; default: `readMetricsConfig()` (LAYERTAP_METRICS_PORT, 9464; port 0 = off). */
+  metrics?: MetricsConfig;
 }
 
 /** Errors that no retry can fix: the job fails at once. */
@@ -42,9 +49,16 @@ export class LayertapWorker {
   private idleTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
+  private readonly metricsConfig: MetricsConfig;
+  /** Undefined when the endpoint is off (port 0). */
+  readonly metrics: WorkerMetrics | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private readonly identity = { hostname: hostname(), pid: process.pid };
 
   constructor(private readonly options: LayertapWorkerOptions) {
     const { config } = options;
+    this.metricsConfig = options.metrics ?? readMetricsConfig();
+    this.metrics = this.metricsConfig.port > 0 ? new WorkerMetrics({ concurrency: config.concurrency }) : undefined;
     this.s3 = options.s3 ?? new S3Client({ ...config.s3, maxAttempts: 5 });
     this.fetcher = new ImageFetcher({
       maxBytes: config.maxImageBytes,
@@ -63,7 +77,8 @@ export class LayertapWorker {
   private output = (uri: string): OutputWriter => {
     let writer = this.writers.get(uri);
     if (!writer) {
-      writer = openOutput(uri, { s3: this.s3 });
+      const opened = openOutput(uri, { s3: this.s3 });
+      writer = this.metrics ? this.metrics.meter(opened) : opened;
       this.writers.set(uri, writer);
     }
     return writer;
@@ -98,8 +113,28 @@ export class LayertapWorker {
     }
     void this.chunkWorker.run();
     void this.datasetWorker.run();
-    log.info({ redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, backend: config.backend }, 'worker started');
+    const metricsUrl = await this.startMetrics(queues);
+    log.info(
+      { redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, engine: config.engine, backend: config.backend, hostname: this.identity.hostname, metrics: metricsUrl ?? 'off' },
+      'worker started',
+    );
     if (config.exitWhenIdle) this.watchIdle();
+  }
+
+  /** Serves `/metrics`; a port already taken (several workers on one host) costs the metrics, not the worker. */
+  private async startMetrics(queues: LayertapQueues): Promise<string | undefined> {
+    const { port, host } = this.metricsConfig;
+    if (!this.metrics || port === 0) return undefined;
+    this.metrics.watchQueues(queues);
+    const server = new MetricsServer({ registry: this.metrics.registry, port, host });
+    try {
+      await server.start();
+    } catch (err) {
+      this.options.log.warn({ port, host, err: (err as Error).message }, 'metrics endpoint not started (set LAYERTAP_METRICS_PORT or --metrics-port to a free port, 0 for none)');
+      return undefined;
+    }
+    this.metricsServer = server;
+    return `http://${host}:${server.port}/metrics`;
   }
 
   private async runChunk(job: Job, token: string | undefined, signal?: AbortSignal): Promise<ChunkResult> {
@@ -112,7 +147,10 @@ export class LayertapWorker {
     const { config, log } = this.options;
     const { dataset, chunk, samples } = parsed.data;
     const jobLog = log.child({ datasetId: dataset.datasetId, run: dataset.run, chunk, jobId: job.id });
-    jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1 }, 'chunk started');
+    jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1, slot: this.hosts.indexOf(host) }, 'chunk started');
+    const started = performance.now();
+    let outcome: 'done' | 'failed' | 'released' = 'failed';
+    this.metrics?.chunkStarted();
     try {
       const result = await processChunk(parsed.data, {
         fetcher: this.fetcher,
@@ -121,6 +159,9 @@ export class LayertapWorker {
         output: this.output,
         log: jobLog,
         backend: config.backend,
+        engine: config.engine,
+        // ONNX Runtime threads: the cores shared out between the inference processes of this worker.
+        threads: config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.concurrency)),
         reportProgress: (p) => job.updateProgress(p),
         ...(signal ? { signal } : {}),
         decodeConcurrency: config.decodeConcurrency,
@@ -128,14 +169,19 @@ export class LayertapWorker {
         maxPixels: config.maxPixels,
         // A chunk that ran before (failed, stalled, or a resumed run) may have stored some samples already.
         checkExisting: job.attemptsMade > 0 || (job.attemptsStarted ?? 0) > 1 || dataset.run > 0,
+        ...(this.metrics ? { metrics: this.metrics.forSlot(this.hosts.indexOf(host)) } : {}),
+        worker: this.identity,
+        version: this.options.version,
       });
       jobLog.info({ ok: result.ok, failed: result.failed, ms: result.durationMs, backend: result.backend }, 'chunk done');
+      outcome = 'done';
       return result;
     } catch (err) {
       if (signal?.aborted && token) {
         // Shutting down: hand the chunk back without spending one of its attempts. Objects already stored
         // are whole (atomic puts) and the next attempt skips them.
         jobLog.warn('chunk released: worker shutting down');
+        outcome = 'released';
         await job.moveToDelayed(Date.now() + 1_000, token);
         throw new DelayedError();
       }
@@ -145,6 +191,7 @@ export class LayertapWorker {
       }
       throw err;
     } finally {
+      this.metrics?.chunkEnded(outcome, (performance.now() - started) / 1000);
       this.freeHosts.push(host);
     }
   }
@@ -210,6 +257,7 @@ export class LayertapWorker {
       await graceful;
       clearTimeout(timer);
       await Promise.all(this.hosts.map((h) => h.close()));
+      await this.metricsServer?.close();
       await this.queues?.close();
       await this.connection?.quit().catch(() => undefined);
       this.s3.destroy();

@@ -64,6 +64,27 @@ describe('readCommonConfig', () => {
     expect(config.logLevel).toBe('debug');
   });
 
+  it('reads a Redis Cluster from REDIS_URL or REDIS_CLUSTER_NODES, with {layertap} as the default prefix there', () => {
+    expect(readCommonConfig({ REDIS_URL: 'redis-cluster://10.0.0.1:7000,10.0.0.2:7000' }).redis).toEqual({
+      url: 'redis-cluster://10.0.0.1:7000,10.0.0.2:7000',
+      prefix: '{layertap}',
+    });
+    expect(readCommonConfig({ REDIS_CLUSTER_NODES: ' redis-0:6379 , redis-1:6379 ', LAYERTAP_QUEUE_PREFIX: 'lt-{prod}' }).redis).toEqual({
+      url: 'redis-cluster://redis-0:6379,redis-1:6379',
+      prefix: 'lt-{prod}',
+    });
+  });
+
+  it('refuses a cluster with a prefix that has no hash tag, and both Redis variables at once', () => {
+    const noTag = thrownBy(() => readCommonConfig({ REDIS_URL: 'rediss-cluster://h:1', LAYERTAP_QUEUE_PREFIX: 'layertap' }));
+    expect(noTag.code).toBe(ErrorCode.InvalidRequest);
+    expect(noTag.message).toBe(
+      'invalid environment: LAYERTAP_QUEUE_PREFIX "layertap" has no hash tag, which Redis Cluster needs (BullMQ keeps each queue\'s keys in one slot): use one such as {layertap}',
+    );
+    expect(thrownBy(() => readCommonConfig({ REDIS_URL: 'redis://h:1', REDIS_CLUSTER_NODES: 'h:1' })).message).toMatch(/set REDIS_URL or REDIS_CLUSTER_NODES, not both/);
+    expect(thrownBy(() => readCommonConfig({ REDIS_CLUSTER_NODES: ' , ' })).message).toMatch(/REDIS_CLUSTER_NODES lists no host:port/);
+  });
+
   it('refuses an unknown LOG_LEVEL with a ValidationError naming the variable', () => {
     const err = thrownBy(() => readCommonConfig({ LOG_LEVEL: 'verbose' }));
     expect(err.code).toBe(ErrorCode.InvalidRequest);

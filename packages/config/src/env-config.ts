@@ -13,10 +13,25 @@ export interface S3Settings {
 }
 
 export interface RedisSettings {
-  /** `redis://[:password@]host:port[/db]` or `rediss://` for TLS. */
+  /**
+   * `redis://[:password@]host:port[/db]` or `rediss://` for TLS; for a Redis Cluster
+   * `redis-cluster://[:password@]host:port,host:port,...` (`rediss-cluster://` for TLS).
+   */
   url: string;
-  /** BullMQ key prefix; use a hash tag such as `{layertap}` on Redis Cluster. */
+  /** BullMQ key prefix; on Redis Cluster it carries a hash tag such as `{layertap}` (the default there). */
   prefix: string;
+}
+
+/** The prefix used on Redis Cluster when none is set: its hash tag keeps every key in one slot. */
+export const DEFAULT_CLUSTER_QUEUE_PREFIX = `{${DEFAULT_QUEUE_PREFIX}}`;
+
+const CLUSTER_URL = /^rediss?-cluster:\/\//i;
+
+/** Whether every key starting with `prefix` lands in one Redis Cluster slot (a non-empty `{...}` in it). */
+function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1;
 }
 
 export interface CommonConfig {
@@ -31,10 +46,12 @@ const flag = z
   .transform((v) => (v === undefined ? undefined : ['1', 'true', 'yes', 'on'].includes(v.trim().toLowerCase())));
 
 const CommonEnv = z.object({
-  /** Redis for BullMQ. Default: a local server. */
-  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
-  /** BullMQ key prefix. */
-  LAYERTAP_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
+  /** Redis for BullMQ (`redis-cluster://h:p,h:p` for a cluster). Default: a local server. */
+  REDIS_URL: z.string().optional(),
+  /** Redis Cluster nodes, `host:port,host:port,...`: the same as REDIS_URL=redis-cluster://<nodes>. */
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  /** BullMQ key prefix (default `layertap`, `{layertap}` on a cluster). */
+  LAYERTAP_QUEUE_PREFIX: z.string().min(1).optional(),
   /** S3 endpoint for S3-compatible stores (MinIO, s3rver); AWS_ENDPOINT_URL is the SDK's generic name. */
   AWS_ENDPOINT_URL_S3: z.string().url().optional(),
   AWS_ENDPOINT_URL: z.string().url().optional(),
@@ -59,6 +76,26 @@ export function parseEnv<T extends z.ZodTypeAny>(schema: T, env: Env): z.infer<T
   return parsed.data;
 }
 
+/** REDIS_URL or REDIS_CLUSTER_NODES, and the queue prefix, checked together (a cluster needs a hash tag). */
+function redisSettings(e: { REDIS_URL?: string; REDIS_CLUSTER_NODES?: string; LAYERTAP_QUEUE_PREFIX?: string }): RedisSettings {
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    throw new ValidationError(ErrorCode.InvalidRequest, 'invalid environment: set REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  }
+  const nodes = e.REDIS_CLUSTER_NODES?.split(',').map((n) => n.trim()).filter(Boolean);
+  if (nodes && nodes.length === 0) throw new ValidationError(ErrorCode.InvalidRequest, 'invalid environment: REDIS_CLUSTER_NODES lists no host:port');
+  const url = nodes ? `redis-cluster://${nodes.join(',')}` : (e.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const cluster = CLUSTER_URL.test(url);
+  const prefix = e.LAYERTAP_QUEUE_PREFIX ?? (cluster ? DEFAULT_CLUSTER_QUEUE_PREFIX : DEFAULT_QUEUE_PREFIX);
+  if (cluster && !hasHashTag(prefix)) {
+    throw new ValidationError(
+      ErrorCode.InvalidRequest,
+      `invalid environment: LAYERTAP_QUEUE_PREFIX ${JSON.stringify(prefix)} has no hash tag, which Redis Cluster needs ` +
+        `(BullMQ keeps each queue's keys in one slot): use one such as ${DEFAULT_CLUSTER_QUEUE_PREFIX}`,
+    );
+  }
+  return { url, prefix };
+}
+
 /** Settings every layertap process shares (Redis, S3, logging), read once from the environment. */
 export function readCommonConfig(env: Env): CommonConfig {
   const e = parseEnv(CommonEnv, env);
@@ -68,7 +105,7 @@ export function readCommonConfig(env: Env): CommonConfig {
       ? { accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY, ...(e.AWS_SESSION_TOKEN ? { sessionToken: e.AWS_SESSION_TOKEN } : {}) }
       : undefined;
   return {
-    redis: { url: e.REDIS_URL, prefix: e.LAYERTAP_QUEUE_PREFIX },
+    redis: redisSettings(e),
     s3: {
       ...(endpoint ? { endpoint } : {}),
       region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION ?? 'us-east-1',

@@ -29,6 +29,7 @@ describe('DatasetConfig', () => {
   it('accepts a complete configuration and defaults pool to none', () => {
     const parsed = DatasetConfig.parse(config());
     expect(parsed.pool).toBe('none');
+    expect(parsed.format).toBe('npy');
     expect(parsed.weights).toBeUndefined();
     expect(parsed.layers).toEqual([{ spec: 'conv5_3', canonical: 'block5_conv3' }]);
   });
@@ -37,6 +38,7 @@ describe('DatasetConfig', () => {
     const parsed = DatasetConfig.parse(config({ pool: 'avg', weights: 's3://w/vgg16.h5' }));
     expect(parsed.pool).toBe('avg');
     expect(parsed.weights).toBe('s3://w/vgg16.h5');
+    expect(DatasetConfig.parse(config({ format: 'shards' })).format).toBe('shards');
   });
 
   it('refuses an unsafe dataset id with the reason from idProblem', () => {
@@ -57,6 +59,7 @@ describe('DatasetConfig', () => {
     ['layout', { layout: 'nchw' }],
     ['preprocess', { preprocess: 'keras' }],
     ['pool', { pool: 'sum' }],
+    ['format', { format: 'hdf5' }],
     ['output', { output: '' }],
     ['totalSamples', { totalSamples: undefined }],
   ])('refuses a bad %s', (field, overrides) => {

@@ -25,6 +25,12 @@ export const Layout = z.enum(['chw', 'hwc']);
 export type Layout = z.infer<typeof Layout>;
 export const Pool = z.enum(['none', 'avg', 'max']);
 export type Pool = z.infer<typeof Pool>;
+/**
+ * How a dataset's arrays are stored: `npy`, one `.npy` per sample and layer; `shards`, one safetensors file
+ * per chunk holding every sample's tensors (fewer, larger objects for big datasets).
+ */
+export const OutputFormat = z.enum(['npy', 'shards']);
+export type OutputFormat = z.infer<typeof OutputFormat>;
 export const BackendName = z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']);
 export type BackendName = z.infer<typeof BackendName>;
 
@@ -48,6 +54,7 @@ export const DatasetConfig = z.object({
   dtype: Dtype,
   layout: Layout,
   pool: Pool.default('none'),
+  format: OutputFormat.default('npy'),
   totalSamples: z.number().int().nonnegative(),
   submittedAt: z.string(),
   /** 0 for the first submission, then one more for each `retry`: parts of later runs win in the manifest. */
@@ -109,6 +116,8 @@ export const ChunkResult = z.object({
     .optional(),
   /** Samples whose outputs an earlier attempt had already stored (not recomputed). */
   skipped: z.number().int().optional(),
+  /** The worker process that ran the chunk. */
+  worker: z.object({ hostname: z.string(), pid: z.number().int() }).optional(),
   /** After the last batch: tensors alive in the inference process, and RSS of both processes. */
   memory: z
     .object({ numTensors: z.number().int(), numBytes: z.number(), childRssBytes: z.number(), rssBytes: z.number() })

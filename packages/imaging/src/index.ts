@@ -23,3 +23,15 @@ export {
 export type { Box, RgbImage } from './preprocessing';
 export { resizeBilinear, bilinearCoefficients } from './resize-bilinear';
 export { mapLimit } from './map-limit';
+export {
+  renderMontage,
+  barStrip,
+  channelMeans,
+  channelToGrey,
+  featureDims,
+  gridShape,
+  mostActiveChannels,
+  DEFAULT_MONTAGE_CHANNELS,
+  DEFAULT_MONTAGE_TILE,
+} from './montage';
+export type { MontageActivation, MontageOptions, MontageView } from './montage';

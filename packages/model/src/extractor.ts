@@ -25,7 +25,7 @@ export interface ExtractorOptions {
   threads?: number;
   /**
    * ONNX Runtime: most images per session run; larger batches run in slices into one output buffer, which
-   * bounds activation memory. Default 8 on the CPU provider, the whole batch on GPU providers.
+   * bounds activation memory. Default 4 on the CPU provider, the whole batch on GPU providers.
    */
   runBatch?: number;
   /** Side of the square input images, in pixels (>= 32). */
@@ -177,6 +177,11 @@ export class Extractor {
   /** Why that engine and backend were chosen. */
   get backendReason(): string {
     return this.runner.reason;
+  }
+
+  /** ONNX Runtime's compute threads; undefined on TF.js (wasm runs one thread, the others decide). */
+  get threads(): number | undefined {
+    return this.runner.threads;
   }
 
   /** `tfjs/wasm`, `onnx/cpu`: engine and backend in one label (for logs, results and benchmarks). */

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
-import { ChunkResult, DatasetConfig, DatasetResult } from '@layertap/contracts';
+import type { ChainableCommander } from 'ioredis';
+import { ChunkResult, DatasetConfig, DatasetResult, type ManifestLine } from '@layertap/contracts';
+import type { Redis } from './connection';
 
 /** Progress of one chunk as its worker last reported it. */
 export interface ChunkProgress {
@@ -26,15 +27,99 @@ export interface DatasetProgress {
   finished: boolean;
 }
 
+/** What the sample index keeps about one sample (`<prefix>:ds:<id>:samples`, one hash field per sample). */
+export interface SampleRecord {
+  status: 'ok' | 'failed';
+  /** The failure's reason code (failed samples). */
+  code?: string;
+  /** The failure's message, cut to 500 characters (failed samples). */
+  message?: string;
+  /** The chunk and run whose part recorded this line: the latest run that processed the sample. */
+  chunk: number;
+  run: number;
+  uri: string;
+  /** layer spec -> output key, as in the manifest (`<key>#<tensor>` for shards). */
+  outputs?: Record<string, string>;
+}
+
+/** A sample found in the index. */
+export interface FoundSample extends SampleRecord {
+  datasetId: string;
+  id: string;
+}
+
+/** One example of a failure reason. */
+export interface FailureExample {
+  id: string;
+  uri: string;
+  message: string;
+  chunk: number;
+  run: number;
+  /** When it was recorded (ms since the epoch). */
+  at: number;
+}
+
+/** One chunk completion: `ok` and `failed` samples finished at `t` (ms since the epoch). */
+export interface ThroughputPoint {
+  t: number;
+  ok: number;
+  failed: number;
+  run: number;
+  chunk: number;
+}
+
+/** Samples done per time bucket, for a chart. */
+export interface ThroughputBucket {
+  /** Start of the bucket (ms since the epoch). */
+  t: number;
+  ok: number;
+  failed: number;
+  /** (ok + failed) per second over the bucket. */
+  perSecond: number;
+}
+
+export interface DatasetStoreOptions {
+  /** Failure examples kept per reason and dataset (default 10, the newest). */
+  examplesPerReason?: number;
+  /** Throughput points kept per dataset (default 10 000, the newest; one per chunk completion). */
+  throughputPoints?: number;
+}
+
+const MESSAGE_CHARS = 500;
+/** Hash fields per HSET: a chunk of 100 000 samples is split into commands of a sane size. */
+const FIELDS_PER_COMMAND = 1000;
+
+/** Sums throughput points into buckets of `bucketMs` (aligned to multiples of it), oldest first, gaps left out. */
+export function bucketThroughput(points: readonly ThroughputPoint[], bucketMs: number): ThroughputBucket[] {
+  if (!(bucketMs > 0)) throw new RangeError('bucketMs must be positive');
+  const buckets = new Map<number, ThroughputBucket>();
+  for (const p of points) {
+    const t = Math.floor(p.t / bucketMs) * bucketMs;
+    const b = buckets.get(t) ?? { t, ok: 0, failed: 0, perSecond: 0 };
+    b.ok += p.ok;
+    b.failed += p.failed;
+    b.perSecond = ((b.ok + b.failed) * 1000) / bucketMs;
+    buckets.set(t, b);
+  }
+  return [...buckets.values()].sort((a, b) => a.t - b.t);
+}
+
 /**
  * Dataset state that outlives BullMQ jobs: the submitted configuration of every run, per-chunk progress,
  * the final result and the cancel flag. Keys live under the queue prefix: `<prefix>:ds:<id>:*`.
  */
 export class DatasetStore {
+  private readonly examplesPerReason: number;
+  private readonly throughputPoints: number;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    options: DatasetStoreOptions = {},
+  ) {
+    this.examplesPerReason = options.examplesPerReason ?? 10;
+    this.throughputPoints = options.throughputPoints ?? 10_000;
+  }
 
   private key(datasetId: string, part: string): string {
     return `${this.prefix}:ds:${datasetId}:${part}`;
@@ -81,6 +166,147 @@ export class DatasetStore {
   async setChunkResult(datasetId: string, result: ChunkResult): Promise<void> {
     const { run, chunk, ok, failed, failures } = result;
     await this.setChunkProgress(datasetId, { run, chunk, ok, failed, failures, final: true });
+  }
+
+  /**
+   * Records a finished chunk in one transaction: its final counts, every sample's line in the sample index
+   * (by id and by URI; a retried chunk or a later run overwrites), failure examples and a throughput point.
+   * Called once the chunk's part is written.
+   */
+  async recordChunk(datasetId: string, result: ChunkResult, lines: readonly ManifestLine[]): Promise<void> {
+    const { run, chunk, ok, failed, failures } = result;
+    const now = Date.now();
+    const progress: ChunkProgress = { run, chunk, ok, failed, failures, final: true, updatedAt: now };
+    const multi = this.redis
+      .multi()
+      .hset(this.key(datasetId, 'chunks'), `${run}:${chunk}`, JSON.stringify(progress))
+      .hsetnx(this.key(datasetId, 'times'), `started:${run}`, String(now));
+    this.addToIndex(multi, datasetId, lines, run, chunk, now);
+    const throughputKey = this.key(datasetId, 'throughput');
+    multi.zadd(throughputKey, now, `${now}:${run}:${chunk}:${ok}:${failed}`).zremrangebyrank(throughputKey, 0, -(this.throughputPoints + 1));
+    await multi.exec();
+  }
+
+  /** Adds lines to the sample index without a chunk result (samples of a chunk that failed for good). */
+  async indexSamples(datasetId: string, lines: readonly ManifestLine[], run: number, chunk: number): Promise<void> {
+    if (lines.length === 0) return;
+    const multi = this.redis.multi();
+    this.addToIndex(multi, datasetId, lines, run, chunk, Date.now());
+    await multi.exec();
+  }
+
+  private addToIndex(multi: ChainableCommander, datasetId: string, lines: readonly ManifestLine[], run: number, chunk: number, now: number): void {
+    const samplesKey = this.key(datasetId, 'samples');
+    const urisKey = this.key(datasetId, 'uris');
+    const examples = new Map<string, FailureExample[]>();
+    for (let i = 0; i < lines.length; i += FIELDS_PER_COMMAND) {
+      const slice = lines.slice(i, i + FIELDS_PER_COMMAND);
+      const records: Record<string, string> = {};
+      const uris: Record<string, string> = {};
+      for (const line of slice) {
+        const record: SampleRecord =
+          line.status === 'ok'
+            ? { status: 'ok', chunk, run, uri: line.uri, outputs: line.outputs }
+            : {
+                status: 'failed',
+                code: line.error?.code ?? 'unknown',
+                message: (line.error?.message ?? '').slice(0, MESSAGE_CHARS),
+                chunk,
+                run,
+                uri: line.uri,
+              };
+        records[line.id] = JSON.stringify(record);
+        uris[line.uri] = line.id;
+        if (record.status === 'failed') {
+          const list = examples.get(record.code ?? 'unknown') ?? [];
+          if (list.length < this.examplesPerReason) list.push({ id: line.id, uri: line.uri, message: record.message ?? '', chunk, run, at: now });
+          examples.set(record.code ?? 'unknown', list);
+        }
+      }
+      multi.hset(samplesKey, records).hset(urisKey, uris);
+    }
+    for (const [code, list] of examples) {
+      const key = this.key(datasetId, `failex:${code}`);
+      multi
+        .sadd(this.key(datasetId, 'failcodes'), code)
+        .lpush(key, ...list.map((e) => JSON.stringify(e)))
+        .ltrim(key, 0, this.examplesPerReason - 1);
+    }
+  }
+
+  /** A sample of a dataset by its id or its URI, from the sample index; `undefined` until its chunk is done. */
+  async findSample(datasetId: string, idOrUri: string): Promise<FoundSample | undefined> {
+    const [byId, idOfUri] = await Promise.all([this.redis.hget(this.key(datasetId, 'samples'), idOrUri), this.redis.hget(this.key(datasetId, 'uris'), idOrUri)]);
+    if (byId) return { ...(JSON.parse(byId) as SampleRecord), datasetId, id: idOrUri };
+    if (!idOfUri) return undefined;
+    const record = await this.redis.hget(this.key(datasetId, 'samples'), idOfUri);
+    return record ? { ...(JSON.parse(record) as SampleRecord), datasetId, id: idOfUri } : undefined;
+  }
+
+  /**
+   * A sample by id or URI in every dataset of the `list` index, newest dataset first, at most `limit`
+   * matches. Two hash lookups per dataset, pipelined: O(datasets), no SCAN.
+   */
+  async findSampleAnywhere(idOrUri: string, limit = 20): Promise<FoundSample[]> {
+    const datasets = await this.redis.zrevrange(`${this.prefix}:datasets`, 0, -1);
+    const found: FoundSample[] = [];
+    const PAGE = 200;
+    for (let i = 0; i < datasets.length && found.length < limit; i += PAGE) {
+      const page = datasets.slice(i, i + PAGE);
+      const pipeline = this.redis.pipeline();
+      for (const id of page) pipeline.hget(this.key(id, 'samples'), idOrUri).hget(this.key(id, 'uris'), idOrUri);
+      const replies = (await pipeline.exec()) ?? [];
+      const byUri: Array<{ datasetId: string; sampleId: string }> = [];
+      page.forEach((datasetId, k) => {
+        const record = replies[2 * k]?.[1];
+        const sampleId = replies[2 * k + 1]?.[1];
+        if (typeof record === 'string') found.push({ ...(JSON.parse(record) as SampleRecord), datasetId, id: idOrUri });
+        else if (typeof sampleId === 'string') byUri.push({ datasetId, sampleId });
+      });
+      if (byUri.length) {
+        const second = this.redis.pipeline();
+        for (const { datasetId, sampleId } of byUri) second.hget(this.key(datasetId, 'samples'), sampleId);
+        const records = (await second.exec()) ?? [];
+        byUri.forEach(({ datasetId, sampleId }, k) => {
+          const record = records[k]?.[1];
+          if (typeof record === 'string') found.push({ ...(JSON.parse(record) as SampleRecord), datasetId, id: sampleId });
+        });
+      }
+    }
+    // Keep the newest-dataset-first order across id and URI matches.
+    const order = new Map(datasets.map((d, i) => [d, i]));
+    return found.sort((a, b) => (order.get(a.datasetId) ?? 0) - (order.get(b.datasetId) ?? 0)).slice(0, limit);
+  }
+
+  /**
+   * Up to `perReason` examples of each failure reason seen in the dataset, newest first. Samples that a
+   * later run turned `ok` are left out, and a sample appears once per reason.
+   */
+  async failureExamples(datasetId: string, perReason = 3): Promise<Record<string, FailureExample[]>> {
+    const codes = (await this.redis.smembers(this.key(datasetId, 'failcodes'))).sort();
+    const out: Record<string, FailureExample[]> = {};
+    for (const code of codes) {
+      const raw = await this.redis.lrange(this.key(datasetId, `failex:${code}`), 0, -1);
+      const seen = new Set<string>();
+      const candidates = raw.map((r) => JSON.parse(r) as FailureExample).filter((e) => !seen.has(e.id) && seen.add(e.id));
+      if (candidates.length === 0) continue;
+      const current = await this.redis.hmget(this.key(datasetId, 'samples'), ...candidates.map((e) => e.id));
+      const still = candidates.filter((_, i) => {
+        const record = current[i];
+        return !record || (JSON.parse(record) as SampleRecord).code === code;
+      });
+      if (still.length) out[code] = still.slice(0, perReason);
+    }
+    return out;
+  }
+
+  /** Chunk completions over time, oldest first (the newest 10 000 are kept); `sinceMs` keeps later ones. */
+  async throughput(datasetId: string, options: { sinceMs?: number } = {}): Promise<ThroughputPoint[]> {
+    const members = await this.redis.zrangebyscore(this.key(datasetId, 'throughput'), options.sinceMs ?? '-inf', '+inf');
+    return members.map((m) => {
+      const [t = 0, run = 0, chunk = 0, ok = 0, failed = 0] = m.split(':').map(Number);
+      return { t, ok, failed, run, chunk };
+    });
   }
 
   async chunkProgress(datasetId: string): Promise<ChunkProgress[]> {

@@ -1,13 +1,13 @@
 import { FlowProducer, Job, Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ChunkJob, DatasetConfig, DatasetJob, QueueName, type Sample } from '@layertap/contracts';
 import { chunkJobId, datasetJobId } from './job-ids';
 import { DatasetStore } from './dataset-store';
+import { assertClusterPrefix, isCluster, type Redis } from './connection';
 
 export interface LayertapQueuesOptions {
-  /** A connected ioredis client; BullMQ duplicates it where it needs its own connections. */
+  /** A connected ioredis client or cluster; BullMQ duplicates it where it needs its own connections. */
   connection: Redis;
-  /** BullMQ key prefix (a hash tag such as `{layertap}` on Redis Cluster). */
+  /** BullMQ key prefix; on Redis Cluster it must carry a hash tag such as `{layertap}` (refused otherwise). */
   prefix: string;
 }
 
@@ -59,6 +59,7 @@ export class LayertapQueues {
 
   constructor(readonly options: LayertapQueuesOptions) {
     const { connection, prefix } = options;
+    if (isCluster(connection)) assertClusterPrefix(prefix);
     this.datasets = new Queue(QueueName.Datasets, { connection, prefix });
     this.chunks = new Queue(QueueName.Chunks, { connection, prefix });
     this.flows = new FlowProducer({ connection, prefix });

@@ -3,3 +3,9 @@ export class NpyFormatError extends Error {
   override name = 'NpyFormatError';
   readonly code = 'invalid_npy';
 }
+
+/** A buffer that is not a safetensors file layertap can read (bad header, offsets or size). */
+export class SafetensorsFormatError extends Error {
+  override name = 'SafetensorsFormatError';
+  readonly code = 'invalid_safetensors';
+}

@@ -1,7 +1,20 @@
-export { NpyFormatError } from './errors';
+export { NpyFormatError, SafetensorsFormatError } from './errors';
 export { FileOutputWriter, type FileOutputWriterOptions } from './file-output-writer';
 export { float16BitsToFloat32, float16BitsToFloat32Bits, float32BitsToFloat16Bits, float32ToFloat16Bits } from './float16';
-export { datasetKey, datasetPrefix, manifestKey, parsePartKey, partKey, partsPrefix, PARTS_DIR, sampleKey } from './keys';
+export {
+  datasetKey,
+  datasetPrefix,
+  manifestKey,
+  parseOutputRef,
+  parsePartKey,
+  partKey,
+  partsPrefix,
+  PARTS_DIR,
+  sampleKey,
+  shardKey,
+  shardOutputRef,
+  SHARDS_DIR,
+} from './keys';
 export { decodeNpy, encodeNpy, npyByteLength, npyHeader, shapeSize, type NpyArray } from './npy';
 export { openOutput, type OpenOutputOptions } from './open-output';
 export { bucketNameProblem, parseOutputUri, type OutputLocation } from './output-uri';
@@ -17,3 +30,14 @@ export { mapS3Error, type S3ErrorContext } from './s3-errors';
 export { createS3Client, isS3Client, S3OutputWriter, type S3ClientSettings, type S3OutputWriterOptions } from './s3-output-writer';
 export { sampleArray, type BatchLayout, type SampleArray } from './sample-array';
 export { parsePart, readManifestParts, type MergedParts } from './manifest-parts';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  safetensorsByteLength,
+  safetensorsHeader,
+  type DecodedSafetensors,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  type SafetensorsTensor,
+} from './safetensors';
+export { MAX_SHARD_BYTES, ShardBuilder, shardTensorName, type ShardBuilderOptions, type ShardLayer } from './shard-builder';

@@ -1,5 +1,5 @@
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { datasetKey, datasetPrefix, manifestKey, parsePartKey, partKey, partsPrefix, sampleKey } from './keys';
+import { datasetKey, datasetPrefix, manifestKey, parseOutputRef, parsePartKey, partKey, partsPrefix, sampleKey, shardKey, shardOutputRef } from './keys';
 
 describe('output keys', () => {
   it('names samples, parts, the manifest and the dataset record', () => {
@@ -10,6 +10,18 @@ describe('output keys', () => {
     expect(datasetKey('cats-2024')).toBe('cats-2024/dataset.json');
     expect(datasetPrefix('cats-2024')).toBe('cats-2024/');
     expect(partsPrefix('cats-2024')).toBe('cats-2024/_parts/');
+    expect(shardKey('cats-2024', 1, 42)).toBe('cats-2024/shards/000001-000000042.safetensors');
+  });
+
+  it('points manifest outputs into shards with <key>#<tensor> and splits them back', () => {
+    const ref = shardOutputRef(shardKey('cats', 0, 3), 'img_1/features.9');
+    expect(ref).toBe('cats/shards/000000-000000003.safetensors#img_1/features.9');
+    expect(parseOutputRef(ref)).toEqual({ key: 'cats/shards/000000-000000003.safetensors', tensor: 'img_1/features.9' });
+    expect(parseOutputRef('cats/features.9/img_1.npy')).toEqual({ key: 'cats/features.9/img_1.npy' });
+  });
+
+  it("refuses 'shards' as a layer folder (it is the shards folder)", () => {
+    expect(() => sampleKey('cats', 'shards', 'img')).toThrow(/reserved name/);
   });
 
   it('makes part keys that sort by run, then chunk', () => {

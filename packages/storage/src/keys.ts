@@ -4,10 +4,12 @@ import { ErrorCode, idProblem, ValidationError } from '@layertap/contracts';
 
 /** The folder of chunk part files; the leading `_` keeps it apart from layer folders. */
 export const PARTS_DIR = '_parts';
+/** The folder of safetensors shards (`--format shards`). */
+export const SHARDS_DIR = 'shards';
 const RUN_DIGITS = 6;
 const CHUNK_DIGITS = 9;
 /** Names taken by layertap's own files inside a dataset folder. */
-const RESERVED_NAMES = new Set(['manifest.jsonl', 'dataset.json']);
+const RESERVED_NAMES = new Set(['manifest.jsonl', 'dataset.json', SHARDS_DIR]);
 
 function assertId(what: string, id: string): void {
   const problem = idProblem(id);
@@ -62,6 +64,25 @@ export function parsePartKey(key: string): { datasetId: string; run: number; chu
   if (!match) return undefined;
   const [, datasetId = '', run = '', chunk = ''] = match;
   return { datasetId, run: Number(run), chunk: Number(chunk) };
+}
+
+/** `<datasetId>/shards/<run, 6 digits>-<chunk, 9 digits>.safetensors`: one chunk's tensors (`--format shards`). */
+export function shardKey(datasetId: string, run: number, chunk: number): string {
+  return `${datasetPrefix(datasetId)}${SHARDS_DIR}/${pad('run', run, RUN_DIGITS)}-${pad('chunk', chunk, CHUNK_DIGITS)}.safetensors`;
+}
+
+/**
+ * A manifest `outputs` value that points into a shard: `<shard key>#<tensor name>`. Keys never contain `#`
+ * (ids cannot), so the last `#` splits it.
+ */
+export function shardOutputRef(key: string, tensorName: string): string {
+  return `${key}#${tensorName}`;
+}
+
+/** Splits a manifest `outputs` value into the object key and, for shards, the tensor name. */
+export function parseOutputRef(ref: string): { key: string; tensor?: string } {
+  const hash = ref.indexOf('#');
+  return hash < 0 ? { key: ref } : { key: ref.slice(0, hash), tensor: ref.slice(hash + 1) };
 }
 
 /** `<datasetId>/manifest.jsonl` */

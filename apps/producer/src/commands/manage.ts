@@ -1,28 +1,45 @@
 import { ErrorCode, ManifestLine, ValidationError, type Sample } from '@layertap/contracts';
-import { datasetStatus } from '@layertap/queue';
+import { cancelDataset, datasetStatus, retryDataset, unknownDatasetError } from '@layertap/queue';
 import { manifestKey, openOutput } from '@layertap/storage';
 import type { CliContext } from '../context';
-import { formatStatus } from '../progress';
+import { formatStatus, watchDataset } from '../progress';
 import { printSummary, waitWithProgress } from './wait';
 
-function unknownDataset(datasetId: string): ValidationError {
-  return new ValidationError(ErrorCode.InvalidRequest, `no dataset "${datasetId}" in Redis (check REDIS_URL and LAYERTAP_QUEUE_PREFIX)`);
+export interface StatusCommandOptions {
+  json: boolean;
+  /** Refresh until the dataset's latest run finishes (exit 0 when it is done, 1 otherwise). */
+  watch?: boolean;
+  /** Refresh interval of `--watch` in ms (default 1000). */
+  intervalMs?: number;
 }
 
-/** `layertap status <id>`: counts, failures by reason, chunk states and the output location. */
-export async function statusCommand(ctx: CliContext, datasetId: string, options: { json: boolean }): Promise<number> {
-  const status = await datasetStatus(await ctx.queues(), datasetId);
-  if (!status) throw unknownDataset(datasetId);
-  process.stdout.write(options.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
-  return 0;
+/**
+ * `layertap status <id>`: counts, failures by reason, chunk states and the output location. With `--watch`
+ * the view refreshes in the terminal until the run finishes (JSON lines with `--json`).
+ */
+export async function statusCommand(ctx: CliContext, datasetId: string, options: StatusCommandOptions): Promise<number> {
+  const queues = await ctx.queues();
+  const status = await datasetStatus(queues, datasetId);
+  if (!status) throw unknownDatasetError(datasetId);
+  if (!options.watch) {
+    process.stdout.write(options.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
+    return 0;
+  }
+  let redisDown = false;
+  const final = await watchDataset(queues, datasetId, {
+    json: options.json,
+    ...(options.intervalMs ? { intervalMs: options.intervalMs } : {}),
+    onError: (err) => {
+      if (!redisDown) process.stderr.write(`waiting for Redis: ${err.message}\n`);
+      redisDown = true;
+    },
+  });
+  return final.state === 'done' ? 0 : 1;
 }
 
 /** `layertap cancel <id>`: samples not yet run are recorded as failed (`cancelled`); running batches finish. */
 export async function cancelCommand(ctx: CliContext, datasetId: string, options: { json: boolean }): Promise<number> {
-  const queues = await ctx.queues();
-  const runs = await queues.store.runs(datasetId);
-  if (runs.length === 0) throw unknownDataset(datasetId);
-  await queues.store.cancel(datasetId);
+  await cancelDataset(await ctx.queues(), datasetId);
   process.stdout.write(
     options.json
       ? `${JSON.stringify({ datasetId, cancelled: true })}\n`
@@ -48,24 +65,21 @@ async function failedSamples(ctx: CliContext, output: string, datasetId: string)
 /** `layertap retry <id>`: runs the failed (and cancelled) samples of a finished dataset again, as a new run. */
 export async function retryCommand(ctx: CliContext, datasetId: string, options: { wait: boolean; json: boolean }): Promise<number> {
   const queues = await ctx.queues();
-  const status = await datasetStatus(queues, datasetId);
-  if (!status) throw unknownDataset(datasetId);
-  if (!status.progress.finished) {
-    throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} is still ${status.state}: retry once it has finished`);
-  }
-  const samples = await failedSamples(ctx, status.config.output, datasetId);
-  if (samples.length === 0) {
+  const retried = await retryDataset(queues, datasetId, {
+    failedSamples: (config) => failedSamples(ctx, config.output, datasetId),
+    attempts: ctx.config.chunkAttempts,
+    backoffMs: ctx.config.chunkBackoffMs,
+  });
+  if (retried.retried === 0) {
     process.stdout.write(options.json ? `${JSON.stringify({ datasetId, retried: 0 })}\n` : `dataset ${datasetId} has no failed samples\n`);
     return 0;
   }
-  const run = status.config.run + 1;
-  const config = { ...status.config, run, totalSamples: samples.length, submittedAt: new Date().toISOString() };
-  const submitted = await queues.submit(config, samples, { attempts: ctx.config.chunkAttempts, backoffMs: ctx.config.chunkBackoffMs });
+  const { run, chunks } = retried;
   if (!options.wait || !options.json) {
     process.stdout.write(
       options.json
-        ? `${JSON.stringify({ datasetId, run, retried: samples.length, chunks: submitted.chunks })}\n`
-        : `retrying ${samples.length} failed samples of ${datasetId} as run ${run} (${submitted.chunks} chunks)\n`,
+        ? `${JSON.stringify({ datasetId, run, retried: retried.retried, chunks })}\n`
+        : `retrying ${retried.retried} failed samples of ${datasetId} as run ${run} (${chunks} chunks)\n`,
     );
   }
   if (!options.wait) return 0;

@@ -54,6 +54,8 @@ export interface InferenceEngine {
   readonly backend: string;
   /** Why this engine and backend run (for logs and provenance). */
   readonly reason: string;
+  /** Compute threads, where the engine sets them (ONNX Runtime); undefined where the backend decides. */
+  readonly threads?: number;
   /**
    * Builds (or reuses) the model for `layers`, so that what a build allocates is not counted as a run's
    * leak. `run` prepares too; calling this first only moves the build out of the measured run.

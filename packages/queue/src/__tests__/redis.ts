@@ -49,6 +49,7 @@ export function datasetConfig(datasetId: string, overrides: Partial<DatasetConfi
     dtype: 'float32',
     layout: 'chw',
     pool: 'none',
+    format: 'npy',
     totalSamples: 5,
     submittedAt: '2025-03-01T12:00:00.000Z',
     run: 0,

@@ -1,0 +1,43 @@
+import type { DatasetDetail } from '../dataset-view';
+
+/** A dataset as the views receive it; `overrides` replaces top-level fields. */
+export function detail(overrides: Partial<DatasetDetail> = {}): DatasetDetail {
+  return {
+    datasetId: 'cats-1',
+    state: 'running',
+    config: {
+      datasetId: 'cats-1',
+      output: 's3://bucket/acts',
+      layers: [
+        { spec: 'features.9', canonical: 'block2_pool' },
+        { spec: 'fc2', canonical: 'fc2' },
+      ],
+      seed: 0,
+      preprocess: 'torchvision',
+      imageSize: 224,
+      batchSize: 16,
+      chunkSize: 64,
+      dtype: 'float32',
+      layout: 'chw',
+      pool: 'none',
+      format: 'npy',
+      totalSamples: 100,
+      submittedAt: '2025-03-01T12:00:00.000Z',
+      run: 0,
+    },
+    progress: { total: 100, ok: 40, failed: 2, pending: 58, failures: { decode_failed: 2 }, run: 0, startedAt: 1_000, updatedAt: 9_000, finished: false },
+    chunks: { total: 2, done: 0, failed: 0, pending: 2 },
+    chunkFailures: [],
+    cancelled: false,
+    parentJob: { id: 'cats-1~r0', state: 'waiting-children' },
+    rate: 5.25,
+    etaSeconds: 11,
+    outputLocation: 's3://bucket/acts/cats-1/',
+    weights: 'random, seed 0',
+    throughput: [],
+    failureExamples: {},
+    preprocessing: { mode: 'torchvision', imageSize: 224, reference: 'torchvision IMAGENET1K_V1', channelOrder: 'RGB', resize: 'shorter side', crop: 'center', formula: 'f' },
+    runs: [{ run: 0, submittedAt: '2025-03-01T12:00:00.000Z', samples: 100 }],
+    ...overrides,
+  };
+}

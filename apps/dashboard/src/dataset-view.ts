@@ -1,0 +1,118 @@
+import { PREPROCESSING } from '@layertap/imaging';
+import { datasetStatus, type DatasetStatus, type FailureExample, type LayertapQueues } from '@layertap/queue';
+import type { RatePoint } from './chart';
+import { averageRate, etaSeconds, rateSeries, type Completion } from './throughput';
+
+/** What the dataset list shows (and `GET /api/datasets` returns): the status plus rate, ETA and where outputs go. */
+export interface DatasetSummary extends DatasetStatus {
+  /** Images/s of the running run: its samples done over its time so far; 0 once finished or when jobs are gone. */
+  rate: number;
+  /** Seconds left at that rate; 0 when nothing is pending, null when unknown. */
+  etaSeconds: number | null;
+  /** `<output>/<datasetId>/` */
+  outputLocation: string;
+  /** `random, seed N` or the weights URI. */
+  weights: string;
+}
+
+/** What a dataset's page shows (and `GET /api/datasets/:id` returns). */
+export interface DatasetDetail extends DatasetSummary {
+  /** Images/s of the latest run over time. */
+  throughput: RatePoint[];
+  /** Up to a few failed samples per reason code. */
+  failureExamples: Record<string, FailureExample[]>;
+  /** The preprocessing and its constants, as dataset.json records them. */
+  preprocessing: { mode: string; imageSize: number; reference: string; channelOrder: string; resize: string; crop: string; formula: string };
+  runs: Array<{ run: number; submittedAt: string; samples: number }>;
+}
+
+export interface DatasetViewsOptions {
+  queues: LayertapQueues;
+  /** Failed samples shown per reason. Default 5. */
+  examplesPerReason?: number;
+  now?: () => number;
+}
+
+/** Reads what the pages and the JSON API show about datasets, from Redis. */
+export class DatasetViews {
+  private readonly now: () => number;
+
+  constructor(private readonly options: DatasetViewsOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  private get queues(): LayertapQueues {
+    return this.options.queues;
+  }
+
+  /**
+   * Images/s of the latest run over time: its chunk completions (`throughput()`), plus the last progress
+   * report of each chunk still running, from the run's start to now (or to its last completion once finished).
+   */
+  async throughput(status: DatasetStatus): Promise<RatePoint[]> {
+    const run = status.config.run;
+    const [points, reports] = await Promise.all([this.queues.store.throughput(status.datasetId), this.queues.store.chunkProgress(status.datasetId)]);
+    const completions: Completion[] = [
+      ...points.filter((p) => p.run === run).map((p) => ({ t: p.t, n: p.ok + p.failed })),
+      ...reports.filter((c) => c.run === run && !c.final).map((c) => ({ t: c.updatedAt, n: c.ok + c.failed })),
+    ];
+    if (completions.length === 0) return [];
+    const first = Math.min(...completions.map((c) => c.t));
+    const last = Math.max(...completions.map((c) => c.t));
+    const start = Math.min(status.progress.startedAt ?? first, first);
+    return rateSeries(completions, start, status.progress.finished ? last : Math.max(last, this.now()));
+  }
+
+  private summarise(status: DatasetStatus): DatasetSummary {
+    const { config, progress } = status;
+    // A retry run covers only the retried samples: its own progress is its total less what is pending.
+    const live = !progress.finished && status.state !== 'unknown';
+    const rate = live ? averageRate(config.totalSamples - progress.pending, progress.startedAt, this.now()) : 0;
+    const eta = progress.finished ? 0 : etaSeconds(progress.pending, rate);
+    return {
+      ...status,
+      rate,
+      etaSeconds: eta ?? null,
+      outputLocation: `${config.output.replace(/\/+$/, '')}/${config.datasetId}/`,
+      weights: config.weights ?? `random, seed ${config.seed}`,
+    };
+  }
+
+  /** The newest `limit` datasets. */
+  async list(limit = 100): Promise<DatasetSummary[]> {
+    const ids = await this.queues.store.list(limit);
+    const statuses = await Promise.all(ids.map((id) => datasetStatus(this.queues, id)));
+    return statuses.filter((s): s is DatasetStatus => s !== undefined).map((s) => this.summarise(s));
+  }
+
+  async summary(datasetId: string): Promise<DatasetSummary | undefined> {
+    const status = await datasetStatus(this.queues, datasetId);
+    return status && this.summarise(status);
+  }
+
+  async detail(datasetId: string): Promise<DatasetDetail | undefined> {
+    const status = await datasetStatus(this.queues, datasetId);
+    if (!status) return undefined;
+    const [throughput, failureExamples, runs] = await Promise.all([
+      this.throughput(status),
+      this.queues.store.failureExamples(datasetId, this.options.examplesPerReason ?? 5),
+      this.queues.store.runs(datasetId),
+    ]);
+    const p = PREPROCESSING[status.config.preprocess];
+    return {
+      ...this.summarise(status),
+      throughput,
+      failureExamples,
+      preprocessing: {
+        mode: status.config.preprocess,
+        imageSize: status.config.imageSize,
+        reference: p.reference,
+        channelOrder: p.channelOrder,
+        resize: p.resize.rule,
+        crop: p.crop,
+        formula: p.formula,
+      },
+      runs: runs.map((r) => ({ run: r.run, submittedAt: r.submittedAt, samples: r.totalSamples })),
+    };
+  }
+}

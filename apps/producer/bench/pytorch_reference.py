@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""PyTorch references for `layertap bench --compare-pytorch`.
+
+Runs one of the two patterns people use to get VGG16 activations with PyTorch, from JPEG files to one .npy
+file per sample, and prints one JSON line of timings:
+
+  seed       the usual snippet: the full torchvision.models.vgg16(), a forward hook on features[INDEX] that
+             keeps the output, the whole forward pass (classifier included) run anyway;
+  truncated  torchvision.models.vgg16().features[:INDEX + 1]: only the layers needed.
+
+Both load images with PIL and torchvision transforms (Resize(round(S * 256 / 224)), CenterCrop(S), ToTensor,
+Normalize with the ImageNet mean and std), run batches of --batch-size under torch.no_grad(), and save each
+sample with np.save. Weights are torchvision's random initialisation: speed does not depend on them.
+The timed part starts at the first image read and ends after the last file is written (model construction
+and one warm-up batch are timed separately), like layertap's end-to-end figure.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--images', help='directory of .jpg files (all are used, sorted by name)')
+    parser.add_argument('--out', help='directory for the .npy files (created)')
+    parser.add_argument('--mode', choices=['seed', 'truncated'])
+    parser.add_argument('--index', type=int, help='torchvision features index, e.g. 9 for block2_pool')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--image-size', type=int, default=224)
+    parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch decides)')
+    parser.add_argument('--check', action='store_true', help='print the versions as JSON and exit')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    import numpy as np
+    import torch
+    import torchvision
+    from PIL import Image
+    from torchvision import transforms
+
+    versions = {'torch': torch.__version__, 'torchvision': torchvision.__version__, 'python': sys.version.split()[0]}
+    if args.check:
+        print(json.dumps(versions))
+        return
+    if not (args.images and args.out and args.mode and args.index is not None):
+        sys.exit('--images, --out, --mode and --index are required')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    model = torchvision.models.vgg16()
+    model.eval()
+    captured = {}
+    if args.mode == 'seed':
+        net = model
+
+        def hook(_module, _inputs, output):
+            captured['features'] = output.detach()
+
+        model.features[args.index].register_forward_hook(hook)
+    else:
+        net = model.features[: args.index + 1]
+    size = args.image_size
+    transform = transforms.Compose([
+        transforms.Resize(round(size * 256 / 224)),
+        transforms.CenterCrop(size),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+    with torch.no_grad():
+        net(torch.zeros(args.batch_size, 3, size, size))
+    build_s = time.perf_counter() - started
+
+    files = sorted(f for f in os.listdir(args.images) if f.endswith('.jpg'))
+    os.makedirs(args.out, exist_ok=True)
+    load_s = infer_s = save_s = 0.0
+    began = time.perf_counter()
+    for start in range(0, len(files), args.batch_size):
+        names = files[start:start + args.batch_size]
+        t0 = time.perf_counter()
+        batch = torch.stack([transform(Image.open(os.path.join(args.images, name)).convert('RGB')) for name in names])
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            out = net(batch)
+        features = captured['features'] if args.mode == 'seed' else out
+        t2 = time.perf_counter()
+        array = features.numpy()
+        for j, name in enumerate(names):
+            np.save(os.path.join(args.out, os.path.splitext(name)[0] + '.npy'), array[j])
+        t3 = time.perf_counter()
+        load_s += t1 - t0
+        infer_s += t2 - t1
+        save_s += t3 - t2
+    wall_s = time.perf_counter() - began
+    n = len(files)
+    print(json.dumps({
+        'mode': args.mode,
+        'index': args.index,
+        'images': n,
+        'batchSize': args.batch_size,
+        'threads': torch.get_num_threads(),
+        'buildSeconds': build_s,
+        'seconds': wall_s,
+        'imagesPerSecond': n / wall_s if wall_s > 0 else 0,
+        'msPerImage': {'load': 1000 * load_s / n, 'inference': 1000 * infer_s / n, 'save': 1000 * save_s / n},
+        'shape': list(array.shape[1:]) if n else [],
+        'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'versions': versions,
+    }))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,87 @@
+import { Job } from 'bullmq';
+import { ErrorCode, ValidationError, type DatasetConfig } from '@layertap/contracts';
+import { cancelDataset, retryDataset } from './dataset-actions';
+import { LayertapQueues } from './queues';
+import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
+
+describe('cancelDataset and retryDataset (real redis-server)', () => {
+  let env: Awaited<ReturnType<typeof startRedis>> | undefined;
+  let prefix: string;
+  let queues: LayertapQueues;
+
+  beforeAll(async () => {
+    env = await startRedis();
+  });
+  afterAll(async () => {
+    await stopRedis(env);
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('actions');
+    queues = new LayertapQueues({ connection: env!.redis, prefix });
+  });
+  afterEach(async () => {
+    await queues.datasets.obliterate({ force: true });
+    await queues.chunks.obliterate({ force: true });
+    await queues.close();
+    await deletePrefix(env!.redis, prefix);
+  });
+
+  async function refusal(promise: Promise<unknown>): Promise<ValidationError> {
+    const err = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.InvalidRequest);
+    return err as ValidationError;
+  }
+
+  /** Records run 0 of `id` as finished with `failed` failed samples, as the finalizer does. */
+  async function finished(id: string, total: number, failed: number): Promise<void> {
+    await queues.submit(datasetConfig(id, { totalSamples: total, chunkSize: 10 }), samples(total));
+    await (await queues.datasetJob(id))!.remove();
+    await queues.store.setResult(id, 0, { datasetId: id, ok: total - failed, failed, failures: { decode_failed: failed }, manifestKey: `${id}/manifest.jsonl` });
+  }
+
+  it('cancels a known dataset and refuses an unknown one', async () => {
+    await queues.submit(datasetConfig('stop', { totalSamples: 3 }), samples(3));
+    expect(await queues.store.isCancelled('stop')).toBe(false);
+    await cancelDataset(queues, 'stop');
+    expect(await queues.store.isCancelled('stop')).toBe(true);
+    const err = await refusal(cancelDataset(queues, 'nope'));
+    expect(err.message).toBe('no dataset "nope" in Redis (check REDIS_URL and LAYERTAP_QUEUE_PREFIX)');
+  });
+
+  it('refuses to retry a dataset that is still running, without reading its manifest', async () => {
+    await queues.submit(datasetConfig('busy', { totalSamples: 3 }), samples(3));
+    const read = jest.fn(async () => samples(1));
+    const err = await refusal(retryDataset(queues, 'busy', { failedSamples: read }));
+    expect(err.message).toBe('dataset busy is still running: retry once it has finished');
+    expect(read).not.toHaveBeenCalled();
+    await refusal(retryDataset(queues, 'nope', { failedSamples: read }));
+  });
+
+  it('submits the failed samples of a finished dataset as the next run, with the same settings', async () => {
+    await finished('again', 5, 2);
+    const seen: DatasetConfig[] = [];
+    const result = await retryDataset(queues, 'again', {
+      failedSamples: async (config) => {
+        seen.push(config);
+        return [samples(5)[1]!, samples(5)[4]!];
+      },
+    });
+    expect(result).toEqual({ datasetId: 'again', run: 1, retried: 2, chunks: 1 });
+    expect(seen.map((c) => [c.datasetId, c.run])).toEqual([['again', 0]]);
+    const job = await Job.fromId(queues.datasets, 'again~r1');
+    expect(job?.data).toMatchObject({ kind: 'dataset', chunks: 1, dataset: { datasetId: 'again', run: 1, totalSamples: 2, imageSize: 64, layers: [{ spec: 'conv1_1' }] } });
+    const chunk = await Job.fromId(queues.chunks, 'again~r1~c0');
+    expect((chunk?.data as { samples: unknown[] }).samples).toEqual([samples(5)[1], samples(5)[4]]);
+    expect((await queues.store.latestRun('again'))?.run).toBe(1);
+  });
+
+  it('adds nothing when no sample failed', async () => {
+    await finished('clean', 3, 0);
+    expect(await retryDataset(queues, 'clean', { failedSamples: async () => [] })).toEqual({ datasetId: 'clean', retried: 0, chunks: 0 });
+    expect(await queues.datasets.count()).toBe(0);
+  });
+});
