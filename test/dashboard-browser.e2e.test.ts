@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -57,6 +58,7 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
   }
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (infra/bootstrap.sh does, or apt-get install chromium)`);
     await h.start();
     await rm(ARTIFACTS, { recursive: true, force: true });
     await mkdir(ARTIFACTS, { recursive: true });
@@ -104,7 +106,8 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(await progress.textContent()).toBe('0 / 30 done (0 failed)');
 
     // A worker runs while the page watches: the text changes by itself (the page polls every 2 s).
-    const worker = h.spawn(BIN.worker, ['--exit-when-idle']);
+    // The TF.js wasm engine keeps the run long enough on any machine for the page to see it move.
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { LAYERTAP_ENGINE: 'tfjs' });
     const first = doneOf(await until(() => progress.textContent(), (t) => doneOf(t) > 0, 120_000, 'progress to start'));
     const second = doneOf(await until(() => progress.textContent(), (t) => doneOf(t) > first, 120_000, 'progress to move on'));
     expect(second).toBeGreaterThan(first);

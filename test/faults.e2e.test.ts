@@ -11,6 +11,8 @@ import { BIN, Harness, SAMPLES } from './support/harness';
 describe('faults', () => {
   // AOF on, so a Redis restart keeps the queues (as a production Redis with persistence would).
   const h = new Harness('faults', { redis: { persistent: true } });
+  // Batches must compute for seconds so that faults land inside them: the TF.js wasm engine does.
+  const slow = { LAYERTAP_ENGINE: 'tfjs' };
   beforeAll(() => h.start(), 60_000);
   afterAll(() => h.close());
 
@@ -34,14 +36,14 @@ describe('faults', () => {
   it('kill -9 of a worker in the middle of a batch: the other worker finishes its chunk, once per sample', async () => {
     expect((await submit('killed')).code).toBe(0);
     const args = ['--exit-when-idle', '--lock-duration', '2000'];
-    const victim = h.spawn(BIN.worker, args);
+    const victim = h.spawn(BIN.worker, args, slow);
     await h.waitForOutput(victim.output, /"chunk started"/);
     // The model loads and the batch computes for seconds: this lands inside inference.
     await new Promise((r) => setTimeout(r, 2_500));
     expect(victim.output()).not.toMatch(/"chunk done"/);
     victim.child.kill('SIGKILL');
     expect(await victim.exited).toBeNull();
-    const survivor = h.spawn(BIN.worker, args);
+    const survivor = h.spawn(BIN.worker, args, slow);
     expect(await survivor.exited).toBe(0);
     expect(survivor.output()).toMatch(/"chunk done"/);
     await expectComplete('killed');
@@ -49,7 +51,7 @@ describe('faults', () => {
 
   it('SIGTERM during a batch: the chunk is released, the process exits in bounded time, nothing partial is stored', async () => {
     expect((await submit('termed')).code).toBe(0);
-    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { LAYERTAP_SHUTDOWN_TIMEOUT_MS: '500' });
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...slow, LAYERTAP_SHUTDOWN_TIMEOUT_MS: '500' });
     await h.waitForOutput(worker.output, /"chunk started"/);
     await new Promise((r) => setTimeout(r, 2_000));
     const sent = Date.now();
@@ -75,14 +77,14 @@ describe('faults', () => {
     for (const key of (await h.listKeys('layertap', 'faults/termed/')).filter((k) => k.endsWith('.npy'))) {
       expect(decodeNpy((await h.getObject('layertap', key))!).shape).toEqual([128, 56, 56]);
     }
-    await h.runWorker();
+    await h.runWorker([], slow);
     await expectComplete('termed');
   });
 
   it('Redis stopped and restarted mid-dataset: the worker and the waiting CLI reconnect, the dataset completes', async () => {
     expect((await submit('redis-restart', ['--chunk-size', '2', '--batch-size', '2'])).code).toBe(0);
     const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '224', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
-    const worker = h.spawn(BIN.worker, ['--exit-when-idle']);
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], slow);
     await h.waitForOutput(worker.output, /"chunk done"/);
     await h.services.redisServer.stop();
     await new Promise((r) => setTimeout(r, 3_000));
@@ -95,7 +97,7 @@ describe('faults', () => {
 
   it('S3 unreachable for a while: uploads and chunks retry with backoff, and the dataset completes', async () => {
     expect((await submit('s3-blip', [], { LAYERTAP_CHUNK_BACKOFF_MS: '1000' })).code).toBe(0);
-    const worker = h.spawn(BIN.worker, ['--exit-when-idle']);
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], slow);
     await h.waitForOutput(worker.output, /"chunk started"/);
     await h.services.s3Server.stop();
     await new Promise((r) => setTimeout(r, 6_000));
@@ -108,7 +110,7 @@ describe('faults', () => {
     expect((await submit('s3-gone', [], { LAYERTAP_CHUNK_ATTEMPTS: '2', LAYERTAP_CHUNK_BACKOFF_MS: '200' })).code).toBe(0);
     await h.services.s3Server.stop();
     try {
-      const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { LAYERTAP_CHUNK_ATTEMPTS: '2' });
+      const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...slow, LAYERTAP_CHUNK_ATTEMPTS: '2' });
       expect(await worker.exited).toBe(0);
       const status = await h.layertap(['status', 's3-gone', '--json']);
       const parsed = JSON.parse(status.stdout);

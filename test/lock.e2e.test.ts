@@ -19,8 +19,10 @@ describe('a batch longer than the lock duration', () => {
     ]);
     expect(submit.code).toBe(0);
     const args = ['--exit-when-idle', '--lock-duration', '1000'];
-    const a = h.spawn(BIN.worker, args);
-    const b = h.spawn(BIN.worker, args);
+    // The TF.js wasm engine computes a batch of 4 at 224 px for seconds: longer than the 1 s lock.
+    const slow = { LAYERTAP_ENGINE: 'tfjs' };
+    const a = h.spawn(BIN.worker, args, slow);
+    const b = h.spawn(BIN.worker, args, slow);
     expect(await a.exited).toBe(0);
     expect(await b.exited).toBe(0);
     const logs = a.output() + b.output();

@@ -1,6 +1,9 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
+import type { ChunkJob } from '@layertap/contracts';
+import { LayertapQueues } from '@layertap/queue';
 import { Harness, SAMPLES } from './support/harness';
 
 /** Pixel statistics of a PNG: size, variance of all channel values, and distinct RGB colours. */
@@ -32,6 +35,22 @@ describe('layertap show: a feature-map montage of a real dataset', () => {
     const common = ['--output', 's3://layertap/out', '--image-size', '64', '--batch-size', '2', '--chunk-size', '2'];
     expect((await h.layertap(['submit', images, '--layer', 'block1_pool,block3_pool', ...common, '--dataset-id', 'maps'])).code).toBe(0);
     expect((await h.layertap(['submit', images, '--layer', 'block3_pool', '--pool', 'avg', ...common, '--dataset-id', 'pooled'])).code).toBe(0);
+    // The same samples stored as safetensors shards, enqueued through the queue API (as `submit --format
+    // shards` does).
+    const redis = new Redis(h.services.redisUrl);
+    const queues = new LayertapQueues({ connection: redis, prefix: h.prefix });
+    try {
+      const config = (await queues.store.runs('maps'))[0]!;
+      const samples = (await queues.chunks.getJobs(['waiting']))
+        .map((j) => j.data as ChunkJob)
+        .filter((d) => d.dataset.datasetId === 'maps')
+        .sort((a, b) => a.chunk - b.chunk)
+        .flatMap((d) => d.samples);
+      await queues.submit({ ...config, datasetId: 'sharded', format: 'shards' }, samples);
+    } finally {
+      await queues.close();
+      redis.disconnect();
+    }
     await h.runWorker();
   }, 300_000);
   afterAll(() => h.close());
@@ -86,6 +105,22 @@ describe('layertap show: a feature-map montage of a real dataset', () => {
     const viaPath = await h.layertap(['show', 'maps', '--sample', path.join(images, 'chelsea.jpg'), '--out', byUri, '--json']);
     expect(viaPath.code).toBe(0);
     expect(JSON.parse(viaPath.stdout)).toMatchObject({ sample: 'chelsea', layer: 'block1_pool' });
+  });
+
+  it('reads the array out of a safetensors shard: the same montage as from the .npy', async () => {
+    const coffee = (await h.manifest('layertap', 'out', 'sharded')).find((l) => l.id === 'coffee')!;
+    expect(coffee.outputs.block3_pool).toMatch(/^sharded\/shards\/\d{6}-\d{9}\.safetensors#coffee\/block3_pool$/);
+    const fromNpy = path.join(h.tmp, 'npy.png');
+    const fromShard = path.join(h.tmp, 'shard.png');
+    expect((await h.layertap(['show', 'maps', '--sample', 'coffee', '--layer', 'block3_pool', '--out', fromNpy])).code).toBe(0);
+    const res = await h.layertap(['show', 'sharded', '--sample', 'coffee', '--layer', 'block3_pool', '--out', fromShard, '--json']);
+    expect(res.stderr).toBe('');
+    expect(JSON.parse(res.stdout)).toMatchObject({ sample: 'coffee', shape: [256, 8, 8] });
+    const [a, b] = await Promise.all([fromNpy, fromShard].map((f) => sharp(f).removeAlpha().raw().toBuffer({ resolveWithObject: true })));
+    expect(b!.info.width).toBe(a!.info.width);
+    // Only the title (the dataset's name, in the first 30 rows) differs.
+    const below = (x: typeof a) => x!.data.subarray(30 * x!.info.width * 3);
+    expect(below(b).equals(below(a))).toBe(true);
   });
 
   it('draws a pooled (C,) layer as a bar strip', async () => {

@@ -3,7 +3,7 @@ import { InferenceHost } from './inference-host';
 import type { ModelSpec } from './inference-protocol';
 import { writeFakeChild } from './__tests__/fake-inference-child';
 
-const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({ backend: 'cpu', imageSize: 32, layers: [{ spec: 'fc2', canonical: 'fc2' }], seed: 0, ...overrides });
+const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({ engine: 'tfjs', backend: 'cpu', imageSize: 32, layers: [{ spec: 'fc2', canonical: 'fc2' }], seed: 0, ...overrides });
 
 it("an old child's exit does not reject requests pending on the fresh child", async () => {
   const fake = await writeFakeChild();

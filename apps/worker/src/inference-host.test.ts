@@ -4,6 +4,7 @@ import type { InferResult, ModelSpec } from './inference-protocol';
 import { isAlive, writeFakeChild } from './__tests__/fake-inference-child';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
+  engine: 'tfjs',
   backend: 'cpu',
   imageSize: 32,
   layers: [{ spec: 'fc2', canonical: 'fc2' }],

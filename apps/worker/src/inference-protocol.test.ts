@@ -1,6 +1,7 @@
 import { modelKey, type ModelSpec } from './inference-protocol';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
+  engine: 'tfjs',
   backend: 'cpu',
   imageSize: 224,
   layers: [
@@ -14,11 +15,13 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
 describe('modelKey', () => {
   it('is the same for equal specs', () => {
     expect(modelKey(spec())).toBe(modelKey(spec()));
-    expect(modelKey(spec())).toBe('["cpu",224,["features.29","fc2"],null,0]');
+    expect(modelKey(spec())).toBe('["tfjs","cpu",null,224,["features.29","fc2"],null,0]');
   });
 
   it.each<[string, Partial<ModelSpec>]>([
+    ['engine', { engine: 'onnx' }],
     ['backend', { backend: 'wasm' }],
+    ['thread count', { threads: 4 }],
     ['image size', { imageSize: 256 }],
     ['layer list', { layers: [{ spec: 'fc2', canonical: 'fc2' }] }],
     ['layer order', { layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'features.29', canonical: 'block5_conv3' }] }],

@@ -77,9 +77,10 @@ describe('WorkerMetrics', () => {
   });
 
   it('tells GPU backends and output kinds apart', () => {
-    expect(['webgpu', 'cuda', 'onnx/cuda', 'tfjs/webgpu'].map((b) => isGpuBackend(b))).toEqual([true, true, true, true]);
-    expect(['wasm', 'cpu', 'tensorflow', 'onnx/cpu'].map((b) => isGpuBackend(b))).toEqual([false, false, false, false]);
+    expect(['webgpu', 'cuda', 'onnx:cuda', 'onnx:webgpu', 'tfjs:webgpu', 'onnx/cuda'].map((b) => isGpuBackend(b))).toEqual([true, true, true, true, true, true]);
+    expect(['wasm', 'cpu', 'tensorflow', 'onnx:cpu', 'tfjs:wasm', 'tfjs:tensorflow'].map((b) => isGpuBackend(b))).toEqual([false, false, false, false, false, false]);
     expect(isGpuBackend('tensorflow', '@tensorflow/tfjs-node-gpu loaded')).toBe(true);
+    expect(isGpuBackend('tfjs:tensorflow', '@tensorflow/tfjs-node-gpu 4.22.0 (CUDA)')).toBe(true);
     expect(['ds/features.9/a.npy', 'ds/shards/000000-000000001.safetensors', 'ds/_parts/000000-000000001.jsonl', 'ds/manifest.jsonl', 'ds/dataset.json'].map(outputKind)).toEqual([
       'array', 'shard', 'part', 'manifest', 'manifest',
     ]);

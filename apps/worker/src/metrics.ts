@@ -36,7 +36,8 @@ export interface ChunkMetrics {
 /** Whether an inference backend keeps its tensors in GPU memory (so `numBytes` is GPU memory). */
 export function isGpuBackend(backend: string, reason = ''): boolean {
   const name = backend.toLowerCase();
-  if (/(^|\/)(webgpu|cuda|tensorrt|dml|gpu)$/.test(name)) return true;
+  // `webgpu`, `onnx:cuda`, `tfjs:webgpu` (engine:backend, as the inference process reports it).
+  if (/(^|[/:])(webgpu|cuda|tensorrt|dml|gpu)$/.test(name)) return true;
   // tfjs-node-gpu and tfjs-node both call their backend `tensorflow`; the reason says which one loaded.
   return name.endsWith('tensorflow') && /tfjs-node-gpu/.test(reason);
 }

@@ -106,7 +106,11 @@ export function bucketThroughput(points: readonly ThroughputPoint[], bucketMs: n
 
 /**
  * Dataset state that outlives BullMQ jobs: the submitted configuration of every run, per-chunk progress,
- * the final result and the cancel flag. Keys live under the queue prefix: `<prefix>:ds:<id>:*`.
+ * the final result, the cancel flag, and the sample index (`samples`: id -> SampleRecord JSON, `uris`: URI
+ * -> id, `failex:<code>` and `failcodes`: failure examples, `throughput`: a sorted set of chunk
+ * completions). Keys live under the queue prefix, `<prefix>:ds:<id>:*`, and the dataset list is
+ * `<prefix>:datasets`: with a hash-tag prefix (`{layertap}`) every key is in one Redis Cluster slot, as the
+ * transactions here need. Nothing is ever found by SCAN.
  */
 export class DatasetStore {
   private readonly examplesPerReason: number;
