@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
-import { Dtype, Layout, Pool, Preprocess, ValidationError, describeError, isLayertapError } from '@layertap/contracts';
+import { Dtype, Layout, OutputFormat, Pool, Preprocess, ValidationError, describeError, isLayertapError } from '@layertap/contracts';
 import { applyProcessDefaults } from '@layertap/config';
 import { readProducerConfig } from './config';
 import { withContext } from './context';
@@ -60,6 +60,7 @@ program
   .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(Dtype.options).default('float32'))
   .addOption(new Option('--layout <layout>', 'stored layout: chw as PyTorch, hwc as Keras').choices(Layout.options).default('chw'))
   .addOption(new Option('--pool <pool>', 'global spatial pooling of each layer').choices(Pool.options).default('none'))
+  .addOption(new Option('--format <format>', 'npy: one .npy per sample and layer; shards: one safetensors file per chunk').choices(OutputFormat.options).default('npy'))
   .option('--seed <n>', 'seed of the random weights when --weights is not given', nonNegativeInt, 0)
   .option('--dataset-id <id>', 'dataset id (default: derived from the source and settings)')
   .option('--wait', 'show progress until the dataset is done', false)
@@ -80,6 +81,7 @@ program
           dtype: opts.dtype,
           layout: opts.layout,
           pool: opts.pool,
+          format: opts.format,
           seed: opts.seed,
           ...(opts.datasetId !== undefined ? { datasetId: opts.datasetId } : {}),
           wait: opts.wait,
@@ -93,8 +95,11 @@ program
   .command('status')
   .description('counts, failures by reason and output location of a dataset')
   .argument('<datasetId>')
-  .option('--json', 'print JSON', false)
-  .action((datasetId: string, opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => statusCommand(ctx, datasetId, opts))));
+  .option('--watch', 'refresh the view until the dataset finishes (exit 0 when it is done)', false)
+  .option('--json', 'print JSON (with --watch: one JSON line per change)', false)
+  .action((datasetId: string, opts) =>
+    run(() => withContext(readProducerConfig(), opts.watch ? 'waiting' : 'command', (ctx) => statusCommand(ctx, datasetId, opts))),
+  );
 
 program
   .command('cancel')

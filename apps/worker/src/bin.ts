@@ -2,12 +2,19 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BackendName, describeError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readWorkerConfig } from './config';
+import { readMetricsConfig } from './metrics-config';
 import { LayertapWorker } from './worker';
 import { version } from './version';
 
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535 (0 turns metrics off)');
   return n;
 }
 
@@ -20,17 +27,18 @@ const program = new Command('layertap-worker')
   .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
   .option('--exit-when-idle', 'exit once every queue is empty (batch runs, tests)')
   .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
+  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: off; default LAYERTAP_METRICS_PORT or 9464)', port)
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
   applyProcessDefaults();
-  const opts = program.opts<{ concurrency?: number; engine?: 'auto' | 'tfjs' | 'onnx'; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number }>();
+  const opts = program.opts<{ concurrency?: number; engine?: 'auto' | 'tfjs' | 'onnx'; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number; metricsPort?: number }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
   const notice = nodeSupportNotice();
   if (notice) log.warn(notice);
-  const worker = new LayertapWorker({ config, log, version });
+  const worker = new LayertapWorker({ config, log, version, metrics: readMetricsConfig({ ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}) }) });
 
   let signals = 0;
   const shutdown = (signal: string) => {

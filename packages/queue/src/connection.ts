@@ -165,7 +165,14 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     await new Promise<void>((resolve, reject) => {
       if (client.status === 'ready') return resolve();
       let lastError: unknown;
-      const onError = (err: unknown) => (lastError = err);
+      const onError = (err: unknown) => {
+        lastError = err;
+        // Wrong or missing credentials do not fix themselves: fail now rather than retry until the timeout.
+        if (err instanceof Error && /^(WRONGPASS|NOAUTH)/.test(err.message)) {
+          cleanup();
+          reject(err);
+        }
+      };
       const timer = setTimeout(() => {
         cleanup();
         reject(new Error(lastError instanceof Error ? describeConnectError(lastError) : `no answer in ${timeoutMs} ms`));

@@ -165,7 +165,9 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
     try {
       const perSample = new Map<string, Model.LayerOutput>();
       for (const layer of layers) extractor.registerForwardHook(layer.spec, (output) => void perSample.set(output.spec, output));
-      await extractor.warmup(options.batchSize);
+      // ONNX Runtime on the CPU runs batches in slices: one slice warms it up; GPU backends compile per shape.
+      const cpuSlices = extractor.engine === 'onnx' && extractor.backend === 'cpu';
+      await extractor.warmup(cpuSlices ? Math.min(options.batchSize, options.runBatch ?? m.DEFAULT_CPU_RUN_BATCH) : options.batchSize);
       const loadSeconds = (performance.now() - started) / 1000;
       const engine = {
         label: extractor.label,
