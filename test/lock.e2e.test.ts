@@ -26,7 +26,7 @@ describe('a batch longer than the lock duration', () => {
     expect(await a.exited).toBe(0);
     expect(await b.exited).toBe(0);
     const logs = a.output() + b.output();
-    expect(logs).not.toMatch(/stalled/);
+    expect(logs).not.toMatch(/"job stalled"/);
 
     const redis = new Redis(h.services.redisUrl);
     const chunks = new Queue('chunks', { connection: redis, prefix: h.prefix });

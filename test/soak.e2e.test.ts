@@ -51,7 +51,8 @@ describe(`soak: ${SAMPLES_COUNT} samples through one worker`, () => {
     expect(submit.stdout).toContain(`submitted dataset soak: ${SAMPLES_COUNT} samples in ${SAMPLES_COUNT / CHUNK_SIZE} chunks`);
 
     const started = Date.now();
-    await h.runWorker(['--concurrency', '1']);
+    // The TF.js engine: the soak watches TF.js tensors (tf.memory) and both processes' RSS.
+    await h.runWorker(['--concurrency', '1', '--engine', 'tfjs']);
     const workerMs = Date.now() - started;
 
     const redis = new Redis(h.services.redisUrl);

@@ -58,6 +58,8 @@ export class Harness {
       AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
       AWS_S3_FORCE_PATH_STYLE: 'true',
       LOG_LEVEL: 'info',
+      // Many workers share this machine in the tests: metrics only where a test asks for them.
+      LAYERTAP_METRICS_PORT: '0',
       ...extra,
     };
   }

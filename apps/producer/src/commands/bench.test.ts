@@ -52,6 +52,8 @@ describe('layertap bench', () => {
     expect(report.engine).toMatchObject({ label: 'onnx/cpu', threads: 1 });
     expect(report.modelOnly).toMatchObject({ batches: 2, images: 4 });
     expect(report.modelOnly.imagesPerSecond).toBeGreaterThan(0);
+    expect(report.modelOnly.cpuPerSecond).toBeGreaterThan(0);
+    expect(report.machine.loadAverage).toBeGreaterThanOrEqual(0);
     expect(report.endToEnd).toMatchObject({ images: 3, files: 6 });
     expect(report.endToEnd.imagesPerSecond).toBeGreaterThan(0);
     for (const stage of ['fetch', 'decode', 'inference', 'encode', 'write'] as const) expect(report.endToEnd.msPerImage[stage]).toBeGreaterThan(0);

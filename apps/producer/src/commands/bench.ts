@@ -1,7 +1,7 @@
 // `layertap bench`: model-only and end-to-end throughput of one engine on this machine, optionally against
 // PyTorch on the same images. In-process and without Redis: it measures the pipeline stages a worker runs.
 import { execFile } from 'node:child_process';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -93,6 +93,8 @@ export interface PytorchResult {
   images: number;
   seconds: number;
   imagesPerSecond: number;
+  /** CPU seconds of the Python process per wall second of the timed part: how many cores it got. */
+  cpuPerSecond: number;
   buildSeconds: number;
   threads: number;
   msPerImage: { load: number; inference: number; save: number };
@@ -101,11 +103,21 @@ export interface PytorchResult {
 }
 
 export interface BenchReport {
-  machine: { cpus: number; cpuModel: string; node: string };
+  /** `loadAverage`: the 1-minute load when the bench started; above the CPU count, other work shared the cores. */
+  machine: { cpus: number; cpuModel: string; node: string; loadAverage: number };
   engine: { label: string; engine: string; backend: string; reason: string; threads?: number };
   settings: Omit<BenchOptions, 'dir' | 'keep' | 'python' | 'comparePytorch'> & { dir: string };
   setup: { generateSeconds: number; loadSeconds: number };
-  modelOnly: { batches: number; images: number; seconds: number; imagesPerSecond: number; inferenceMsPerBatch: number; readbackMsPerBatch: number };
+  modelOnly: {
+    batches: number;
+    images: number;
+    seconds: number;
+    imagesPerSecond: number;
+    inferenceMsPerBatch: number;
+    readbackMsPerBatch: number;
+    /** This process's CPU seconds per wall second: how many cores it got. */
+    cpuPerSecond: number;
+  };
   /** Each stage on its own, one image or file at a time with nothing else running (the first batch's images). */
   stagesAlone: { images: number; msPerImage: Omit<StageTimes, 'inference' | 'readback'> };
   endToEnd: {
@@ -118,6 +130,8 @@ export interface BenchReport {
     msPerImage: StageTimes;
     /** Where the batch loop spent the wall time: waiting for decoded images, running the model, waiting for writes. */
     loopSeconds: { waitImages: number; model: number; waitWrites: number };
+    /** This process's CPU seconds per wall second (sharp's decoding threads included). */
+    cpuPerSecond: number;
   };
   /** Peak resident memory of this process so far (the bench runs in one process, like a worker's inference). */
   peakRssMb: number;
@@ -134,6 +148,11 @@ export interface BenchReport {
         truncated: PytorchResult;
         /** layertap end-to-end images/s divided by PyTorch's. */
         ratios: { seed: number; truncated: number };
+        /**
+         * The same per CPU second (images/s divided by the cores each process got): the fairer comparison when
+         * other work shares the machine and the runs, one after the other, got different shares.
+         */
+        ratiosPerCpu: { seed: number; truncated: number };
       };
 }
 
@@ -145,6 +164,7 @@ function model(): Promise<typeof Model> {
 /** Runs the benchmark and returns its figures. Progress lines go to `progress`. */
 export async function runBench(options: BenchOptions, progress: (line: string) => void = () => undefined): Promise<BenchReport> {
   const m = await model();
+  const loadAverage = loadavg()[0] ?? 0;
   const layers = m.resolveLayerSpecs(options.layers);
   m.checkImageSize(options.imageSize);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
@@ -191,7 +211,7 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
       extractor.dispose();
 
       const report: BenchReport = {
-        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version },
+        machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverage },
         engine,
         settings: { ...pickSettings(options), dir },
         setup: { generateSeconds, loadSeconds },
@@ -201,7 +221,7 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
         peakRssMb,
         tensorsAfterRun,
       };
-      if (options.comparePytorch) report.pytorch = await comparePytorch(m, options, layers, imagesDir, dir, endToEnd.imagesPerSecond, progress);
+      if (options.comparePytorch) report.pytorch = await comparePytorch(m, options, layers, imagesDir, dir, endToEnd, progress);
       return report;
     } finally {
       extractor.dispose();
@@ -249,6 +269,7 @@ async function modelOnlyRun(extractor: Model.Extractor, files: string[], options
   const batches = Math.max(1, Math.ceil(options.images / options.batchSize));
   let inference = 0;
   let readback = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
   for (let b = 0; b < batches; b++) {
     const result = await extractor.run({ data: input, batchSize: options.batchSize });
@@ -257,7 +278,15 @@ async function modelOnlyRun(extractor: Model.Extractor, files: string[], options
   }
   const seconds = (performance.now() - started) / 1000;
   const images = batches * options.batchSize;
-  return { batches, images, seconds, imagesPerSecond: images / seconds, inferenceMsPerBatch: inference / batches, readbackMsPerBatch: readback / batches };
+  return {
+    batches,
+    images,
+    seconds,
+    imagesPerSecond: images / seconds,
+    inferenceMsPerBatch: inference / batches,
+    readbackMsPerBatch: readback / batches,
+    cpuPerSecond: cpuSeconds(process.cpuUsage(cpu)) / seconds,
+  };
 }
 
 /** Fetch, decode, encode and write measured one at a time, so each figure is that stage's own cost. */
@@ -355,6 +384,7 @@ async function endToEndRun(
 
   const writes: Promise<void>[] = [];
   const loop = { waitImages: 0, model: 0, waitWrites: 0 };
+  const cpu = process.cpuUsage();
   const started = performance.now();
   startUpTo(lookahead);
   let batch: Ready[] = [];
@@ -386,7 +416,12 @@ async function endToEndRun(
   const n = files.length;
   const perImage = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, v / n])) as unknown as StageTimes;
   const loopSeconds = { waitImages: loop.waitImages / 1000, model: loop.model / 1000, waitWrites: loop.waitWrites / 1000 };
-  return { images: n, files: written, bytes, seconds, imagesPerSecond: n / seconds, msPerImage: perImage, loopSeconds };
+  const cpuPerSecond = cpuSeconds(process.cpuUsage(cpu)) / seconds;
+  return { images: n, files: written, bytes, seconds, imagesPerSecond: n / seconds, msPerImage: perImage, loopSeconds, cpuPerSecond };
+}
+
+function cpuSeconds(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1e6;
 }
 
 /** At most `limit` calls of the returned function run at once; the others wait in order. */
@@ -451,7 +486,7 @@ async function comparePytorch(
   layers: Model.ResolvedLayer[],
   imagesDir: string,
   dir: string,
-  layertapImagesPerSecond: number,
+  layertap: BenchReport['endToEnd'],
   progress: (line: string) => void,
 ): Promise<NonNullable<BenchReport['pytorch']>> {
   const features = layers.length === 1 ? m.layerInfo(layers[0]?.canonical ?? '').torchvision.find((s) => s.startsWith('features.')) : undefined;
@@ -487,8 +522,13 @@ async function comparePytorch(
     layer: features,
     seed,
     truncated,
-    ratios: { seed: layertapImagesPerSecond / seed.imagesPerSecond, truncated: layertapImagesPerSecond / truncated.imagesPerSecond },
+    ratios: { seed: layertap.imagesPerSecond / seed.imagesPerSecond, truncated: layertap.imagesPerSecond / truncated.imagesPerSecond },
+    ratiosPerCpu: { seed: perCpu(layertap) / perCpu(seed), truncated: perCpu(layertap) / perCpu(truncated) },
   };
+}
+
+function perCpu(run: { imagesPerSecond: number; cpuPerSecond: number }): number {
+  return run.imagesPerSecond / Math.max(run.cpuPerSecond, 1e-9);
 }
 
 /** stdout of a command (its last line), or a rejection with its stderr. */
@@ -511,16 +551,16 @@ export function formatBenchReport(r: BenchReport): string {
   const s = r.settings;
   const lines = [
     `layertap bench: ${r.engine.label}${r.engine.threads ? ` (${r.engine.threads} threads)` : ''}, layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.images} images`,
-    `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, Node ${r.machine.node}`,
+    `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, Node ${r.machine.node}, load average ${f(r.machine.loadAverage)} at the start`,
     `engine choice: ${r.engine.reason}`,
     `setup: ${f(r.setup.generateSeconds)} s to write the JPEGs, ${f(r.setup.loadSeconds)} s to build the model and warm up`,
     '',
     'model only (one preprocessed batch in memory, run back to back)',
-    `  images/s             ${f(r.modelOnly.imagesPerSecond, 2)}   (${r.modelOnly.images} images in ${f(r.modelOnly.seconds, 2)} s)`,
+    `  images/s             ${f(r.modelOnly.imagesPerSecond, 2)}   (${r.modelOnly.images} images in ${f(r.modelOnly.seconds, 2)} s, ${f(r.modelOnly.cpuPerSecond, 2)} CPUs busy)`,
     `  ms per batch         inference ${f(r.modelOnly.inferenceMsPerBatch)}, readback ${f(r.modelOnly.readbackMsPerBatch)}`,
     '',
     'end to end (JPEG files on disk -> .npy files on disk, in one process: the pipeline stages, not Redis or S3)',
-    `  images/s             ${f(r.endToEnd.imagesPerSecond, 2)}   (${r.endToEnd.images} images in ${f(r.endToEnd.seconds, 2)} s; ${r.endToEnd.files} files, ${f(r.endToEnd.bytes / 1e6)} MB)`,
+    `  images/s             ${f(r.endToEnd.imagesPerSecond, 2)}   (${r.endToEnd.images} images in ${f(r.endToEnd.seconds, 2)} s, ${f(r.endToEnd.cpuPerSecond, 2)} CPUs busy; ${r.endToEnd.files} files, ${f(r.endToEnd.bytes / 1e6)} MB)`,
     `  ms per image alone   ${Object.entries(r.stagesAlone.msPerImage).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}   (one at a time, ${r.stagesAlone.images} images)`,
     `  ms per image in run  ${Object.entries(r.endToEnd.msPerImage).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}`,
     '                       (wall time inside each stage per image: stages overlap and wait for each other and the event loop)',
@@ -534,17 +574,20 @@ export function formatBenchReport(r: BenchReport): string {
     lines.push(
       '',
       `PyTorch ${p.versions.torch} (torchvision ${p.versions.torchvision}, ${p.python}), same images, batch ${s.batchSize}, ${p.seed.threads} threads`,
-      '                                         images/s   load/infer/save ms per image   peak RSS   layertap / PyTorch',
-      pyLine(`seed: vgg16() + hook on ${p.layer}`, p.seed, p.ratios.seed),
-      pyLine(`truncated: features[:${p.seed.index + 1}]`, p.truncated, p.ratios.truncated),
+      '                                         images/s   CPUs busy   load/infer/save ms per image   peak RSS   layertap / PyTorch (per CPU second)',
+      pyLine(`seed: vgg16() + hook on ${p.layer}`, p.seed, p.ratios.seed, p.ratiosPerCpu.seed),
+      pyLine(`truncated: features[:${p.seed.index + 1}]`, p.truncated, p.ratios.truncated, p.ratiosPerCpu.truncated),
     );
   }
   return lines.join('\n');
 }
 
-function pyLine(label: string, r: PytorchResult, ratio: number): string {
+function pyLine(label: string, r: PytorchResult, ratio: number, perCpuRatio: number): string {
   const ms = `${r.msPerImage.load.toFixed(1)}/${r.msPerImage.inference.toFixed(1)}/${r.msPerImage.save.toFixed(1)}`;
-  return `  ${label.padEnd(38)} ${r.imagesPerSecond.toFixed(2).padStart(8)}   ${ms.padStart(28)}   ${`${r.peakRssMb.toFixed(0)} MB`.padStart(8)}   ${ratio.toFixed(1).padStart(8)}x`;
+  return (
+    `  ${label.padEnd(38)} ${r.imagesPerSecond.toFixed(2).padStart(8)}   ${r.cpuPerSecond.toFixed(2).padStart(9)}   ` +
+    `${ms.padStart(28)}   ${`${r.peakRssMb.toFixed(0)} MB`.padStart(8)}   ${ratio.toFixed(1).padStart(8)}x (${perCpuRatio.toFixed(1)}x)`
+  );
 }
 
 function positiveInt(value: string): number {
