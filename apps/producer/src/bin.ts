@@ -6,6 +6,7 @@ import { readProducerConfig } from './config';
 import { withContext } from './context';
 import { demoCommand } from './commands/demo';
 import { cancelCommand, retryCommand, statusCommand } from './commands/manage';
+import { registerBenchCommand } from './commands/bench';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
@@ -119,6 +120,7 @@ program
   );
 
 registerWeightsCommands(program, { run });
+registerBenchCommand(program, { run });
 registerShowCommand(program, { run });
 
 program
