@@ -3,7 +3,7 @@ import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { findFreePort } from '@layertap/devservices';
-import { BIN, Harness, REPO, SAMPLES } from './support/harness';
+import { BIN, Harness, REPO, SAMPLES, waitForHttp } from './support/harness';
 
 /** Debian's chromium (infra/bootstrap.sh installs it). */
 const CHROMIUM = '/usr/bin/chromium';
@@ -13,19 +13,6 @@ const PASSWORD = 'br0wser-Pa55';
 const credentials = { LAYERTAP_DASHBOARD_USER: USER, LAYERTAP_DASHBOARD_PASSWORD: PASSWORD };
 const auth = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
 const PHOTOS = ['astronaut.jpg', 'camera.jpg', 'chelsea.jpg', 'coffee.jpg', 'hubble_deep_field.jpg', 'motorcycle_left.jpg', 'rocket.jpg'];
-
-async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      if (Date.now() > until) throw new Error(`${url} did not come up`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
 
 /** "12 / 60 done (2 failed)" -> 12 */
 function doneOf(text: string | null): number {

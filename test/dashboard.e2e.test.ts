@@ -1,18 +1,5 @@
 import { findFreePort } from '@layertap/devservices';
-import { BIN, Harness, SAMPLES } from './support/harness';
-
-async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      if (Date.now() > until) throw new Error(`${url} did not come up`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+import { BIN, Harness, SAMPLES, waitForHttp } from './support/harness';
 
 describe('layertap-dashboard', () => {
   const h = new Harness('dash');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DeleteBucketCommand, ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { findFreePort } from '@layertap/devservices';
-import { BIN, Harness, SAMPLES, type RunResult } from './support/harness';
+import { BIN, Harness, SAMPLES, type RunResult, waitForHttp } from './support/harness';
 import { dumpRedis } from './support/redis-dump';
 
 /** A secret nothing else contains: a label and 24 random hex digits. */
@@ -21,19 +21,6 @@ async function readTree(dir: string): Promise<Array<{ file: string; body: Buffer
     else if (entry.isFile()) out.push({ file, body: await readFile(file) });
   }
   return out;
-}
-
-async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      if (Date.now() > until) throw new Error(`${url} did not come up`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 }
 
 /**

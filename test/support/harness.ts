@@ -25,6 +25,20 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Resolves once `url` answers HTTP at all (a server started as a process is up), or throws after `timeoutMs`. */
+export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      if (Date.now() > until) throw new Error(`${url} did not come up`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 export class Harness {
   readonly services: DevServices;
   readonly prefix: string;
