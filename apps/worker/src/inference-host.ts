@@ -6,7 +6,7 @@ import type { ChildResponse, HostRequest, InferResult, ModelInfo, ModelSpec } fr
 export interface InferenceHostOptions {
   /** The child's entry file. Default: the compiled `inference-child.js` beside this file. */
   childPath?: string;
-  /** Environment for the child. Default: this process's. */
+  /** Environment for the child. Default: this process's (inherited). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -37,7 +37,8 @@ export class InferenceHost {
     const child = fork(childPath, [], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: this.options.env ?? process.env,
+      // Without `env`, fork passes this process's environment on.
+      ...(this.options.env ? { env: this.options.env } : {}),
       execArgv: [],
     });
     child.on('message', (msg: ChildResponse) => {

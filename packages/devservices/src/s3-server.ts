@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exitOf, killOnExit, terminate } from './child-process';
 import { DevServiceError, DevServiceErrorCode } from './errors';
+import { childEnv } from './child-env';
 
 const HOST = '127.0.0.1';
 
@@ -138,7 +139,7 @@ export class S3Server {
       ['--openssl-legacy-provider', '-e', CHILD_SCRIPT, require.resolve('s3rver'), JSON.stringify(s3rverOptions)],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, ...(this.options.credentials ? { LAYERTAP_S3RVER_KEY_PAIR: JSON.stringify(this.options.credentials) } : {}) },
+        env: childEnv(this.options.credentials ? { LAYERTAP_S3RVER_KEY_PAIR: JSON.stringify(this.options.credentials) } : {}),
       },
     );
     killOnExit(child);
