@@ -55,10 +55,12 @@ describe('submit -> worker -> S3, end to end', () => {
     expect(a.stdout).toContain('random, seed 0');
     const b = await submit('hwc16', ['--layout', 'hwc', '--dtype', 'float16']);
     expect(b.code).toBe(0);
-    expect((await submit('pooled', ['--pool', 'max'])).code).toBe(0);
+    expect((await submit('pooled', ['--pool', 'max', '--batch-size', 'auto'])).code).toBe(0);
 
     const log = await h.runWorker();
     expect(log).toContain('"backend"');
+    // --batch-size auto: the worker picks the largest batch inside its memory budget (capped at 256).
+    expect(log).toMatch(/"batchSize":\d+,"budgetMiB":\d+,"msg":"batch size auto"/);
 
     for (const id of ['chw32', 'hwc16']) {
       const manifest = await h.manifest('layertap', 'out', id);

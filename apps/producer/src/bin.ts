@@ -25,6 +25,10 @@ function nonNegativeInt(value: string): number {
   return n;
 }
 
+function batchSizeOption(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : positiveInt(value);
+}
+
 function layerList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
@@ -56,7 +60,7 @@ program
   .option('--weights <uri>', 'VGG16 weights (path, file://, http(s)://, s3://); default: seeded random weights')
   .addOption(new Option('--preprocess <mode>', 'preprocessing').choices(Preprocess.options).default('torchvision'))
   .option('--image-size <n>', 'network input size (crop size for torchvision)', positiveInt, 224)
-  .option('--batch-size <n>', 'largest batch a worker runs', positiveInt, 16)
+  .option('--batch-size <n|auto>', 'largest batch a worker runs, or auto: the largest that fits its memory budget', batchSizeOption, 16)
   .option('--chunk-size <n>', 'samples per chunk job (default 64, or LAYERTAP_CHUNK_SIZE)', positiveInt)
   .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(Dtype.options).default('float32'))
   .addOption(new Option('--layout <layout>', 'stored layout: chw as PyTorch, hwc as Keras').choices(Layout.options).default('chw'))

@@ -25,7 +25,7 @@ export interface SubmitOptions {
   weights?: string;
   preprocess: Preprocess;
   imageSize: number;
-  batchSize: number;
+  batchSize: number | 'auto';
   chunkSize: number;
   dtype: Dtype;
   layout: Layout;

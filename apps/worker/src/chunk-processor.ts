@@ -30,6 +30,7 @@ import type { InferResult, ModelInfo } from './inference-protocol';
 import { createLimiter } from './limiter';
 import type { ChunkMetrics } from './metrics';
 import { storedShape } from './output-shapes';
+import { autoBatchSize } from '@layertap/model/batch-size';
 import { globalPool } from './global-pool';
 
 export interface ChunkContext {
@@ -53,6 +54,8 @@ export interface ChunkContext {
   uploadConcurrency: number;
   /** Largest decoded image accepted, in pixels (decompression bombs). */
   maxPixels: number;
+  /** Memory one inference slot may use for a batch's activations (`--batch-size auto`). */
+  memoryBudgetBytes: number;
   /**
    * Look for outputs an earlier attempt already stored whole (size and `.npy` header checked) and skip
    * those samples. Set for retried chunks and resumed runs. `--format npy` only: a shard is rewritten whole.
@@ -272,14 +275,17 @@ async function runBatches(
   const decode = createLimiter(ctx.decodeConcurrency);
   const upload = createLimiter(ctx.uploadConcurrency);
   // Decoded images wait in memory for at most two batches ahead of inference.
-  const lookahead = Math.max(dataset.batchSize * 2, ctx.decodeConcurrency);
+  const batchSize =
+    dataset.batchSize === 'auto' ? autoBatchSize(dataset.layers.map((l) => l.spec), dataset.imageSize, ctx.memoryBudgetBytes) : dataset.batchSize;
+  if (dataset.batchSize === 'auto') ctx.log.info({ batchSize, budgetMiB: Math.round(ctx.memoryBudgetBytes / 1024 ** 2) }, 'batch size auto');
+  const lookahead = Math.max(batchSize * 2, ctx.decodeConcurrency);
   const prepared: Array<Promise<Ready | undefined> | undefined> = new Array(samples.length);
   let nextToStart = 0;
   const startUpTo = (end: number) => {
     for (; nextToStart < Math.min(end, samples.length); nextToStart++) {
       const index = nextToStart;
       const sample = samples[index] as Sample;
-      prepared[index] = decode(async () => {
+      const task = decode(async () => {
         try {
           if (ctx.checkExisting && !shard && (await alreadyStored(writer, dataset, sample, ledger, index))) return undefined;
           const t0 = performance.now();
@@ -288,10 +294,15 @@ async function runBatches(
           ctx.metrics?.stage('fetch_decode', seconds(t0));
           return { sample, index, pixels: image.data };
         } catch (err) {
+          // Shutting down: the chunk is released whole, not failed sample by sample.
+          if (ctx.signal?.aborted) throw err;
           ledger.fail(index, errorCode(err, ErrorCode.DecodeFailed), describeError(err));
           return undefined;
         }
       });
+      // Awaited in order below; a rejection while an earlier sample is awaited must not go unhandled.
+      task.catch(() => undefined);
+      prepared[index] = task;
     }
   };
 
@@ -361,7 +372,7 @@ async function runBatches(
     startUpTo(i + 1 + lookahead);
     if (ready) batch.push(ready);
     const last = i === samples.length - 1;
-    if (batch.length === 0 || (batch.length < dataset.batchSize && !last)) continue;
+    if (batch.length === 0 || (batch.length < batchSize && !last)) continue;
     if (ctx.signal?.aborted) throw ctx.signal.reason ?? new Error('worker is shutting down');
     if (await ctx.store.isCancelled(dataset.datasetId)) break;
     const input = new Float32Array(batch.length * pixelsPerSample);

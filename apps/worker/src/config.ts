@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { BackendName } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
@@ -22,6 +23,8 @@ export interface WorkerConfig extends CommonConfig {
   maxPixels: number;
   maxImageBytes: number;
   fetchTimeoutMs: number;
+  /** Memory budget of one inference process's batch, in bytes (`--batch-size auto`). */
+  memoryBudgetBytes: number;
   /** Directories `file://` and plain-path images may come from; empty = anywhere. */
   fileRoots: string[];
   /** Hosts allowed over HTTP(S) even when they resolve to private or loopback addresses. */
@@ -48,6 +51,8 @@ const WorkerEnv = z.object({
   /** Largest image download in bytes (default 50 MiB). */
   LAYERTAP_MAX_IMAGE_BYTES: positiveInt.default(50 * 1024 * 1024),
   LAYERTAP_FETCH_TIMEOUT_MS: positiveInt.default(30_000),
+  /** Memory for a batch's activations per inference process, in MiB, for `--batch-size auto` (default: half the machine's memory shared out between the processes, at most 8 GiB each). */
+  LAYERTAP_MEMORY_BUDGET_MB: positiveInt.optional(),
   /** Colon-separated directories images may be read from (default: anywhere). */
   LAYERTAP_FILE_ROOTS: z.string().default(''),
   /** Comma-separated hosts allowed over HTTP even on private addresses. */
@@ -80,6 +85,9 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     maxPixels: e.LAYERTAP_MAX_PIXELS,
     maxImageBytes: e.LAYERTAP_MAX_IMAGE_BYTES,
     fetchTimeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
+    memoryBudgetBytes: e.LAYERTAP_MEMORY_BUDGET_MB
+      ? e.LAYERTAP_MEMORY_BUDGET_MB * 1024 ** 2
+      : Math.min(8 * 1024 ** 3, Math.floor(totalmem() / 2 / (flags.concurrency ?? e.LAYERTAP_CONCURRENCY))),
     fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
     allowHosts: list(e.LAYERTAP_ALLOW_HOSTS, ','),
   };

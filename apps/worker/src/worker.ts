@@ -167,6 +167,7 @@ export class LayertapWorker {
         decodeConcurrency: config.decodeConcurrency,
         uploadConcurrency: config.uploadConcurrency,
         maxPixels: config.maxPixels,
+        memoryBudgetBytes: config.memoryBudgetBytes,
         // A chunk that ran before (failed, stalled, or a resumed run) may have stored some samples already.
         checkExisting: job.attemptsMade > 0 || (job.attemptsStarted ?? 0) > 1 || dataset.run > 0,
         ...(this.metrics ? { metrics: this.metrics.forSlot(this.hosts.indexOf(host)) } : {}),

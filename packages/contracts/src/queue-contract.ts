@@ -49,7 +49,8 @@ export const DatasetConfig = z.object({
   seed: z.number().int().nonnegative(),
   preprocess: Preprocess,
   imageSize: z.number().int().min(32).max(1024),
-  batchSize: z.number().int().min(1).max(1024),
+  /** Largest batch a worker runs, or `auto`: the largest that fits the worker's memory budget. */
+  batchSize: z.union([z.number().int().min(1).max(1024), z.literal('auto')]),
   chunkSize: z.number().int().min(1).max(100_000),
   dtype: Dtype,
   layout: Layout,

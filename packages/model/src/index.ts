@@ -8,3 +8,4 @@ export * from './extractor';
 export type { LogFn } from './log';
 export * from './weights';
 export * from './engines';
+export { MAX_AUTO_BATCH, autoBatchSize, sampleMemoryBytes } from './batch-size';
