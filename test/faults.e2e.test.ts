@@ -81,6 +81,17 @@ describe('faults', () => {
     await expectComplete('termed');
   });
 
+  it('SIGTERM before the images are in: the chunk is released, not failed sample by sample', async () => {
+    expect((await submit('termed-early')).code).toBe(0);
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...slow, LAYERTAP_SHUTDOWN_TIMEOUT_MS: '1' });
+    await h.waitForOutput(worker.output, /"chunk started"/);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    expect(await h.listKeys('layertap', 'faults/termed-early/_parts/')).toEqual([]);
+    await h.runWorker([], slow);
+    await expectComplete('termed-early');
+  });
+
   it('Redis stopped and restarted mid-dataset: the worker and the waiting CLI reconnect, the dataset completes', async () => {
     expect((await submit('redis-restart', ['--chunk-size', '2', '--batch-size', '2'])).code).toBe(0);
     const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '224', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
