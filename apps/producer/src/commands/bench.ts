@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import sharp from 'sharp';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BackendName, ErrorCode, Layout, Preprocess, ValidationError } from '@layertap/contracts';
@@ -440,22 +440,6 @@ function createLimiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
-type SharpImage = {
-  resize(width: number, height: number, options: { fit: 'cover'; position: string }): SharpImage;
-  flop(): SharpImage;
-  jpeg(options: { quality: number }): SharpImage;
-  toBuffer(): Promise<Buffer>;
-};
-
-/**
- * sharp, which @layertap/imaging depends on, resolved from there: the CLI only needs it to make test
- * images here. (Declaring it in the producer's package.json would make this a plain import.)
- */
-function loadSharp(): (input: Buffer) => SharpImage {
-  const fromImaging = createRequire(require.resolve('@layertap/imaging'));
-  return fromImaging('sharp') as (input: Buffer) => SharpImage;
-}
-
 const CROPS = ['centre', 'north', 'south', 'east', 'west', 'northeast', 'southwest'];
 
 /**
@@ -464,7 +448,6 @@ const CROPS = ['centre', 'north', 'south', 'east', 'west', 'northeast', 'southwe
  */
 export async function generateImages(dir: string, count: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  const sharp = loadSharp();
   const photos = (await readdir(SAMPLES_DIR)).filter((f) => f.endsWith('.jpg')).sort();
   const sources = await Promise.all(photos.map((f) => readFile(path.join(SAMPLES_DIR, f))));
   const files: string[] = [];
