@@ -1,11 +1,10 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exitOf, killOnExit, terminate } from './child-process';
 import { DevServiceError, DevServiceErrorCode } from './errors';
-import { childEnv } from './child-env';
 
 const HOST = '127.0.0.1';
 
@@ -48,8 +47,10 @@ export interface S3ServerOptions {
  */
 const CHILD_SCRIPT = `
 const S3rver = require(process.argv[1]);
-if (process.env.LAYERTAP_S3RVER_KEY_PAIR) {
-  const { accessKeyId, secretAccessKey } = JSON.parse(process.env.LAYERTAP_S3RVER_KEY_PAIR);
+if (process.argv[3]) {
+  const fs = require('fs');
+  const { accessKeyId, secretAccessKey } = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
+  fs.rmSync(require('path').dirname(process.argv[3]), { recursive: true, force: true });
   require(require('path').join(require('path').dirname(process.argv[1]), 'models', 'account')).DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
 }
 const server = new S3rver(JSON.parse(process.argv[2]));
@@ -134,12 +135,20 @@ export class S3Server {
       directory: this.directoryValue,
       configureBuckets: (this.options.buckets ?? ['layertap']).map((name) => ({ name })),
     };
+    // Credentials go through a private file the child reads and removes: not its command line (seen by
+    // `ps`) and not an environment variable.
+    const keyPairFile: string[] = [];
+    if (this.options.credentials) {
+      const dir = await mkdtemp(join(tmpdir(), 'layertap-s3-keys-'));
+      const file = join(dir, 'key-pair.json');
+      await writeFile(file, JSON.stringify(this.options.credentials), { mode: 0o600 });
+      keyPairFile.push(file);
+    }
     const child = spawn(
       process.execPath,
-      ['--openssl-legacy-provider', '-e', CHILD_SCRIPT, require.resolve('s3rver'), JSON.stringify(s3rverOptions)],
+      ['--openssl-legacy-provider', '-e', CHILD_SCRIPT, require.resolve('s3rver'), JSON.stringify(s3rverOptions), ...keyPairFile],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
-        env: childEnv(this.options.credentials ? { LAYERTAP_S3RVER_KEY_PAIR: JSON.stringify(this.options.credentials) } : {}),
       },
     );
     killOnExit(child);
