@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, describeError } from '@layertap/contracts';
+import { BackendName, EngineName, describeError, isLayertapError, ErrorCode } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
@@ -22,8 +22,8 @@ const program = new Command('layertap-worker')
   .description('Process layertap chunk jobs: fetch images, run VGG16 with forward hooks, write activations.')
   .version(version)
   .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
-  .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here').choices(['auto', 'tfjs', 'onnx']))
-  .addOption(new Option('--backend <name>', 'TF.js backend (tfjs engine)').choices(BackendName.options))
+  .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here; null computes nothing (measures the pipeline)').choices(EngineName.options))
+  .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
   .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
   .option('--exit-when-idle', 'exit once every queue is empty (batch runs, tests)')
   .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
@@ -33,7 +33,7 @@ const program = new Command('layertap-worker')
 async function main(): Promise<void> {
   program.parse();
   applyProcessDefaults();
-  const opts = program.opts<{ concurrency?: number; engine?: 'auto' | 'tfjs' | 'onnx'; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number; metricsPort?: number }>();
+  const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number; metricsPort?: number }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
   const notice = nodeSupportNotice();
@@ -63,5 +63,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
-  process.exit(1);
+  // A request that can never work (an impossible engine pair, a backend not installed): exit 2, like the CLI.
+  const bad = isLayertapError(err) && (err.code === ErrorCode.InvalidRequest || err.code === ErrorCode.BackendUnavailable);
+  process.exit(bad ? 2 : 1);
 });

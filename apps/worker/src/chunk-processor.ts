@@ -4,6 +4,7 @@ import {
   describeError,
   isLayertapError,
   type BackendName,
+  type EngineName,
   type ChunkJob,
   type ManifestLine,
   type Sample,
@@ -41,7 +42,7 @@ export interface ChunkContext {
   output: (uri: string) => OutputWriter;
   log: Logger;
   backend: BackendName;
-  engine: 'auto' | 'tfjs' | 'onnx';
+  engine: EngineName;
   /** ONNX Runtime threads per inference process. */
   threads?: number;
   /** Reports progress to BullMQ (job.updateProgress). */

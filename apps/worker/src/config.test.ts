@@ -69,7 +69,8 @@ describe('readWorkerConfig', () => {
     ['LAYERTAP_CONCURRENCY', '0'],
     ['LAYERTAP_CONCURRENCY', 'two'],
     ['LAYERTAP_CONCURRENCY', '1.5'],
-    ['LAYERTAP_BACKEND', 'cuda'],
+    ['LAYERTAP_BACKEND', 'opencl'],
+    ['LAYERTAP_ENGINE', 'torch'],
     ['LAYERTAP_MAX_PIXELS', '-1'],
     ['LOG_LEVEL', 'chatty'],
   ])('refuses %s=%j with a ValidationError naming it', (name, value) => {
@@ -82,5 +83,27 @@ describe('readWorkerConfig', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).code).toBe(ErrorCode.InvalidRequest);
     expect((err as ValidationError).message).toMatch(new RegExp(`^invalid environment: ${name}: `));
+  });
+
+  it.each([
+    [{ engine: 'onnx', backend: 'wasm' }, {}],
+    [{ engine: 'tfjs', backend: 'cuda' }, {}],
+    [{}, { LAYERTAP_ENGINE: 'null', LAYERTAP_BACKEND: 'webgpu' }],
+  ] as const)('refuses the impossible engine pair %j %j, listing the valid ones', (flags, env) => {
+    let err: unknown;
+    try {
+      readWorkerConfig(flags, env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.InvalidRequest);
+    expect((err as ValidationError).message).toMatch(/^--engine \w+ --backend \w+ is not a combination layertap has; valid: --engine onnx --backend auto\|cuda\|webgpu\|cpu; /);
+  });
+
+  it('takes every pair the bench takes, onnx on the CPU included', () => {
+    expect(readWorkerConfig({ engine: 'onnx', backend: 'cpu' }, {})).toMatchObject({ engine: 'onnx', backend: 'cpu' });
+    expect(readWorkerConfig({}, { LAYERTAP_ENGINE: 'auto', LAYERTAP_BACKEND: 'webgpu' })).toMatchObject({ engine: 'auto', backend: 'webgpu' });
+    expect(readWorkerConfig({ engine: 'null' }, {})).toMatchObject({ engine: 'null', backend: 'auto' });
   });
 });

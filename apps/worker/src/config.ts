@@ -1,15 +1,16 @@
 import { totalmem } from 'node:os';
 import { z } from 'zod';
-import { BackendName } from '@layertap/contracts';
+import { BackendName, EngineName, engineTargets } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
 
 /** Settings of one worker process. Flags beat environment variables, which beat the defaults. */
 export interface WorkerConfig extends CommonConfig {
   /** Chunk jobs processed at once; each gets its own inference process (TF.js wasm uses one core each). */
   concurrency: number;
+  /** What runs the model: onnx (ONNX Runtime), tfjs, null (zeros, to measure the pipeline) or auto. */
+  engine: EngineName;
+  /** The engine's backend (ONNX Runtime provider or TF.js backend), or auto. */
   backend: BackendName;
-  /** What runs the model: tfjs, onnx (ONNX Runtime) or auto (the fastest that works here). */
-  engine: 'auto' | 'tfjs' | 'onnx';
   /** ONNX Runtime threads per inference process (default: cores / concurrency). */
   threads?: number;
   /** Exit once every queue is empty and nothing is running (batch runs, tests). */
@@ -36,10 +37,10 @@ const positiveInt = z.coerce.number().int().positive();
 const WorkerEnv = z.object({
   /** Chunk jobs at once (default 1). */
   LAYERTAP_CONCURRENCY: positiveInt.default(1),
-  /** auto | tensorflow | webgpu | wasm | cpu (default auto). */
+  /** auto | cpu | webgpu | cuda | tensorflow | wasm (default auto): the engine's backend. */
   LAYERTAP_BACKEND: BackendName.default('auto'),
-  /** auto | tfjs | onnx (default auto: a CUDA engine, then WebGPU, then ONNX Runtime CPU, then TF.js wasm). */
-  LAYERTAP_ENGINE: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
+  /** auto | onnx | tfjs | null (default auto: CUDA, then a hardware WebGPU adapter, then ONNX Runtime CPU, then TF.js wasm). */
+  LAYERTAP_ENGINE: EngineName.default('auto'),
   /** ONNX Runtime threads per inference process (default: cores / concurrency). */
   LAYERTAP_THREADS: positiveInt.optional(),
   LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
@@ -62,7 +63,7 @@ const WorkerEnv = z.object({
 export interface WorkerFlags {
   concurrency?: number;
   backend?: BackendName;
-  engine?: 'auto' | 'tfjs' | 'onnx';
+  engine?: EngineName;
   threads?: number;
   exitWhenIdle?: boolean;
   lockDuration?: number;
@@ -71,11 +72,15 @@ export interface WorkerFlags {
 export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): WorkerConfig {
   const e = parseEnv(WorkerEnv, env);
   const list = (s: string, sep: string) => s.split(sep).map((x) => x.trim()).filter(Boolean);
+  const engine = flags.engine ?? e.LAYERTAP_ENGINE;
+  const backend = flags.backend ?? e.LAYERTAP_BACKEND;
+  // An impossible pair is refused now (ValidationError: exit 2 with the valid ones), not at the first chunk.
+  engineTargets(engine, backend);
   return {
     ...readCommonConfig(env),
     concurrency: flags.concurrency ?? e.LAYERTAP_CONCURRENCY,
-    backend: flags.backend ?? e.LAYERTAP_BACKEND,
-    engine: flags.engine ?? e.LAYERTAP_ENGINE,
+    backend,
+    engine,
     ...(flags.threads ?? e.LAYERTAP_THREADS ? { threads: (flags.threads ?? e.LAYERTAP_THREADS) as number } : {}),
     exitWhenIdle: flags.exitWhenIdle ?? false,
     lockDurationMs: flags.lockDuration ?? e.LAYERTAP_LOCK_DURATION_MS,

@@ -32,6 +32,10 @@ async function load(spec: ModelSpec): Promise<ModelInfo> {
   const extractor = await Extractor.create({
     engine: spec.engine,
     backend: spec.backend,
+    ...(spec.exclude?.length ? { exclude: new Map(spec.exclude) } : {}),
+    ...(spec.im2col ? { im2col: true } : {}),
+    // The proof run: the chosen engine must agree with ONNX Runtime on the CPU on these layers first.
+    verify: spec.layers.map((l) => l.canonical),
     ...(spec.threads ? { threads: spec.threads } : {}),
     imageSize: spec.imageSize,
     seed: spec.seed,
@@ -45,6 +49,7 @@ async function load(spec: ModelSpec): Promise<ModelInfo> {
   await extractor.warmup();
   const info: ModelInfo = {
     backend: `${extractor.engine}:${extractor.backend}`,
+    engine: extractor.info,
     fresh: true,
     backendReason: extractor.backendReason,
     weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },

@@ -15,7 +15,7 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
 describe('modelKey', () => {
   it('is the same for equal specs', () => {
     expect(modelKey(spec())).toBe(modelKey(spec()));
-    expect(modelKey(spec())).toBe('["tfjs","cpu",null,224,["features.29","fc2"],null,0]');
+    expect(modelKey(spec())).toBe('["tfjs","cpu",[],false,null,224,["features.29","fc2"],null,0]');
   });
 
   it.each<[string, Partial<ModelSpec>]>([
@@ -28,6 +28,8 @@ describe('modelKey', () => {
     ['layer spec for the same tensor', { layers: [{ spec: 'block5_conv3', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }],
     ['weights', { weights: 's3://w/vgg16.h5' }],
     ['seed', { seed: 1 }],
+    ['engines dropped after faults', { exclude: [['onnx/webgpu', 'faulted twice']] }],
+    ['the im2col shader', { im2col: true }],
   ])('changes with the %s', (_what, change) => {
     expect(modelKey(spec(change))).not.toBe(modelKey(spec()));
   });

@@ -1,10 +1,13 @@
-import type { BackendName, LayerRequest } from '@layertap/contracts';
+import type { BackendName, EngineInfo, EngineName, LayerRequest } from '@layertap/contracts';
 
 /** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
 export interface ModelSpec {
-  /** `tfjs`, `onnx` (ONNX Runtime) or `auto` (the fastest that works on this machine). */
-  engine: 'auto' | 'tfjs' | 'onnx';
+  engine: EngineName;
   backend: BackendName;
+  /** Engines dropped after faults (`onnx/webgpu` -> why): the next one in the chain is loaded instead. */
+  exclude?: [string, string][];
+  /** TF.js WebGPU: convolutions through the separate im2col shader. */
+  im2col?: boolean;
   /** ONNX Runtime compute threads (default: the cores this process may use). */
   threads?: number;
   imageSize: number;
@@ -17,6 +20,8 @@ export interface ModelSpec {
 export interface ModelInfo {
   /** `<engine>:<backend or provider>`, e.g. `onnx:cpu`, `tfjs:wasm`, `tfjs:tensorflow`. */
   backend: string;
+  /** Which engine runs, on what device, and why (the proof run included). */
+  engine: EngineInfo;
   /** true when this request loaded the model (false when the child already had it). */
   fresh: boolean;
   backendReason: string;
@@ -55,5 +60,5 @@ export type ChildResponse =
   | { id: number; ok: false; error: WireError };
 
 export function modelKey(spec: ModelSpec): string {
-  return JSON.stringify([spec.engine, spec.backend, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
+  return JSON.stringify([spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
 }

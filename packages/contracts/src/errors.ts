@@ -34,6 +34,8 @@ export const ErrorCode = {
   // Environment.
   ServiceUnavailable: 'service_unavailable',
   BackendUnavailable: 'backend_unavailable',
+  /** The engine failed while running a batch (a kernel error, a lost device): the worker's fault, not the sample's. */
+  EngineFault: 'engine_fault',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -62,6 +64,18 @@ export class SampleError extends LayertapError {
 /** Transient trouble (network, S3 5xx, Redis): worth retrying with backoff. */
 export class TransientError extends LayertapError {
   override name = 'TransientError';
+}
+
+/**
+ * The engine broke while it ran a batch (a kernel error, a lost GPU device, wrong results found by a check):
+ * nothing is wrong with the samples. The chunk is released without spending an attempt, and after repeated
+ * faults the worker moves to the next engine.
+ */
+export class EngineFault extends LayertapError {
+  override name = 'EngineFault';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.EngineFault, message, options);
+  }
 }
 
 export function isLayertapError(err: unknown): err is LayertapError {

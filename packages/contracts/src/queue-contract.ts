@@ -31,8 +31,6 @@ export type Pool = z.infer<typeof Pool>;
  */
 export const OutputFormat = z.enum(['npy', 'shards']);
 export type OutputFormat = z.infer<typeof OutputFormat>;
-export const BackendName = z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']);
-export type BackendName = z.infer<typeof BackendName>;
 
 /** A requested layer: the spec as the user wrote it (names the output folder) and its canonical name. */
 export const LayerRequest = z.object({ spec: z.string().min(1), canonical: z.string().min(1) });

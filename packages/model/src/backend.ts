@@ -4,15 +4,21 @@ import * as tf from '@tensorflow/tfjs-core';
 // Side-effect imports: they register the always-available backends with tfjs-core.
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { ErrorCode, ValidationError, describeError, type BackendName } from '@layertap/contracts';
+import { ErrorCode, ValidationError, describeError } from '@layertap/contracts';
+import { dawnGpu } from './engines/webgpu-adapter';
 import { allowTensorflowGpuGrowth } from './env';
 import { silentLog, type LogFn } from './log';
+
+/** TF.js backends, and `auto`: tfjs-node-gpu, else tfjs-node, else wasm. */
+export type TfjsBackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
 /** The backend that runs and why it was chosen (for logs and provenance). */
 export interface BackendSelection {
   /** tfjs backend name: `tensorflow`, `webgpu`, `wasm` or `cpu`. */
   name: string;
   reason: string;
+  /** `tensorflow` only: which build loaded (the CUDA build computes on the GPU, the other on the CPU). */
+  build?: 'tfjs-node-gpu' | 'tfjs-node';
 }
 
 export interface SelectBackendOptions {
@@ -23,10 +29,9 @@ export interface SelectBackendOptions {
 const TFJS_NODE_GPU = '@tensorflow/tfjs-node-gpu';
 const TFJS_NODE = '@tensorflow/tfjs-node';
 const TFJS_WEBGPU = '@tensorflow/tfjs-backend-webgpu';
-const DAWN = 'webgpu';
 
 /** One selection per requested name and process: native modules load once, and callers may ask again. */
-const selections = new Map<BackendName, Promise<BackendSelection>>();
+const selections = new Map<TfjsBackendName, Promise<BackendSelection>>();
 
 /**
  * Makes `name` the active tfjs backend. `auto`: tfjs-node-gpu, else tfjs-node, else wasm. `tensorflow`:
@@ -34,7 +39,7 @@ const selections = new Map<BackendName, Promise<BackendSelection>>();
  * `wasm`: SIMD, one thread. `cpu`: pure JavaScript (slow; for tests). Throws `ValidationError`
  * (`invalid_request`) when the requested backend cannot run here, saying why.
  */
-export async function selectBackend(name: BackendName, options: SelectBackendOptions = {}): Promise<BackendSelection> {
+export async function selectBackend(name: TfjsBackendName, options: SelectBackendOptions = {}): Promise<BackendSelection> {
   const log = options.log ?? silentLog;
   let selection = selections.get(name);
   if (!selection) {
@@ -49,7 +54,7 @@ export async function selectBackend(name: BackendName, options: SelectBackendOpt
   return chosen;
 }
 
-async function startBackend(name: BackendName, log: LogFn): Promise<BackendSelection> {
+async function startBackend(name: TfjsBackendName, log: LogFn): Promise<BackendSelection> {
   let selection: BackendSelection;
   switch (name) {
     case 'auto':
@@ -106,7 +111,7 @@ async function loadTensorflow(passedOver: string[]): Promise<BackendSelection | 
       continue;
     }
     const notes = [...passedOver, `${id} loaded`, ...(growth ? ['TF_FORCE_GPU_ALLOW_GROWTH=true'] : [])];
-    return { name: 'tensorflow', reason: notes.join('; ') };
+    return { name: 'tensorflow', reason: notes.join('; '), build: id === TFJS_NODE_GPU ? 'tfjs-node-gpu' : 'tfjs-node' };
   }
   return undefined;
 }
@@ -121,38 +126,15 @@ async function startWasm(reason: string): Promise<BackendSelection> {
 
 async function startWebgpu(): Promise<BackendSelection> {
   if (!isInstalled(TFJS_WEBGPU)) throw unavailable('webgpu', `${TFJS_WEBGPU} not installed`);
-  const provided = await provideNavigatorGpu();
+  try {
+    await dawnGpu();
+  } catch (err) {
+    throw unavailable('webgpu', `Node has no navigator.gpu: ${describeError(err)}`);
+  }
   // The backend registers itself at load time only if navigator.gpu exists then.
   loadModule(TFJS_WEBGPU);
   await activate('webgpu');
-  return { name: 'webgpu', reason: `${TFJS_WEBGPU} over ${provided}` };
-}
-
-/**
- * Node has no `navigator.gpu`: the `webgpu` package (Dawn) provides one, with the WebGPU globals
- * (GPUBufferUsage, ...) the backend uses. Node 21+ has a `navigator` object, so `gpu` is added to it
- * rather than replacing it.
- */
-async function provideNavigatorGpu(): Promise<string> {
-  const global = globalThis as { navigator?: { gpu?: unknown } };
-  if (global.navigator?.gpu) return 'the existing navigator.gpu';
-  if (!isInstalled(DAWN)) {
-    throw unavailable('webgpu', `Node has no navigator.gpu and the ${DAWN} package (Dawn bindings) is not installed`);
-  }
-  let dawn: { create: (flags: string[]) => unknown; globals: Record<string, unknown> };
-  try {
-    // The package is ESM-only; TypeScript keeps import() as is in CommonJS output under node16 modules.
-    dawn = (await import(DAWN)) as typeof dawn;
-  } catch (err) {
-    throw unavailable('webgpu', `the ${DAWN} package failed to load: ${describeError(err)}`);
-  }
-  for (const [key, value] of Object.entries(dawn.globals)) {
-    if (!(key in globalThis)) Object.defineProperty(globalThis, key, { value, configurable: true, writable: true });
-  }
-  const gpu = dawn.create([]);
-  if (global.navigator) Object.defineProperty(global.navigator, 'gpu', { value: gpu, configurable: true });
-  else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-  return `Dawn (${DAWN} package)`;
+  return { name: 'webgpu', reason: `${TFJS_WEBGPU} over Dawn (the webgpu package)` };
 }
 
 /** Sets the active backend; tfjs reports a failed initialisation as `false` plus a console warning. */

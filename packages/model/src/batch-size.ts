@@ -29,3 +29,37 @@ export function autoBatchSize(layers: readonly string[], imageSize: number, budg
   const fits = Math.floor(budgetBytes / sampleMemoryBytes(layers, imageSize));
   return Math.max(1, Math.min(MAX_AUTO_BATCH, fits));
 }
+
+/**
+ * Bytes of the largest tensor one sample makes on the way to the deepest of `layers` (the input included):
+ * what a WebGPU buffer holding a batch's activations grows by per image, against the adapter's binding limit.
+ */
+export function largestActivationBytes(layers: readonly string[], imageSize: number): number {
+  const deepest = layerInfo(deepestLayer(layers)).order;
+  const sizes = VGG16_LAYERS.filter((layer) => layer.order <= deepest).map((layer) => elements(layerOutputShape(layer.name, imageSize)));
+  return 4 * Math.max(imageSize * imageSize * 3, ...sizes);
+}
+
+/**
+ * Bytes of the largest im2col matrix one sample makes (a 3x3 conv over C channels: H*W rows of 9*C values),
+ * for TF.js WebGPU's separate im2col shader; 0 when no conv is on the way.
+ */
+export function largestIm2colBytes(layers: readonly string[], imageSize: number): number {
+  const deepest = layerInfo(deepestLayer(layers)).order;
+  let channels = 3;
+  let largest = 0;
+  for (const layer of VGG16_LAYERS) {
+    if (layer.order > deepest) break;
+    if (layer.kind === 'conv') {
+      const [, h = 0, w = 0] = layerOutputShape(layer.name, imageSize);
+      largest = Math.max(largest, 4 * h * w * 9 * channels);
+    }
+    if (layer.pools !== undefined) channels = layer.channels;
+  }
+  return largest;
+}
+
+/** Images per run that keep every tensor under `maxBytes` (at least 1; a bigger one then fails loudly). */
+export function imagesWithin(maxBytes: number, bytesPerImage: number): number {
+  return bytesPerImage > 0 ? Math.max(1, Math.floor(maxBytes / bytesPerImage)) : Number.MAX_SAFE_INTEGER;
+}

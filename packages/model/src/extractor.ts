@@ -1,26 +1,50 @@
 // The Extractor: PyTorch's register_forward_hook for VGG16, on TF.js or ONNX Runtime, with host-memory
 // outputs and strict tensor accounting.
-import { ErrorCode, LayertapError, ValidationError, type BackendName } from '@layertap/contracts';
+import {
+  EngineFault,
+  ErrorCode,
+  LayertapError,
+  ValidationError,
+  describeError,
+  type BackendName,
+  type EngineInfo,
+  type EngineName,
+} from '@layertap/contracts';
 import { checkImageSize, layerInfo } from './layers';
 import { silentLog, type LogFn } from './log';
-import type { EngineName, InferenceEngine, MemoryInfo, ModelDescription, OnnxProvider, TensorLayout } from './engines/engine';
+import type { InferenceEngine, MemoryInfo, ModelDescription, TensorLayout } from './engines/engine';
+import { NullEngine } from './engines/null-engine';
 import { OnnxEngine } from './engines/onnx-engine';
-import { defaultThreads, resolveEngine } from './engines/select-engine';
+import { checkProvider } from './engines/onnx-runtime';
+import { EngineChain, NoEngineError, defaultThreads, type EngineChoice } from './engines/select-engine';
 import { TfjsEngine } from './engines/tfjs-engine';
+import { verifyEngine } from './engines/verify-engine';
 import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
 
 export type { MemoryInfo, ModelDescription } from './engines/engine';
 
 export interface ExtractorOptions {
   /**
-   * What runs the model: `tfjs`, `onnx` (ONNX Runtime), or `auto`, the fastest that works here (see
-   * `resolveEngine`). Default: `onnx` when `onnxProvider` is given, else `tfjs`.
+   * What runs the model: `onnx` (ONNX Runtime), `tfjs`, `null` (zeros, for measuring the pipeline) or `auto`,
+   * the fastest that works here (see `AUTO_ORDER` in @layertap/contracts). Default `auto`.
    */
   engine?: EngineName;
-  /** TF.js backend (tfjs engine); see `selectBackend`. Default `auto`. */
+  /**
+   * The engine's backend: an ONNX Runtime provider (`cpu`, `webgpu`, `cuda`) or a TF.js backend
+   * (`tensorflow`, `webgpu`, `wasm`, `cpu`). Default `auto`. A named `webgpu` may run on a software adapter
+   * (with a warning); `auto` never does.
+   */
   backend?: BackendName;
-  /** ONNX Runtime execution provider (onnx engine). Default: the fastest that works (cuda, webgpu, cpu). */
-  onnxProvider?: OnnxProvider;
+  /** Engines not to use (`onnx/webgpu`), with why they were dropped: the next one in the chain is used. */
+  exclude?: ReadonlyMap<string, string>;
+  /**
+   * Layers (any spec) of the proof run: the chosen engine runs them on a small seeded input beside ONNX
+   * Runtime on the CPU and must agree within 1e-4 of the largest value, or it is dropped and the next engine
+   * is tried. Default: no proof run.
+   */
+  verify?: readonly string[];
+  /** TF.js WebGPU: convolutions through the separate im2col shader (see `TfjsEngineOptions.im2col`). */
+  im2col?: boolean;
   /** ONNX Runtime compute threads. Default: the number of cores this process may use. */
   threads?: number;
   /**
@@ -113,6 +137,8 @@ export class Extractor {
   private constructor(
     private readonly options: ExtractorOptions,
     private readonly runner: InferenceEngine,
+    /** Which engine runs, on what device, and why. */
+    readonly info: EngineInfo,
   ) {}
 
   /** Chooses the engine and backend and checks the options and the given weights; the model is built on first use. */
@@ -135,34 +161,42 @@ export class Extractor {
         log('weights: ignoring tensors VGG16 does not have', { tensors: unknown.slice(0, 10), count: unknown.length });
       }
     }
-    const choice = await resolveEngine({
-      ...(options.engine ? { engine: options.engine } : {}),
-      ...(options.backend ? { backend: options.backend } : {}),
-      ...(options.onnxProvider ? { onnxProvider: options.onnxProvider } : {}),
+    const chain = EngineChain.plan({
+      engine: options.engine ?? 'auto',
+      backend: options.backend ?? 'auto',
+      threads: options.threads ?? defaultThreads(),
+      ...(options.exclude ? { exclude: options.exclude } : {}),
       log,
     });
-    const common = {
-      imageSize: options.imageSize,
-      ...(options.weights ? { weights: options.weights } : {}),
-      weightsDescription: describeWeights(options),
-      seed: options.seed ?? 0,
-      log,
-    };
-    const runner =
-      choice.engine === 'tfjs'
-        ? new TfjsEngine(common, choice.selection)
-        : new OnnxEngine({
-            ...common,
-            provider: choice.provider,
-            threads: options.threads ?? defaultThreads(),
-            ...(options.runBatch ? { runBatch: options.runBatch } : {}),
-            reason: choice.reason,
-          });
-    return new Extractor(options, runner);
+    const proofLayers = options.verify ? canonicalLayers(options.verify) : undefined;
+    for (;;) {
+      const choice = await chain.next();
+      if (!choice) throw new NoEngineError(chain.reasons);
+      const runner = openEngine(choice, options, log);
+      let proof = '';
+      if (proofLayers && needsProof(choice)) {
+        const result = await prove(runner, options, proofLayers, log);
+        if (!result.ok) {
+          runner.dispose();
+          log(`engine ${choice.label} dropped: ${result.reason}`, { engine: choice.label });
+          chain.drop(choice, result.reason);
+          continue;
+        }
+        proof = `; ${result.note}`;
+      }
+      const info: EngineInfo = {
+        engine: choice.target.engine,
+        backend: choice.target.backend,
+        device: choice.device,
+        reason: `${choice.reason}${proof}`,
+        warnings: choice.warnings,
+      };
+      return new Extractor(options, runner, info);
+    }
   }
 
-  /** The engine that runs the model: `tfjs` or `onnx`. */
-  get engine(): 'tfjs' | 'onnx' {
+  /** The engine that runs the model: `onnx`, `tfjs` or `null`. */
+  get engine(): InferenceEngine['engine'] {
     return this.runner.engine;
   }
 
@@ -174,9 +208,9 @@ export class Extractor {
     return this.runner.backend;
   }
 
-  /** Why that engine and backend were chosen. */
+  /** Why that engine and backend were chosen (what was passed over, and the proof run). */
   get backendReason(): string {
-    return this.runner.reason;
+    return this.info.reason;
   }
 
   /** ONNX Runtime's compute threads; undefined on TF.js (wasm runs one thread, the others decide). */
@@ -275,9 +309,9 @@ export class Extractor {
     const empty: RunResult = { batchSize: input.batchSize, layers, inferenceMs: 0, readbackMs: 0, hooksMs: 0 };
     if (layers.length === 0) return empty;
 
-    await this.runner.prepare(layers);
+    await this.engineCall(() => this.runner.prepare(layers));
     const before = this.memory();
-    const { outputs, inferenceMs, readbackMs } = await this.runner.run(layers, input.data, input.batchSize);
+    const { outputs, inferenceMs, readbackMs } = await this.engineCall(() => this.runner.run(layers, input.data, input.batchSize));
     const readBack = performance.now();
     if (callHooks) {
       for (const hook of hooks) {
@@ -289,6 +323,19 @@ export class Extractor {
     const hooksMs = performance.now() - readBack;
     this.checkLeak(before);
     return { ...empty, inferenceMs, readbackMs, hooksMs };
+  }
+
+  /**
+   * Runs engine code; whatever it throws besides a bad request is the engine's fault (a kernel error, a lost
+   * device, a refused graph), not the input's: an `EngineFault`, which callers treat apart from bad samples.
+   */
+  private async engineCall<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof ValidationError || err instanceof EngineFault) throw err;
+      throw new EngineFault(`${this.label} failed: ${describeError(err).split('\n')[0]}`, { cause: err });
+    }
   }
 
   private checkInput({ data, batchSize }: ExtractorInput): void {
@@ -320,6 +367,80 @@ export class Extractor {
 
   private assertUsable(): void {
     if (this.disposed) throw new LayertapError(ErrorCode.InferenceFailed, 'the extractor has been disposed');
+  }
+}
+
+/** Canonical names in forward order, each once. */
+function canonicalLayers(specs: readonly string[]): string[] {
+  const layers = [...new Set(specs.map((spec) => layerInfo(spec).name))];
+  return layers.sort((a, b) => layerInfo(a).order - layerInfo(b).order);
+}
+
+/** The CPU engine is the reference itself, and the null engine computes nothing to compare. */
+function needsProof(choice: EngineChoice): boolean {
+  return choice.label !== 'onnx/cpu' && choice.target.engine !== 'null';
+}
+
+/** Builds the engine for a choice (the model itself is built on first use). */
+function openEngine(choice: EngineChoice, options: ExtractorOptions, log: LogFn): InferenceEngine {
+  const common = {
+    imageSize: options.imageSize,
+    ...(options.weights ? { weights: options.weights } : {}),
+    weightsDescription: describeWeights(options),
+    seed: options.seed ?? 0,
+    log,
+  };
+  switch (choice.target.engine) {
+    case 'null':
+      return new NullEngine(options.imageSize, choice.reason);
+    case 'tfjs':
+      if (!choice.selection) throw new LayertapError(ErrorCode.InferenceFailed, `internal: ${choice.label} chosen without a TF.js backend`);
+      return new TfjsEngine(
+        {
+          ...common,
+          ...(choice.maxBindingBytes ? { maxBindingBytes: choice.maxBindingBytes } : {}),
+          ...(options.im2col ? { im2col: true } : {}),
+        },
+        { ...choice.selection, reason: choice.reason },
+      );
+    case 'onnx':
+      return new OnnxEngine({
+        ...common,
+        provider: choice.target.backend as 'cpu' | 'webgpu' | 'cuda',
+        threads: choice.threads ?? options.threads ?? defaultThreads(),
+        ...(options.runBatch ? { runBatch: options.runBatch } : {}),
+        ...(choice.maxBindingBytes ? { maxBindingBytes: choice.maxBindingBytes } : {}),
+        reason: choice.reason,
+      });
+    default:
+      throw new LayertapError(ErrorCode.InferenceFailed, `internal: no engine ${String(choice.target.engine)}`);
+  }
+}
+
+/**
+ * The proof run against ONNX Runtime on the CPU, built with the same weights; without it (onnxruntime-node
+ * missing), an engine runs unproven and says so.
+ */
+async function prove(candidate: InferenceEngine, options: ExtractorOptions, layers: string[], log: LogFn): Promise<{ ok: true; note: string } | { ok: false; reason: string }> {
+  const cpu = await checkProvider('cpu');
+  if (!cpu.available) return { ok: true, note: `no proof run: ONNX Runtime's CPU provider, the reference, is not available (${cpu.reason})` };
+  const reference = new OnnxEngine({
+    imageSize: options.imageSize,
+    ...(options.weights ? { weights: options.weights } : {}),
+    weightsDescription: describeWeights(options),
+    seed: options.seed ?? 0,
+    log: silentLog,
+    provider: 'cpu',
+    threads: options.threads ?? defaultThreads(),
+    reason: 'proof-run reference',
+  });
+  try {
+    const result = await verifyEngine(candidate, reference, layers, options.imageSize);
+    if (!result.ok) return result;
+    log('engine proof run agreed with onnx/cpu', { layers, maxError: result.maxError, ms: Math.round(result.ms) });
+    return { ok: true, note: `proof run on ${layers.join(', ')} agreed with onnx/cpu (max error ${result.maxError.toExponential(1)} of max value)` };
+  } finally {
+    reference.dispose();
   }
 }
 

@@ -25,6 +25,13 @@ export interface Vgg16Options {
    * `_preact` is an output are always split; the others keep Keras' fused ReLU (faster).
    */
   split?: readonly string[];
+  /**
+   * Largest weight tensor one layer may hold, in bytes. A dense kernel over it (fc1's is 411 MB) is built as
+   * column blocks that each fit, concatenated under the layer's name: WebGPU adapters bind at most
+   * `maxStorageBufferBindingSize` bytes per buffer (128 MiB on some), and TF.js binds a kernel whole.
+   * Default: no limit.
+   */
+  maxWeightBytes?: number;
 }
 
 /**
@@ -48,7 +55,7 @@ export function buildVgg16(options: Vgg16Options): tfl.LayersModel {
   const tensors = new Map<string, tfl.SymbolicTensor>();
   let x = input;
   for (const row of VGG16_LAYERS.slice(0, deepest.order + 1)) {
-    const layer = makeLayer(row, split, initializer);
+    const layer = makeLayer(row, split, initializer, options.maxWeightBytes ?? Infinity);
     if (!layer) continue;
     x = layer.apply(x) as tfl.SymbolicTensor;
     tensors.set(row.name, x);
@@ -75,22 +82,23 @@ function missingTensor(name: string): never {
 }
 
 type Initializer = ReturnType<typeof tfl.initializers.zeros>;
-type InitializerFor = (tensor: string) => Initializer;
+/** An initializer per weight tensor, and the tensor's values themselves (for layers built in blocks). */
+type InitializerFor = ((tensor: string) => Initializer) & { values: (tensor: string) => Float32Array };
 
 /**
  * One tfjs layer for a table row, or undefined for a pre-activation that is fused into the next row's
  * ReLU (Keras' own layout: one Conv2D/Dense with `activation: 'relu'`).
  */
-function makeLayer(row: Vgg16Layer, split: ReadonlySet<string>, init: InitializerFor): tfl.layers.Layer | undefined {
+function makeLayer(row: Vgg16Layer, split: ReadonlySet<string>, init: InitializerFor, maxWeightBytes: number): LayerLike | undefined {
   const isSplit = row.weights !== undefined && split.has(row.weights);
   switch (row.kind) {
     case 'conv':
     case 'dense':
       if (row.name.endsWith('_preact') && !isSplit) return undefined;
-      return weightedLayer(row, row.kind, 'linear', init);
+      return weightedLayer(row, row.kind, 'linear', init, maxWeightBytes);
     case 'relu':
       if (isSplit) return tfl.layers.reLU({ name: row.name });
-      return weightedLayer(row, layerInfo(`${row.name}_preact`).kind === 'conv' ? 'conv' : 'dense', 'relu', init);
+      return weightedLayer(row, layerInfo(`${row.name}_preact`).kind === 'conv' ? 'conv' : 'dense', 'relu', init, maxWeightBytes);
     case 'pool':
       return tfl.layers.maxPooling2d({ name: row.name, poolSize: 2, strides: 2, padding: 'valid' });
     case 'avgpool':
@@ -100,22 +108,55 @@ function makeLayer(row: Vgg16Layer, split: ReadonlySet<string>, init: Initialize
   }
 }
 
+/** What `buildVgg16` applies in sequence: a tfjs layer, or a dense layer built as column blocks. */
+interface LayerLike {
+  apply(x: tfl.SymbolicTensor): tfl.SymbolicTensor | tfl.SymbolicTensor[] | tf.Tensor | tf.Tensor[];
+}
+
 function weightedLayer(
   row: Vgg16Layer,
   kind: 'conv' | 'dense',
   activation: 'relu' | 'linear',
   init: InitializerFor,
-): tfl.layers.Layer {
+  maxWeightBytes: number,
+): LayerLike {
   const owner = row.weights ?? row.name;
-  const common = {
-    name: row.name,
-    activation,
-    trainable: false,
-    kernelInitializer: init(`${owner}/kernel`),
-    biasInitializer: init(`${owner}/bias`),
-  };
-  if (kind === 'dense') return tfl.layers.dense({ ...common, units: row.channels });
-  return tfl.layers.conv2d({ ...common, filters: row.channels, kernelSize: 3, strides: 1, padding: 'same' });
+  const common = { activation, trainable: false } as const;
+  if (kind === 'conv') {
+    return tfl.layers.conv2d({ ...common, name: row.name, kernelInitializer: init(`${owner}/kernel`), biasInitializer: init(`${owner}/bias`), filters: row.channels, kernelSize: 3, strides: 1, padding: 'same' });
+  }
+  const spec = VGG16_WEIGHTS.find((w) => w.name === `${owner}/kernel`);
+  const [inputs = 0, units = row.channels] = spec?.shape ?? [];
+  const blocks = columnBlocks(inputs * units * 4, units, maxWeightBytes);
+  if (blocks === 1) return tfl.layers.dense({ ...common, name: row.name, units, kernelInitializer: init(`${owner}/kernel`), biasInitializer: init(`${owner}/bias`) });
+  // Column block b of the kernel and bias: the same maths, each kernel small enough to bind.
+  const width = units / blocks;
+  const parts = Array.from({ length: blocks }, (_, b) =>
+    tfl.layers.dense({
+      ...common,
+      name: `${row.name}_part${b}`,
+      units: width,
+      kernelInitializer: new ValueInitializer(() => columns(init.values(`${owner}/kernel`), inputs, units, b * width, width)),
+      biasInitializer: new ValueInitializer(() => init.values(`${owner}/bias`).slice(b * width, (b + 1) * width)),
+    }),
+  );
+  const concat = tfl.layers.concatenate({ name: row.name, axis: -1 });
+  return { apply: (x) => concat.apply(parts.map((part) => part.apply(x) as tfl.SymbolicTensor)) };
+}
+
+/** The fewest equal column blocks (a divisor of `units`) whose kernels each fit `maxBytes`. */
+export function columnBlocks(kernelBytes: number, units: number, maxBytes: number): number {
+  for (let blocks = 1; blocks <= units; blocks++) {
+    if (units % blocks === 0 && kernelBytes / blocks <= maxBytes) return blocks;
+  }
+  return units;
+}
+
+/** Columns [from, from + width) of a row-major [rows, cols] matrix. */
+function columns(matrix: Float32Array, rows: number, cols: number, from: number, width: number): Float32Array {
+  const out = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) out.set(matrix.subarray(r * cols + from, r * cols + from + width), r * width);
+  return out;
 }
 
 // tfjs-layers only accepts initializers that are instances of its (unexported) Initializer class; reach it
@@ -140,15 +181,19 @@ class ValueInitializer extends InitializerBase {
 
 function weightInitializers(weights: WeightsMap | undefined, seed: number): InitializerFor {
   const specs = new Map(VGG16_WEIGHTS.map((spec) => [spec.name, spec]));
-  return (tensor) =>
-    new ValueInitializer(() => {
-      const given = weights?.get(tensor);
-      if (given) return given.data;
-      const spec = specs.get(tensor);
-      if (!spec) throw new LayertapError(ErrorCode.InferenceFailed, `internal: no weight spec for ${tensor}`);
-      // Seeded values are made here, when the layer is built, so unbuilt layers never cost their weights.
-      return randomWeight(seed, spec);
-    });
+  // The last tensor made, kept while the builder lives: a kernel built in column blocks is made once, not per block.
+  let last: { tensor: string; data: Float32Array } | undefined;
+  const values = (tensor: string): Float32Array => {
+    const given = weights?.get(tensor);
+    if (given) return given.data;
+    if (last?.tensor === tensor) return last.data;
+    const spec = specs.get(tensor);
+    if (!spec) throw new LayertapError(ErrorCode.InferenceFailed, `internal: no weight spec for ${tensor}`);
+    // Seeded values are made here, when the layer is built, so unbuilt layers never cost their weights.
+    last = { tensor, data: randomWeight(seed, spec) };
+    return last.data;
+  };
+  return Object.assign((tensor: string) => new ValueInitializer(() => values(tensor)), { values });
 }
 
 /** torchvision's AdaptiveAvgPool2d as a tfjs layer (NHWC in, [N, size, size, C] out). */

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import sharp from 'sharp';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, ErrorCode, Layout, Preprocess, ValidationError } from '@layertap/contracts';
+import { BackendName, EngineName, Layout, Preprocess, engineTargets } from '@layertap/contracts';
 import { preprocessImage } from '@layertap/imaging';
 import { encodeNpy, FileOutputWriter, sampleArray, sampleKey } from '@layertap/storage';
 import type * as Model from '@layertap/model';
@@ -24,10 +24,6 @@ export interface BenchCommandOptions {
   stderr?: NodeJS.WritableStream;
 }
 
-const ENGINES = ['auto', 'onnx', 'tfjs'] as const;
-const ONNX_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
-type EngineName = (typeof ENGINES)[number];
-type OnnxProvider = (typeof ONNX_PROVIDERS)[number];
 
 /** The interpreter the PyTorch comparison runs: Debian's, where python3-torch installs. */
 export const DEFAULT_PYTHON = '/usr/bin/python3';
@@ -36,8 +32,10 @@ export const PYTORCH_SCRIPT = path.join(__dirname, '..', '..', 'bench', 'pytorch
 
 export interface BenchOptions {
   engine: EngineName;
-  /** TF.js backend, or with `engine: 'onnx'` the ONNX Runtime provider (`cpu`, `webgpu`, `cuda`). */
-  backend?: string;
+  /** The engine's backend (an ONNX Runtime provider or a TF.js backend), as the worker takes it. Default auto. */
+  backend?: BackendName;
+  /** TF.js WebGPU: convolutions through the separate im2col shader. */
+  im2col?: boolean;
   /** ONNX Runtime compute threads. Default: one per core. */
   threads?: number;
   /** ONNX Runtime: most images per session run. Default: the engine's. */
@@ -105,7 +103,7 @@ export interface PytorchResult {
 export interface BenchReport {
   /** `loadAverage`: the 1-minute load when the bench started; above the CPU count, other work shared the cores. */
   machine: { cpus: number; cpuModel: string; node: string; loadAverage: number };
-  engine: { label: string; engine: string; backend: string; reason: string; threads?: number };
+  engine: { label: string; engine: string; backend: string; reason: string; threads?: number; device: string; warnings: string[] };
   settings: Omit<BenchOptions, 'dir' | 'keep' | 'python' | 'comparePytorch'> & { dir: string };
   setup: { generateSeconds: number; loadSeconds: number };
   modelOnly: {
@@ -194,6 +192,8 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
         engine: extractor.engine,
         backend: extractor.backend,
         reason: extractor.backendReason,
+        device: extractor.info.device.description,
+        warnings: extractor.info.warnings,
         ...(extractor.threads ? { threads: extractor.threads } : {}),
       };
 
@@ -236,25 +236,17 @@ function pickSettings(options: BenchOptions): Omit<BenchOptions, 'dir' | 'keep' 
   return settings;
 }
 
-/** `--backend` names a tfjs backend, or with `--engine onnx` an ONNX Runtime provider. */
+/** The worker's engine options: the same vocabulary, checked the same way. */
 function engineOptions(options: BenchOptions): Partial<Model.ExtractorOptions> {
-  const common = {
+  const backend = options.backend ?? 'auto';
+  engineTargets(options.engine, backend);
+  return {
     engine: options.engine,
+    backend,
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.runBatch ? { runBatch: options.runBatch } : {}),
+    ...(options.im2col ? { im2col: true } : {}),
   };
-  if (!options.backend) return common;
-  if (options.engine === 'onnx') {
-    if (!(ONNX_PROVIDERS as readonly string[]).includes(options.backend)) {
-      throw new ValidationError(ErrorCode.InvalidRequest, `--engine onnx takes --backend ${ONNX_PROVIDERS.join(', ')}; got ${options.backend}`);
-    }
-    return { ...common, onnxProvider: options.backend as OnnxProvider };
-  }
-  const parsed = BackendName.safeParse(options.backend);
-  if (!parsed.success) {
-    throw new ValidationError(ErrorCode.InvalidRequest, `--backend must be one of ${BackendName.options.join(', ')} (tfjs), got ${options.backend}`);
-  }
-  return { ...common, backend: parsed.data };
 }
 
 /** The same batch, preprocessed from the first images, run back to back: the engine alone. */
@@ -536,6 +528,8 @@ export function formatBenchReport(r: BenchReport): string {
     `layertap bench: ${r.engine.label}${r.engine.threads ? ` (${r.engine.threads} threads)` : ''}, layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.images} images`,
     `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, Node ${r.machine.node}, load average ${f(r.machine.loadAverage)} at the start`,
     `engine choice: ${r.engine.reason}`,
+    `device: ${r.engine.device}`,
+    ...r.engine.warnings.map((w) => `warning: ${w}`),
     `setup: ${f(r.setup.generateSeconds)} s to write the JPEGs, ${f(r.setup.loadSeconds)} s to build the model and warm up`,
     '',
     'model only (one preprocessed batch in memory, run back to back)',
@@ -595,8 +589,9 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
       'measure model-only and end-to-end throughput on this machine: JPEG files -> decode -> VGG16 -> .npy files, ' +
         "in one process with a worker's overlap (decode ahead, writes behind). It measures the pipeline stages, not Redis or S3",
     )
-    .addOption(new Option('--engine <engine>', 'engine: auto picks the fastest that works here').choices(ENGINES).default(d.engine))
-    .option('--backend <name>', 'tfjs backend (tensorflow, webgpu, wasm, cpu), or with --engine onnx the provider (cpu, webgpu, cuda)')
+    .addOption(new Option('--engine <engine>', 'what runs the model: auto picks the fastest that works here; null computes nothing (the pipeline alone)').choices(EngineName.options).default(d.engine))
+    .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
+    .option('--webgpu-im2col', "TF.js WebGPU: convolutions through TF.js' separate im2col shader (batches sliced to the adapter's binding limit)", false)
     .option('--threads <n>', 'ONNX Runtime compute threads (default: one per core)', positiveInt)
     .option('--run-batch <n>', 'ONNX Runtime: most images per session run (default 4 on CPU)', positiveInt)
     .option('--layer <spec...>', 'layer(s) to extract (default features.9)', layerList)
@@ -618,6 +613,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
           ...d,
           engine: opts.engine,
           ...(opts.backend ? { backend: opts.backend } : {}),
+          ...(opts.webgpuIm2col ? { im2col: true } : {}),
           ...(opts.threads ? { threads: opts.threads } : {}),
           ...(opts.runBatch ? { runBatch: opts.runBatch } : {}),
           layers: opts.layer ?? d.layers,

@@ -1,17 +1,13 @@
 // What the Extractor needs from whatever runs VGG16 underneath (TF.js, ONNX Runtime): run a batch for a set
 // of layers and hand the outputs back in host memory, account for what it holds, and free it.
 
+import type { ConcreteEngine } from '@layertap/contracts';
+
 /** Memory order of a 4-D activation batch: TF.js computes NHWC, ONNX Runtime NCHW. */
 export type TensorLayout = 'nhwc' | 'nchw';
 
-/** The engines the Extractor can run on. `auto` picks the fastest that works here (see `resolveEngine`). */
-export type EngineName = 'auto' | 'onnx' | 'tfjs';
-
 /** ONNX Runtime execution providers layertap uses. */
 export type OnnxProvider = 'cpu' | 'webgpu' | 'cuda';
-
-export const ENGINE_NAMES: readonly EngineName[] = ['auto', 'onnx', 'tfjs'];
-export const ONNX_PROVIDERS: readonly OnnxProvider[] = ['cpu', 'webgpu', 'cuda'];
 
 /** One layer's output for a whole batch, in host memory. */
 export interface EngineOutput {
@@ -49,7 +45,7 @@ export interface ModelDescription {
  * names in forward order, and the input is NHWC float32 preprocessed images, already checked.
  */
 export interface InferenceEngine {
-  readonly engine: 'tfjs' | 'onnx';
+  readonly engine: ConcreteEngine;
   /** tfjs backend (`tensorflow`, `webgpu`, `wasm`, `cpu`) or ONNX Runtime provider (`cpu`, `webgpu`, `cuda`). */
   readonly backend: string;
   /** Why this engine and backend run (for logs and provenance). */

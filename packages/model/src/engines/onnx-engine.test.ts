@@ -32,7 +32,7 @@ async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
 describe('Extractor on ONNX Runtime (cpu)', () => {
   const open: Extractor[] = [];
   async function create(options: Partial<ExtractorOptions> = {}): Promise<Extractor> {
-    const extractor = await Extractor.create({ engine: 'onnx', onnxProvider: 'cpu', threads: 1, imageSize: SIZE, ...options });
+    const extractor = await Extractor.create({ engine: 'onnx', backend: 'cpu', threads: 1, imageSize: SIZE, ...options });
     open.push(extractor);
     return extractor;
   }
@@ -42,7 +42,7 @@ describe('Extractor on ONNX Runtime (cpu)', () => {
 
   it('hands two layers from one pass to their hooks as NCHW batches', async () => {
     const extractor = await create();
-    expect(extractor).toMatchObject({ engine: 'onnx', backend: 'cpu', label: 'onnx/cpu', backendReason: 'cpu requested' });
+    expect(extractor).toMatchObject({ engine: 'onnx', backend: 'cpu', label: 'onnx/cpu', backendReason: 'onnx/cpu: cpu ran a test model' });
     const outputs = collect(extractor, ['block1_pool', 'features.9']);
     const result = await extractor.run({ data: testImages(3, SIZE), batchSize: 3 });
     expect(result.layers).toEqual(['block1_pool', 'block2_pool']);

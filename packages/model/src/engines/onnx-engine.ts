@@ -2,6 +2,7 @@
 // WebGPU or CUDA provider. Outputs are NCHW, as the graph computes them.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { imagesWithin, largestActivationBytes } from '../batch-size';
 import { layerInfo } from '../layers';
 import type { LogFn } from '../log';
 import type { WeightsMap } from '../weight-specs';
@@ -11,6 +12,9 @@ import { loadOrt, type OrtModule } from './onnx-runtime';
 
 /** Images per ONNX Runtime call on the CPU provider: larger batches run in slices of this many. */
 export const DEFAULT_CPU_RUN_BATCH = 4;
+
+/** WebGPU's default `maxStorageBufferBindingSize`: what a binding may hold when the adapter's limit is unknown. */
+export const WEBGPU_DEFAULT_BINDING_BYTES = 128 * 1024 ** 2;
 
 export interface OnnxEngineOptions {
   imageSize: number;
@@ -29,6 +33,12 @@ export interface OnnxEngineOptions {
    * GPU providers.
    */
   runBatch?: number;
+  /**
+   * WebGPU: the adapter's largest binding. ONNX Runtime's WebGPU provider binds each tensor whole and fails a
+   * Conv whose output is larger (`raw_hash_map<>::at`, seen on llvmpipe's 128 MiB at 11 images of 224 px),
+   * so slices are cut to fit it. Default `WEBGPU_DEFAULT_BINDING_BYTES`.
+   */
+  maxBindingBytes?: number;
   /** Why this provider was chosen (for `reason`). */
   reason: string;
 }
@@ -79,7 +89,7 @@ export class OnnxEngine implements InferenceEngine {
     const session = await this.sessionFor(layers);
     const specs = layers.map((layer) => session.outputs.get(layer) ?? missingOutput(layer));
     const sample = this.options.imageSize * this.options.imageSize * 3;
-    const step = this.runBatchSize(batchSize);
+    const step = this.runBatchSize(batchSize, layers);
     let inferenceMs = 0;
     let readbackMs = 0;
     const buffers: (Float32Array | undefined)[] = specs.map(() => undefined);
@@ -136,8 +146,14 @@ export class OnnxEngine implements InferenceEngine {
     void current?.session.release().catch(() => undefined);
   }
 
-  private runBatchSize(batchSize: number): number {
-    const limit = this.options.runBatch ?? (this.options.provider === 'cpu' ? DEFAULT_CPU_RUN_BATCH : batchSize);
+  /** Images per `session.run`: the option, the CPU default, or the whole batch, within WebGPU's binding limit. */
+  runBatchSize(batchSize: number, layers: readonly string[]): number {
+    const { provider, runBatch } = this.options;
+    let limit = runBatch ?? (provider === 'cpu' ? DEFAULT_CPU_RUN_BATCH : batchSize);
+    if (provider === 'webgpu') {
+      const fits = imagesWithin(this.options.maxBindingBytes ?? WEBGPU_DEFAULT_BINDING_BYTES, largestActivationBytes(layers, this.options.imageSize));
+      limit = Math.min(limit, fits);
+    }
     return Math.max(1, Math.min(limit, batchSize));
   }
 
