@@ -8,7 +8,7 @@ import { rateChartSvg } from './chart';
 import type { DatasetViews } from './dataset-view';
 import type { SafeHtml } from './html';
 import { page } from './layout';
-import type { OutputReaders } from './outputs';
+import type { OutputReaders } from '@layertap/pipeline';
 import type { SampleFinder } from './sample-index';
 import { datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
 

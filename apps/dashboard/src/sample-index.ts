@@ -2,7 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ManifestLine, SampleErrorInfo } from '@layertap/contracts';
 import type { FoundSample, LayertapQueues } from '@layertap/queue';
-import type { OutputReaders } from './outputs';
+import type { OutputReaders } from '@layertap/pipeline';
 
 /** What the pages and the API show about one sample. */
 export interface SampleView {

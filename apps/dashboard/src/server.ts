@@ -11,7 +11,7 @@ import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
 import { DatasetViews } from './dataset-view';
 import { createDashboardMetrics, metricsHandler } from './metrics';
-import { OutputReaders } from './outputs';
+import { OutputReaders } from '@layertap/pipeline';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';
 

@@ -1,37 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createQueueMetrics, type LayertapQueues } from '@layertap/queue';
 import type { OutputWriter, PutOptions } from '@layertap/storage';
-
-/** Stages of a chunk's pipeline, timed separately. */
-export type Stage = 'fetch_decode' | 'inference' | 'readback' | 'encode' | 'upload';
-
-/** What an object written to the output is. */
-export type OutputKind = 'array' | 'shard' | 'part' | 'manifest';
-
-/** Memory the inference process reports after each batch. */
-export interface InferenceMemory {
-  numTensors: number;
-  numBytes: number;
-  childRssBytes: number;
-}
-
-/** What one chunk tells the metrics; one per concurrency slot (each slot has its own inference process). */
-export interface ChunkMetrics {
-  /** A sample got its manifest line. */
-  sample(status: 'ok' | 'failed', code?: string): void;
-  /** Samples an earlier attempt had already stored. */
-  skipped(count: number): void;
-  /**
-   * Time of one stage: `fetch_decode` per image, `inference` and `readback` per batch, `encode` per array
-   * (layout, pooling, float16 and .npy encoding or the copy into the shard), `upload` per object written
-   * (.npy, shard, part).
-   */
-  stage(stage: Stage, seconds: number): void;
-  /** One batch, from the inference request until its arrays are stored (npy) or copied into the shard. */
-  batch(seconds: number, samples: number): void;
-  /** The inference process's report after a batch, and the backend that produced it. */
-  inferenceMemory(memory: InferenceMemory, backend: string, backendReason?: string): void;
-}
+import type { ChunkMetrics, InferenceMemory, Stage } from '@layertap/pipeline';
 
 /** Whether an inference backend keeps its tensors in GPU memory (so `numBytes` is GPU memory). */
 export function isGpuBackend(backend: string, reason = ''): boolean {
@@ -41,6 +11,9 @@ export function isGpuBackend(backend: string, reason = ''): boolean {
   // tfjs-node-gpu and tfjs-node both call their backend `tensorflow`; the reason says which one loaded.
   return name.endsWith('tensorflow') && /tfjs-node-gpu/.test(reason);
 }
+
+/** What an object written to the output is. */
+export type OutputKind = 'array' | 'shard' | 'part' | 'manifest';
 
 /** The kind of output object behind a key (for `layertap_output_bytes_total`). */
 export function outputKind(key: string): OutputKind {

@@ -22,7 +22,6 @@ export {
 } from './preprocessing';
 export type { Box, RgbImage } from './preprocessing';
 export { resizeBilinear, bilinearCoefficients } from './resize-bilinear';
-export { mapLimit } from './map-limit';
 export {
   renderMontage,
   barStrip,

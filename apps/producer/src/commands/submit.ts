@@ -1,7 +1,7 @@
 import type { CliContext } from '../context';
 import { ErrorCode, ValidationError, type DatasetConfig, type Sample } from '@layertap/contracts';
 import { openOutput, readManifestParts } from '@layertap/storage';
-import { prepareSubmission, sameSettings, type SubmitOptions } from '../submission';
+import { prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
 import { printSummary, waitWithProgress } from './wait';
 
 export interface SubmitCommandOptions extends SubmitOptions {

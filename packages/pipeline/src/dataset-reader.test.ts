@@ -16,7 +16,7 @@ import {
   shardOutputRef,
   shardTensorName,
 } from '@layertap/storage';
-import { OutputReaders } from './outputs';
+import { OutputReaders } from './dataset-reader';
 
 describe('OutputReaders (a real file:// output)', () => {
   let dir: string;

@@ -7,14 +7,14 @@ import { Extractor, loadWeights } from '@layertap/model';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
-import { readWorkerConfig } from './config';
-import type { ChildResponse, HostRequest, InferResult, LayerBuffer, ModelInfo, ModelSpec } from './inference-protocol';
-import { modelKey } from './inference-protocol';
+import { childS3Settings } from './child-config';
+import type { ChildResponse, HostRequest, InferResult, LayerBuffer, ModelInfo, ModelSpec } from './protocol';
+import { modelKey } from './protocol';
 
 let fetcher: ImageFetcher | undefined;
 /** Remote weights (http(s), s3) are fetched with the worker's S3 settings and cached on disk by content hash. */
 function weightsFetcher(): ImageFetcher {
-  return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...readWorkerConfig({}).s3, maxAttempts: 5 }) }));
+  return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }) }));
 }
 
 let current: { key: string; extractor: Extractor; info: ModelInfo } | undefined;

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
-import { defaultDatasetId, prepareSubmission, sameSettings, type SubmitOptions } from './submission';
+import { defaultDatasetId, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({

@@ -1,7 +1,7 @@
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
-import { InferenceHost } from './inference-host';
-import type { InferResult, ModelSpec } from './inference-protocol';
-import { isAlive, writeFakeChild } from './__tests__/fake-inference-child';
+import { InferenceHost } from './host';
+import type { InferResult, ModelSpec } from './protocol';
+import { isAlive, writeFakeChild } from './__tests__/fake-child';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   engine: 'tfjs',

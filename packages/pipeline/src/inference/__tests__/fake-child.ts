@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
- * A stand-in for `inference-child.js` that speaks the same IPC protocol without TF.js, written to a temp
+ * A stand-in for the inference child (`child.js`) that speaks the same IPC protocol without TF.js, written to a temp
  * dir and forked for real by InferenceHost. What it does is steered by the request:
  * - load: answers a ModelInfo; backend 'webgpu' fails with a coded LayertapError, 'tensorflow' with a plain
  *   Error; seed 13 exits with code 3 (a crash); seed 14 closes the channel and exits 300 ms later.

@@ -26,11 +26,11 @@ import {
 } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { DatasetStore } from '@layertap/queue';
-import type { InferenceHost } from './inference-host';
-import type { InferResult, ModelInfo } from './inference-protocol';
+import type { InferenceHost } from './inference/host';
+import type { InferResult, ModelInfo } from './inference/protocol';
 import { createLimiter } from './limiter';
 import type { ChunkMetrics } from './metrics';
-import { storedShape } from './output-shapes';
+import { storedShape } from './stored-shape';
 import { autoBatchSize } from '@layertap/model/batch-size';
 import { globalPool } from './global-pool';
 

@@ -12,7 +12,7 @@ import { PREPROCESSING } from '@layertap/imaging';
 import { datasetKey, manifestKey, partKey, readManifestParts, type OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { LayertapQueues } from '@layertap/queue';
-import { storedShape } from './output-shapes';
+import { storedShape } from './stored-shape';
 
 export interface FinalizeContext {
   queues: LayertapQueues;

@@ -1,4 +1,4 @@
-import { modelKey, type ModelSpec } from './inference-protocol';
+import { modelKey, type ModelSpec } from './protocol';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   engine: 'tfjs',

@@ -1,7 +1,7 @@
 import { ErrorCode, TransientError } from '@layertap/contracts';
-import { InferenceHost } from './inference-host';
-import type { ModelSpec } from './inference-protocol';
-import { writeFakeChild } from './__tests__/fake-inference-child';
+import { InferenceHost } from './host';
+import type { ModelSpec } from './protocol';
+import { writeFakeChild } from './__tests__/fake-child';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({ engine: 'tfjs', backend: 'cpu', imageSize: 32, layers: [{ spec: 'fc2', canonical: 'fc2' }], seed: 0, ...overrides });
 

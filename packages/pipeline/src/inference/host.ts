@@ -1,10 +1,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
-import type { ChildResponse, HostRequest, InferResult, ModelInfo, ModelSpec } from './inference-protocol';
+import type { ChildResponse, HostRequest, InferResult, ModelInfo, ModelSpec } from './protocol';
 
 export interface InferenceHostOptions {
-  /** The child's entry file. Default: the compiled `inference-child.js` beside this file. */
+  /** The child's entry file. Default: the compiled `child.js` beside this file. */
   childPath?: string;
   /** Environment for the child. Default: this process's (inherited). */
   env?: NodeJS.ProcessEnv;
@@ -33,7 +33,7 @@ export class InferenceHost {
 
   private ensureChild(): ChildProcess {
     if (this.child && this.child.connected) return this.child;
-    const childPath = this.options.childPath ?? path.join(__dirname, 'inference-child.js');
+    const childPath = this.options.childPath ?? path.join(__dirname, 'child.js');
     const child = fork(childPath, [], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

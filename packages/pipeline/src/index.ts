@@ -1,0 +1,11 @@
+export { processChunk, type ChunkContext } from './chunk-runner';
+export { datasetDocument, finalizeDataset, type FinalizeContext } from './finalize-dataset';
+export { defaultDatasetId, prepareSubmission, sameSettings, type Submission, type SubmitOptions } from './plan';
+export { IMAGE_EXTENSIONS, MAX_LINE_BYTES, normalizeUri, resolveSource, type ResolveSourceOptions } from './source';
+export { OutputReaders, type OutputReadersOptions, type StoredArray } from './dataset-reader';
+export { storedShape } from './stored-shape';
+export { globalPool } from './global-pool';
+export { createLimiter } from './limiter';
+export type { ChunkMetrics, InferenceMemory, Stage } from './metrics';
+export { InferenceHost, type InferenceHostOptions } from './inference/host';
+export { modelKey, type InferResult, type LayerBuffer, type ModelInfo, type ModelSpec } from './inference/protocol';
