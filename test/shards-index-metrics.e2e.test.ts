@@ -227,11 +227,15 @@ describe('shards, sample index and metrics, on one worker run', () => {
       expect(m('layertap_output_bytes_total{kind="shard"}')).toBeGreaterThan(8 * (128 * 64 + 256 * 16) * 2);
       expect(m('layertap_output_bytes_total{kind="part"}')).toBeGreaterThan(0);
       expect(m('layertap_output_bytes_total{kind="manifest"}')).toBeGreaterThan(0);
-      expect(m('layertap_stage_seconds_count{stage="fetch_decode"}')).toBe(16);
+      // Every sample is fetched and decoded (the 4 bad ones fail at decode); the 16 good ones are preprocessed.
+      expect(m('layertap_stage_seconds_count{stage="fetch"}')).toBe(20);
+      expect(m('layertap_stage_seconds_count{stage="decode"}')).toBe(20);
+      expect(m('layertap_stage_seconds_count{stage="preprocess"}')).toBe(16);
+      expect(m('layertap_stage_seconds_count{stage="transfer"}')).toBe(m('layertap_batch_seconds_count'));
       expect(m('layertap_stage_seconds_count{stage="inference"}')).toBe(m('layertap_batch_seconds_count'));
       expect(m('layertap_batch_samples_total')).toBe(16);
-      // upload: one per .npy (16), shard (6) and part (12).
-      expect(m('layertap_stage_seconds_count{stage="upload"}')).toBe(16 + 6 + 12);
+      // write: one per .npy (16), shard (6) and part (12).
+      expect(m('layertap_stage_seconds_count{stage="write"}')).toBe(16 + 6 + 12);
       // Tensors alive after a batch: the model's weights on tfjs, none on ONNX Runtime (it counts what a run
       // left behind); the bytes include the weights either way.
       expect(m('layertap_inference_tensors{slot="0"}')).toBeGreaterThanOrEqual(0);

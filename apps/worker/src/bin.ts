@@ -3,7 +3,9 @@ import { BackendName, EngineName, describeError, isLayertapError, ErrorCode } fr
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
-import { LayertapWorker } from './worker';
+import { LayertapWorker } from '@layertap/pipeline';
+import { WorkerMetrics } from './metrics';
+import { MetricsServer } from './metrics-server';
 import { version } from './version';
 
 function positiveInt(value: string): number {
@@ -38,7 +40,10 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
   const notice = nodeSupportNotice();
   if (notice) log.warn(notice);
-  const worker = new LayertapWorker({ config, log, version, metrics: readMetricsConfig({ ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}) }) });
+  const metricsConfig = readMetricsConfig({ ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}) });
+  const metrics = metricsConfig.port > 0 ? new WorkerMetrics({ concurrency: config.concurrency }) : undefined;
+  const worker = new LayertapWorker({ config, log, version, ...(metrics ? { observer: metrics } : {}) });
+  let metricsServer: MetricsServer | undefined;
 
   let signals = 0;
   const shutdown = (signal: string) => {
@@ -48,17 +53,35 @@ async function main(): Promise<void> {
       process.exit(130);
     }
     log.info({ signal }, 'shutting down: finishing or releasing running jobs');
-    void worker.close().then(() => process.exit(0));
+    void worker
+      .close()
+      .then(() => metricsServer?.close())
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   await worker.start();
+  if (metrics) metricsServer = await startMetrics(metrics, metricsConfig.port, metricsConfig.host, log);
   if (config.exitWhenIdle) {
     await worker.idle();
     await worker.close();
+    await metricsServer?.close();
     process.exit(0);
   }
+}
+
+/** Serves `/metrics`; a port already taken (several workers on one host) costs the metrics, not the worker. */
+async function startMetrics(metrics: WorkerMetrics, port: number, host: string, log: ReturnType<typeof createLogger>): Promise<MetricsServer | undefined> {
+  const server = new MetricsServer({ registry: metrics.registry, port, host });
+  try {
+    await server.start();
+  } catch (err) {
+    log.warn({ port, host, err: (err as Error).message }, 'metrics endpoint not started (set LAYERTAP_METRICS_PORT or --metrics-port to a free port, 0 for none)');
+    return undefined;
+  }
+  log.info({ metrics: `http://${host}:${server.port}/metrics` }, 'metrics endpoint started');
+  return server;
 }
 
 main().catch((err: unknown) => {

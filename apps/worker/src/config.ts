@@ -1,36 +1,11 @@
 import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { BackendName, EngineName, engineTargets } from '@layertap/contracts';
-import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
+import { parseEnv, readCommonConfig, type Env } from '@layertap/config';
+import type { WorkerSettings } from '@layertap/pipeline';
 
 /** Settings of one worker process. Flags beat environment variables, which beat the defaults. */
-export interface WorkerConfig extends CommonConfig {
-  /** Chunk jobs processed at once; each gets its own inference process (TF.js wasm uses one core each). */
-  concurrency: number;
-  /** What runs the model: onnx (ONNX Runtime), tfjs, null (zeros, to measure the pipeline) or auto. */
-  engine: EngineName;
-  /** The engine's backend (ONNX Runtime provider or TF.js backend), or auto. */
-  backend: BackendName;
-  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
-  threads?: number;
-  /** Exit once every queue is empty and nothing is running (batch runs, tests). */
-  exitWhenIdle: boolean;
-  /** BullMQ lock duration; the lock is renewed at half of it from this process's event loop. */
-  lockDurationMs: number;
-  /** How long SIGTERM waits for running chunks before aborting them (they are then retried elsewhere). */
-  shutdownTimeoutMs: number;
-  decodeConcurrency: number;
-  uploadConcurrency: number;
-  maxPixels: number;
-  maxImageBytes: number;
-  fetchTimeoutMs: number;
-  /** Memory budget of one inference process's batch, in bytes (`--batch-size auto`). */
-  memoryBudgetBytes: number;
-  /** Directories `file://` and plain-path images may come from; empty = anywhere. */
-  fileRoots: string[];
-  /** Hosts allowed over HTTP(S) even when they resolve to private or loopback addresses. */
-  allowHosts: string[];
-}
+export type WorkerConfig = WorkerSettings;
 
 const positiveInt = z.coerce.number().int().positive();
 

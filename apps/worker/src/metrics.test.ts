@@ -35,7 +35,7 @@ describe('WorkerMetrics', () => {
     slot.sample('failed', 'not_found');
     slot.sample('failed', 'decode_failed');
     slot.skipped(4);
-    slot.stage('fetch_decode', 0.02);
+    slot.stage('decode', 0.02);
     slot.stage('inference', 1.5);
     slot.stage('inference', 0.5);
     slot.batch(2.2, 16);

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createQueueMetrics, type LayertapQueues } from '@layertap/queue';
 import type { OutputWriter, PutOptions } from '@layertap/storage';
-import type { ChunkMetrics, InferenceMemory, Stage } from '@layertap/pipeline';
+import type { ChunkMetrics, InferenceMemory, Stage, WorkerObserver } from '@layertap/pipeline';
 
 /** Whether an inference backend keeps its tensors in GPU memory (so `numBytes` is GPU memory). */
 export function isGpuBackend(backend: string, reason = ''): boolean {
@@ -37,7 +37,7 @@ export interface WorkerMetricsOptions {
  * The worker's Prometheus metrics, in a registry of its own (never prom-client's global one, so tests and
  * several workers in one process do not mix). Names and meanings are listed in the README.
  */
-export class WorkerMetrics {
+export class WorkerMetrics implements WorkerObserver {
   readonly registry = new Registry();
   private readonly samples: Counter<'status'>;
   private readonly failures: Counter<'reason'>;
@@ -65,7 +65,7 @@ export class WorkerMetrics {
     this.bytes = new Counter({ name: 'layertap_output_bytes_total', help: 'Bytes written to the output, by kind (array, shard, part, manifest)', labelNames: ['kind'], registers });
     this.stages = new Histogram({
       name: 'layertap_stage_seconds',
-      help: 'Time per pipeline stage: fetch_decode per image; inference and readback per batch; encode per array; upload per object written',
+      help: 'Time per pipeline stage: fetch, decode, preprocess per image; transfer, inference, readback per batch; encode per array; write per object written',
       labelNames: ['stage'],
       buckets: SECONDS_BUCKETS,
       registers,

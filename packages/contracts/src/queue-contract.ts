@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EngineInfo } from './engines';
 import { idProblem } from './ids';
 
 /** Queue names. With the default prefix the Redis keys are `layertap:<queue>:...`. */
@@ -111,8 +112,22 @@ export const ChunkResult = z.object({
   durationMs: z.number(),
   /** Time spent per stage, summed over the chunk's batches, and the longest single inference. */
   timings: z
-    .object({ inferenceMs: z.number(), readbackMs: z.number(), maxBatchMs: z.number(), batches: z.number().int() })
+    .object({
+      inferenceMs: z.number(),
+      readbackMs: z.number(),
+      maxBatchMs: z.number(),
+      batches: z.number().int(),
+      fetchMs: z.number().optional(),
+      decodeMs: z.number().optional(),
+      preprocessMs: z.number().optional(),
+      /** The batches to the inference process and their outputs back (serialisation and the pipe). */
+      transferMs: z.number().optional(),
+      encodeMs: z.number().optional(),
+      writeMs: z.number().optional(),
+    })
     .optional(),
+  /** Which engine ran the chunk, on what device, and why. */
+  engine: EngineInfo.optional(),
   /** Samples whose outputs an earlier attempt had already stored (not recomputed). */
   skipped: z.number().int().optional(),
   /** The worker process that ran the chunk. */

@@ -1,5 +1,8 @@
-/** Runs at most `limit` async tasks at once; `run` resolves with the task's own result. */
-export function createLimiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
+/** Runs a task when a slot is free; resolves with the task's own result. */
+export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+/** Runs at most `limit` async tasks at once, in the order they were given; the one concurrency limiter of layertap. */
+export function createLimiter(limit: number): Limiter {
   let active = 0;
   const queue: Array<() => void> = [];
   const next = () => {

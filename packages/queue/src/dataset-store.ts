@@ -1,5 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
-import { ChunkResult, DatasetConfig, DatasetResult, type ManifestLine } from '@layertap/contracts';
+import { ChunkResult, DatasetConfig, DatasetResult, EngineInfo, type ManifestLine } from '@layertap/contracts';
 import type { Redis } from './connection';
 
 /** Progress of one chunk as its worker last reported it. */
@@ -316,6 +316,25 @@ export class DatasetStore {
   async chunkProgress(datasetId: string): Promise<ChunkProgress[]> {
     const all = await this.redis.hvals(this.key(datasetId, 'chunks'));
     return all.map((v) => JSON.parse(v) as ChunkProgress);
+  }
+
+  /**
+   * Records an engine that runs the dataset's chunks (once per engine, backend and device: several workers
+   * may run different ones). Called when a chunk's model is loaded, so it shows while the run goes on.
+   */
+  async recordEngine(datasetId: string, info: EngineInfo): Promise<void> {
+    await this.redis.hset(this.key(datasetId, 'engines'), `${info.engine}/${info.backend} ${info.device.description}`, JSON.stringify(info));
+  }
+
+  /** The engines that ran (or run) the dataset's chunks. */
+  async engines(datasetId: string): Promise<EngineInfo[]> {
+    const all = await this.redis.hgetall(this.key(datasetId, 'engines'));
+    return Object.keys(all)
+      .sort()
+      .flatMap((field) => {
+        const parsed = EngineInfo.safeParse(JSON.parse(all[field] as string));
+        return parsed.success ? [parsed.data] : [];
+      });
   }
 
   async setResult(datasetId: string, run: number, result: DatasetResult): Promise<void> {

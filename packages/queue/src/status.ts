@@ -1,5 +1,5 @@
 import { Job } from 'bullmq';
-import type { DatasetConfig } from '@layertap/contracts';
+import type { DatasetConfig, EngineInfo } from '@layertap/contracts';
 import type { DatasetProgress } from './dataset-store';
 import type { LayertapQueues } from './queues';
 import { parseJobId } from './job-ids';
@@ -19,6 +19,8 @@ export interface DatasetStatus {
   chunks: { total: number; done: number; failed: number; pending: number };
   chunkFailures: ChunkFailure[];
   cancelled: boolean;
+  /** The engines that ran (or run) its chunks: engine, backend, device, why, warnings. */
+  engines: EngineInfo[];
   parentJob?: { id: string; state: string; failedReason?: string };
 }
 
@@ -27,7 +29,7 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
   const config = await queues.store.latestRun(datasetId);
   const progress = await queues.store.progress(datasetId);
   if (!config || !progress) return undefined;
-  const cancelled = await queues.store.isCancelled(datasetId);
+  const [cancelled, engines] = await Promise.all([queues.store.isCancelled(datasetId), queues.store.engines(datasetId)]);
   const parent = await queues.datasetJob(datasetId, config.run);
   let state: DatasetStatus['state'] = 'unknown';
   let chunks = { total: 0, done: 0, failed: 0, pending: 0 };
@@ -53,7 +55,7 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
     state = 'done';
   }
   if (cancelled && state !== 'done' && state !== 'failed') state = 'cancelled';
-  return { datasetId, state, config, progress, chunks, chunkFailures, cancelled, ...(parentJob ? { parentJob } : {}) };
+  return { datasetId, state, config, progress, chunks, chunkFailures, cancelled, engines, ...(parentJob ? { parentJob } : {}) };
 }
 
 /** The chunk job of a run, if Redis still has it. */

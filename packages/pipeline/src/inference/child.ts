@@ -8,8 +8,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { childS3Settings } from './child-config';
-import type { ChildResponse, HostRequest, InferResult, LayerBuffer, ModelInfo, ModelSpec } from './protocol';
-import { modelKey } from './protocol';
+import { modelKey, wallClockMs, type ChildResponse, type ChildUsage, type HostRequest, type InferResult, type LayerBuffer, type ModelInfo, type ModelSpec } from './protocol';
 
 let fetcher: ImageFetcher | undefined;
 /** Remote weights (http(s), s3) are fetched with the worker's S3 settings and cached on disk by content hash. */
@@ -59,8 +58,9 @@ async function load(spec: ModelSpec): Promise<ModelInfo> {
   return info;
 }
 
-async function infer(batch: Float32Array, batchSize: number): Promise<InferResult> {
+async function infer(batch: Float32Array, batchSize: number, receivedAt: number): Promise<InferResult> {
   if (!current) throw new Error('no model loaded: send a load request first');
+  const startedAt = wallClockMs();
   collected = [];
   const timings = await current.extractor.run({ data: batch, batchSize });
   const outputs = collected;
@@ -70,15 +70,30 @@ async function infer(batch: Float32Array, batchSize: number): Promise<InferResul
     inferenceMs: timings.inferenceMs,
     readbackMs: timings.readbackMs,
     memory: { ...current.extractor.memory(), childRssBytes: process.memoryUsage().rss },
+    times: { receivedAt, startedAt, finishedAt: wallClockMs() },
   };
+}
+
+function usage(): ChildUsage {
+  const cpu = process.cpuUsage();
+  return { cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000, rssBytes: process.memoryUsage().rss };
 }
 
 function reply(message: ChildResponse): void {
   process.send?.(message);
 }
 
+/** Loads and runs happen one at a time, in arrival order: the host may send the next batch early. */
+let tail: Promise<unknown> = Promise.resolve();
+
 process.on('message', (raw: HostRequest) => {
-  const run = raw.type === 'load' ? load(raw.spec) : infer(raw.batch, raw.batchSize);
+  const receivedAt = wallClockMs();
+  let run: Promise<unknown>;
+  if (raw.type === 'usage') run = Promise.resolve(usage());
+  else {
+    run = tail.then((): Promise<unknown> => (raw.type === 'load' ? load(raw.spec) : infer(raw.batch, raw.batchSize, receivedAt)));
+    tail = run.catch(() => undefined);
+  }
   run.then(
     (value) => reply({ id: raw.id, ok: true, value }),
     (err: unknown) =>

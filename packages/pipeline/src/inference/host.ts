@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
-import type { ChildResponse, HostRequest, InferResult, ModelInfo, ModelSpec } from './protocol';
+import { wallClockMs, type ChildResponse, type ChildUsage, type HostRequest, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
 
 export interface InferenceHostOptions {
   /** The child's entry file. Default: the compiled `child.js` beside this file. */
@@ -91,8 +91,21 @@ export class InferenceHost {
     return this.model;
   }
 
+  /**
+   * Runs a batch in the child. Several may be in flight: the child runs them one after the other, so the
+   * next batch is already there when one finishes. The result says how long the batch was in transit.
+   */
   async infer(batch: Float32Array, batchSize: number): Promise<InferResult> {
-    return this.request<InferResult>({ type: 'infer', batch, batchSize });
+    const sentAt = wallClockMs();
+    const result = await this.request<InferResult>({ type: 'infer', batch, batchSize });
+    const { receivedAt, finishedAt } = result.times;
+    return { ...result, transferMs: Math.max(0, receivedAt - sentAt) + Math.max(0, wallClockMs() - finishedAt) };
+  }
+
+  /** CPU time and memory of the child so far (zero when none is running). */
+  async usage(): Promise<ChildUsage> {
+    if (!this.child?.connected) return { cpuUserMs: 0, cpuSystemMs: 0, rssBytes: 0 };
+    return this.request<ChildUsage>({ type: 'usage' });
   }
 
   /** Stops the child: it finishes nothing, so call this only when no request is in flight. */

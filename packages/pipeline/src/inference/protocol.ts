@@ -43,11 +43,35 @@ export interface InferResult {
   inferenceMs: number;
   readbackMs: number;
   memory: { numTensors: number; numBytes: number; childRssBytes: number };
+  /**
+   * Wall-clock times in the inference process (ms since the epoch, `performance.timeOrigin + now()`, which
+   * processes on one machine share): when the request arrived (deserialised), when its run began (after
+   * earlier requests) and when the reply was ready to be serialised.
+   */
+  times: { receivedAt: number; startedAt: number; finishedAt: number };
+  /**
+   * Set by the host: the request's time in transit, to the inference process and back (serialisation,
+   * the pipe, deserialisation), not counting its wait behind earlier requests.
+   */
+  transferMs?: number;
+}
+
+/** CPU time and memory of the inference process, for benchmarks. */
+export interface ChildUsage {
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  rssBytes: number;
 }
 
 export type HostRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
-  | { id: number; type: 'infer'; batch: Float32Array; batchSize: number };
+  | { id: number; type: 'infer'; batch: Float32Array; batchSize: number }
+  | { id: number; type: 'usage' };
+
+/** A wall-clock time in milliseconds that processes on one machine agree on. */
+export function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 export interface WireError {
   name: string;

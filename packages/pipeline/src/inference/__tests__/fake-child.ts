@@ -33,6 +33,7 @@ process.on('message', (req) => {
     setTimeout(() => reply({ id: req.id, ok: true, value: {
       outputs: [{ spec: 'fc2', canonical: 'fc2', data, shape: [req.batchSize, data.length / req.batchSize] }],
       inferenceMs: req.batchSize, readbackMs: 0, memory: { numTensors: isFloat32 ? 1 : -1, numBytes: data.byteLength },
+      times: { receivedAt: performance.timeOrigin + performance.now(), startedAt: 0, finishedAt: performance.timeOrigin + performance.now() },
     } }), req.batchSize);
   }
 });

@@ -1,27 +1,79 @@
-import { hostname } from 'node:os';
-import { availableParallelism } from 'node:os';
+// A worker process's runtime: BullMQ workers for chunk and dataset jobs wired to the ChunkRunner (one
+// inference process per concurrency slot) and the dataset finalizer, with shutdown and idle handling.
+import { availableParallelism, hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from '@layertap/queue';
-import { ChunkJob, DatasetJob, ErrorCode, LayertapError, QueueName, ValidationError, formatIssues, type ChunkResult, type DatasetResult } from '@layertap/contracts';
-import type { Logger } from '@layertap/config';
-import { ImageFetcher } from '@layertap/imaging';
-import { LayertapQueues, connectRedis, safeRedisUrl } from '@layertap/queue';
-import { openOutput, type OutputWriter } from '@layertap/storage';
 import { S3Client } from '@aws-sdk/client-s3';
-import type { WorkerConfig } from './config';
-import { InferenceHost, finalizeDataset, processChunk } from '@layertap/pipeline';
-import { readMetricsConfig, type MetricsConfig } from './metrics-config';
-import { WorkerMetrics } from './metrics';
-import { MetricsServer } from './metrics-server';
+import {
+  ChunkJob,
+  DatasetJob,
+  ErrorCode,
+  LayertapError,
+  QueueName,
+  ValidationError,
+  formatIssues,
+  type BackendName,
+  type ChunkResult,
+  type DatasetResult,
+  type EngineName,
+} from '@layertap/contracts';
+import type { CommonConfig, Logger } from '@layertap/config';
+import { ImageFetcher } from '@layertap/imaging';
+import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layertap/queue';
+import { openOutput, type OutputWriter } from '@layertap/storage';
+import { ChunkRunner } from './chunk-runner';
+import { finalizeDataset } from './finalize-dataset';
+import { InferenceHost } from './inference/host';
+import type { ChunkMetrics } from './metrics';
+
+/** What a worker process is told to do (the worker app reads it from flags and the environment). */
+export interface WorkerSettings extends CommonConfig {
+  /** Chunk jobs processed at once; each gets its own inference process. */
+  concurrency: number;
+  engine: EngineName;
+  backend: BackendName;
+  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
+  threads?: number;
+  /** TF.js WebGPU: convolutions through the separate im2col shader. */
+  im2col?: boolean;
+  /** Exit once every queue is empty and nothing is running (batch runs, tests). */
+  exitWhenIdle: boolean;
+  /** BullMQ lock duration; the lock is renewed at half of it from this process's event loop. */
+  lockDurationMs: number;
+  /** How long SIGTERM waits for running chunks before aborting them (they are then retried elsewhere). */
+  shutdownTimeoutMs: number;
+  decodeConcurrency: number;
+  uploadConcurrency: number;
+  maxPixels: number;
+  maxImageBytes: number;
+  fetchTimeoutMs: number;
+  /** Memory budget of one inference process's batch, in bytes (`--batch-size auto`). */
+  memoryBudgetBytes: number;
+  /** Directories `file://` and plain-path images may come from; empty = anywhere. */
+  fileRoots: string[];
+  /** Hosts allowed over HTTP(S) even when they resolve to private or loopback addresses. */
+  allowHosts: string[];
+}
+
+/** What a worker tells its observer (the worker app's Prometheus metrics). */
+export interface WorkerObserver {
+  /** The metrics of one concurrency slot (one inference process). */
+  forSlot(slot: number): ChunkMetrics;
+  chunkStarted(): void;
+  chunkEnded(outcome: 'done' | 'failed' | 'released', seconds: number): void;
+  /** Wraps an output writer (to count bytes written). */
+  meter?(writer: OutputWriter): OutputWriter;
+  /** Starts watching queue depths. */
+  watchQueues?(queues: LayertapQueues): void;
+}
 
 export interface LayertapWorkerOptions {
-  config: WorkerConfig;
+  config: WorkerSettings;
   log: Logger;
   version: string;
   /** Injected for tests; default: a client made from the config's S3 settings. */
   s3?: S3Client;
-  /** The Prometheus endpoint; default: `readMetricsConfig()` (LAYERTAP_METRICS_PORT, 9464; port 0 = off). */
-  metrics?: MetricsConfig;
+  /** Where chunks, samples, stages and memory are reported. Default: nowhere. */
+  observer?: WorkerObserver;
 }
 
 /** Errors that no retry can fix: the job fails at once. */
@@ -40,23 +92,19 @@ export class LayertapWorker {
   private chunkWorker: Worker | undefined;
   private datasetWorker: Worker | undefined;
   private readonly hosts: InferenceHost[] = [];
-  private readonly freeHosts: InferenceHost[] = [];
+  private readonly runners: ChunkRunner[] = [];
+  /** Free concurrency slots: an inference process and the runner driving it. */
+  private readonly freeSlots: number[] = [];
   private readonly writers = new Map<string, OutputWriter>();
   private readonly s3: S3Client;
   private readonly fetcher: ImageFetcher;
   private idleTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
-  private readonly metricsConfig: MetricsConfig;
-  /** Undefined when the endpoint is off (port 0). */
-  readonly metrics: WorkerMetrics | undefined;
-  private metricsServer: MetricsServer | undefined;
   private readonly identity = { hostname: hostname(), pid: process.pid };
 
   constructor(private readonly options: LayertapWorkerOptions) {
     const { config } = options;
-    this.metricsConfig = options.metrics ?? readMetricsConfig();
-    this.metrics = this.metricsConfig.port > 0 ? new WorkerMetrics({ concurrency: config.concurrency }) : undefined;
     this.s3 = options.s3 ?? new S3Client({ ...config.s3, maxAttempts: 5 });
     this.fetcher = new ImageFetcher({
       maxBytes: config.maxImageBytes,
@@ -65,18 +113,39 @@ export class LayertapWorker {
       ...(config.fileRoots.length ? { allowedRoots: config.fileRoots } : {}),
       allowHosts: config.allowHosts,
     });
-    for (let i = 0; i < config.concurrency; i++) {
-      const host = new InferenceHost();
-      this.hosts.push(host);
-      this.freeHosts.push(host);
-    }
+    for (let slot = 0; slot < config.concurrency; slot++) this.hosts.push(new InferenceHost());
   }
+
+  private runnerFor(slot: number, host: InferenceHost, queues: LayertapQueues): ChunkRunner {
+    const { config, log, observer } = this.options;
+    return new ChunkRunner({
+      fetcher: this.fetcher,
+      inference: host,
+      store: queues.store,
+      output: this.output,
+      log,
+      engine: config.engine,
+      backend: config.backend,
+      // ONNX Runtime threads: the cores shared out between the inference processes of this worker.
+      threads: config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.concurrency)),
+      ...(config.im2col ? { im2col: true } : {}),
+      decodeConcurrency: config.decodeConcurrency,
+      uploadConcurrency: config.uploadConcurrency,
+      maxPixels: config.maxPixels,
+      memoryBudgetBytes: config.memoryBudgetBytes,
+      ...(observer ? { metrics: observer.forSlot(slot) } : {}),
+      worker: this.identity,
+      version: this.options.version,
+    });
+  }
+
+
 
   private output = (uri: string): OutputWriter => {
     let writer = this.writers.get(uri);
     if (!writer) {
       const opened = openOutput(uri, { s3: this.s3 });
-      writer = this.metrics ? this.metrics.meter(opened) : opened;
+      writer = this.options.observer?.meter?.(opened) ?? opened;
       this.writers.set(uri, writer);
     }
     return writer;
@@ -87,6 +156,10 @@ export class LayertapWorker {
     this.connection = await connectRedis(config.redis.url, { mode: 'blocking' });
     const queues = new LayertapQueues({ connection: this.connection, prefix: config.redis.prefix });
     this.queues = queues;
+    this.hosts.forEach((host, slot) => {
+      this.runners.push(this.runnerFor(slot, host, queues));
+      this.freeSlots.push(slot);
+    });
     // Stalled jobs are looked for as often as a lock lasts: a dead worker's chunk goes back quickly.
     const common = {
       connection: this.connection,
@@ -111,28 +184,12 @@ export class LayertapWorker {
     }
     void this.chunkWorker.run();
     void this.datasetWorker.run();
-    const metricsUrl = await this.startMetrics(queues);
+    this.options.observer?.watchQueues?.(queues);
     log.info(
-      { redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, engine: config.engine, backend: config.backend, hostname: this.identity.hostname, metrics: metricsUrl ?? 'off' },
+      { redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, engine: config.engine, backend: config.backend, hostname: this.identity.hostname },
       'worker started',
     );
     if (config.exitWhenIdle) this.watchIdle();
-  }
-
-  /** Serves `/metrics`; a port already taken (several workers on one host) costs the metrics, not the worker. */
-  private async startMetrics(queues: LayertapQueues): Promise<string | undefined> {
-    const { port, host } = this.metricsConfig;
-    if (!this.metrics || port === 0) return undefined;
-    this.metrics.watchQueues(queues);
-    const server = new MetricsServer({ registry: this.metrics.registry, port, host });
-    try {
-      await server.start();
-    } catch (err) {
-      this.options.log.warn({ port, host, err: (err as Error).message }, 'metrics endpoint not started (set LAYERTAP_METRICS_PORT or --metrics-port to a free port, 0 for none)');
-      return undefined;
-    }
-    this.metricsServer = server;
-    return `http://${host}:${server.port}/metrics`;
   }
 
   private async runChunk(job: Job, token: string | undefined, signal?: AbortSignal): Promise<ChunkResult> {
@@ -140,37 +197,22 @@ export class LayertapWorker {
     if (!parsed.success) {
       throw new UnrecoverableError(`${ErrorCode.BadPayload}: malformed chunk job ${job.id}: ${formatIssues(parsed.error)}`);
     }
-    const host = this.freeHosts.pop();
-    if (!host || !this.queues) throw new Error('no free inference process (concurrency accounting is off)');
-    const { config, log } = this.options;
+    const slot = this.freeSlots.pop();
+    const runner = slot === undefined ? undefined : this.runners[slot];
+    if (slot === undefined || !runner || !this.queues) throw new Error('no free inference process (concurrency accounting is off)');
+    const { log, observer } = this.options;
     const { dataset, chunk, samples } = parsed.data;
     const jobLog = log.child({ datasetId: dataset.datasetId, run: dataset.run, chunk, jobId: job.id });
-    jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1, slot: this.hosts.indexOf(host) }, 'chunk started');
+    jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1, slot }, 'chunk started');
     const started = performance.now();
     let outcome: 'done' | 'failed' | 'released' = 'failed';
-    this.metrics?.chunkStarted();
+    observer?.chunkStarted();
     try {
-      const result = await processChunk(parsed.data, {
-        fetcher: this.fetcher,
-        inference: host,
-        store: this.queues.store,
-        output: this.output,
-        log: jobLog,
-        backend: config.backend,
-        engine: config.engine,
-        // ONNX Runtime threads: the cores shared out between the inference processes of this worker.
-        threads: config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.concurrency)),
-        reportProgress: (p) => job.updateProgress(p),
-        ...(signal ? { signal } : {}),
-        decodeConcurrency: config.decodeConcurrency,
-        uploadConcurrency: config.uploadConcurrency,
-        maxPixels: config.maxPixels,
-        memoryBudgetBytes: config.memoryBudgetBytes,
+      const result = await runner.run(parsed.data, {
         // A chunk that ran before (failed, stalled, or a resumed run) may have stored some samples already.
         checkExisting: job.attemptsMade > 0 || (job.attemptsStarted ?? 0) > 1 || dataset.run > 0,
-        ...(this.metrics ? { metrics: this.metrics.forSlot(this.hosts.indexOf(host)) } : {}),
-        worker: this.identity,
-        version: this.options.version,
+        reportProgress: (p) => job.updateProgress(p),
+        ...(signal ? { signal } : {}),
       });
       jobLog.info({ ok: result.ok, failed: result.failed, ms: result.durationMs, backend: result.backend }, 'chunk done');
       outcome = 'done';
@@ -190,8 +232,8 @@ export class LayertapWorker {
       }
       throw err;
     } finally {
-      this.metrics?.chunkEnded(outcome, (performance.now() - started) / 1000);
-      this.freeHosts.push(host);
+      observer?.chunkEnded(outcome, (performance.now() - started) / 1000);
+      this.freeSlots.push(slot);
     }
   }
 
@@ -256,7 +298,6 @@ export class LayertapWorker {
       await graceful;
       clearTimeout(timer);
       await Promise.all(this.hosts.map((h) => h.close()));
-      await this.metricsServer?.close();
       await this.queues?.close();
       await this.connection?.quit().catch(() => undefined);
       this.s3.destroy();
