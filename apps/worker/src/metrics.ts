@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createQueueMetrics, type LayertapQueues } from '@layertap/queue';
 import type { OutputWriter, PutOptions } from '@layertap/storage';
-import type { ChunkMetrics, InferenceMemory, Stage, WorkerObserver } from '@layertap/pipeline';
+import type { ChunkMetrics, WorkerObserver } from '@layertap/pipeline';
 
 /** Whether an inference backend keeps its tensors in GPU memory (so `numBytes` is GPU memory). */
 export function isGpuBackend(backend: string, reason = ''): boolean {
