@@ -28,6 +28,7 @@ function status(progress: Partial<DatasetStatus['progress']>, overrides: Partial
     progress: { total: 10, ok: 0, failed: 0, pending: 10, failures: {}, run: 0, finished: false, ...progress },
     chunks: { total: 2, done: 1, failed: 0, pending: 1 },
     chunkFailures: [],
+    engines: [],
     cancelled: false,
     ...overrides,
   };

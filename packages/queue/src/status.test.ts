@@ -90,6 +90,7 @@ describe('datasetStatus (real redis-server, real BullMQ workers)', () => {
       config,
       chunks: { total: 3, done: 0, failed: 0, pending: 3 },
       chunkFailures: [],
+      engines: [],
       cancelled: false,
       parentJob: { id: 'trip~r0', state: 'waiting-children' },
       progress: { total: 5, ok: 0, failed: 0, pending: 5, finished: false },

@@ -28,6 +28,7 @@ export function detail(overrides: Partial<DatasetDetail> = {}): DatasetDetail {
     progress: { total: 100, ok: 40, failed: 2, pending: 58, failures: { decode_failed: 2 }, run: 0, startedAt: 1_000, updatedAt: 9_000, finished: false },
     chunks: { total: 2, done: 0, failed: 0, pending: 2 },
     chunkFailures: [],
+    engines: [],
     cancelled: false,
     parentJob: { id: 'cats-1~r0', state: 'waiting-children' },
     rate: 5.25,

@@ -31,6 +31,7 @@ def parse_args():
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--image-size', type=int, default=224)
     parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch decides)')
+    parser.add_argument('--device', default='cpu', help="torch device: cpu, cuda, or auto (cuda when available)")
     parser.add_argument('--check', action='store_true', help='print the versions as JSON and exit')
     return parser.parse_args()
 
@@ -51,10 +52,14 @@ def main():
         sys.exit('--images, --out, --mode and --index are required')
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = args.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
 
     started = time.perf_counter()
     model = torchvision.models.vgg16()
     model.eval()
+    model.to(device)
     captured = {}
     if args.mode == 'seed':
         net = model
@@ -73,10 +78,12 @@ def main():
         transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
     ])
     with torch.no_grad():
-        net(torch.zeros(args.batch_size, 3, size, size))
+        net(torch.zeros(args.batch_size, 3, size, size, device=device))
+    if device != 'cpu':
+        torch.cuda.synchronize()
     build_s = time.perf_counter() - started
 
-    files = sorted(f for f in os.listdir(args.images) if f.endswith('.jpg'))
+    files = sorted(f for f in os.listdir(args.images) if f.endswith(('.jpg', '.png')))
     os.makedirs(args.out, exist_ok=True)
     load_s = infer_s = save_s = 0.0
     cpu_began = time.process_time()
@@ -87,10 +94,10 @@ def main():
         batch = torch.stack([transform(Image.open(os.path.join(args.images, name)).convert('RGB')) for name in names])
         t1 = time.perf_counter()
         with torch.no_grad():
-            out = net(batch)
+            out = net(batch.to(device))
         features = captured['features'] if args.mode == 'seed' else out
+        array = features.cpu().numpy()
         t2 = time.perf_counter()
-        array = features.numpy()
         for j, name in enumerate(names):
             np.save(os.path.join(args.out, os.path.splitext(name)[0] + '.npy'), array[j])
         t3 = time.perf_counter()
@@ -106,6 +113,7 @@ def main():
         'images': n,
         'batchSize': args.batch_size,
         'threads': torch.get_num_threads(),
+        'device': device,
         'buildSeconds': build_s,
         'seconds': wall_s,
         'imagesPerSecond': n / wall_s if wall_s > 0 else 0,

@@ -1,0 +1,351 @@
+// `layertap bench`: model-only and end-to-end throughput on this machine, in one process, through the same
+// EngineThread and BatchRunner the worker runs (without Redis, the inference process or S3: `--worker` adds
+// those). Optionally against PyTorch on the same images.
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type Preprocess } from '@layertap/contracts';
+import { decodeImage, preprocessPixels } from '@layertap/imaging';
+import { checkImageSize, layerOutputShape, resolveLayerSpecs } from '@layertap/model/layers';
+import { FileOutputWriter, sampleKey } from '@layertap/storage';
+import { BatchRunner, type PreparedItem } from '../batch-runner';
+import { emptyStageTimes, type StageTimes } from '../chunk-ledger';
+import { encodeSampleNpy } from '../encode';
+import { EngineThread } from '../inference/engine-client';
+import type { InferResult, ModelInfo, ModelSpec } from '../inference/protocol';
+import type { Limiter } from '../limiter';
+import { STAGES } from '../metrics';
+import { generateImages } from './images';
+import { DEFAULT_PYTHON, comparePytorch, type PytorchComparison } from './pytorch';
+
+export interface BenchOptions {
+  engine: EngineName;
+  /** The engine's backend, as the worker takes it. Default auto. */
+  backend?: BackendName;
+  /** ONNX Runtime compute threads. Default: one per core. */
+  threads?: number;
+  /** TF.js WebGPU: convolutions through the separate im2col shader. */
+  im2col?: boolean;
+  layers: string[];
+  batchSize: number;
+  imageSize: number;
+  /** Photos to generate and run end to end. */
+  images: number;
+  /** The generated photos: size and format (JPEG like most datasets, or lossless PNG). */
+  photo: { width: number; height: number; format: 'jpeg' | 'png' };
+  preprocess: Preprocess;
+  layout: Layout;
+  dtype: Dtype;
+  /** Images fetched and decoded at once (the worker's LAYERTAP_DECODE_CONCURRENCY default). */
+  decodeConcurrency: number;
+  /** Files written at once (the worker's LAYERTAP_UPLOAD_CONCURRENCY default). */
+  writeConcurrency: number;
+  comparePytorch: boolean;
+  python: string;
+  /** torch device for the comparison: cpu, cuda, or auto (cuda when the engine computes on a GPU). */
+  pytorchDevice: string;
+  /** Working directory for images and outputs. Default: a new temporary directory, removed afterwards. */
+  dir?: string;
+  keep: boolean;
+  seed: number;
+  /** Source photos the test images are cut from. */
+  samplesDir: string;
+}
+
+export const DEFAULT_BENCH_OPTIONS: Omit<BenchOptions, 'samplesDir'> = {
+  engine: 'auto',
+  layers: ['features.9'],
+  batchSize: 16,
+  imageSize: 224,
+  images: 64,
+  photo: { width: 500, height: 375, format: 'jpeg' },
+  preprocess: 'torchvision',
+  layout: 'chw',
+  dtype: 'float32',
+  decodeConcurrency: 4,
+  writeConcurrency: 8,
+  comparePytorch: false,
+  python: DEFAULT_PYTHON,
+  pytorchDevice: 'auto',
+  keep: false,
+  seed: 0,
+};
+
+/** The options a report repeats. */
+export type BenchSettings = Omit<BenchOptions, 'dir' | 'keep' | 'python' | 'comparePytorch' | 'samplesDir'>;
+
+export interface BenchEngine {
+  label: string;
+  engine: string;
+  backend: string;
+  device: string;
+  reason: string;
+  warnings: string[];
+  threads?: number;
+}
+
+export interface BenchReport {
+  /** `loadAverage`: the 1-minute load when the bench started; above the CPU count, other work shared the cores. */
+  machine: { cpus: number; cpuModel: string; node: string; loadAverage: number };
+  engine: BenchEngine;
+  settings: BenchSettings & { dir: string };
+  setup: { generateSeconds: number; loadSeconds: number };
+  modelOnly: {
+    batches: number;
+    images: number;
+    seconds: number;
+    imagesPerSecond: number;
+    inferenceMsPerBatch: number;
+    readbackMsPerBatch: number;
+    /** This process's CPU seconds per wall second: how many cores it got. */
+    cpuPerSecond: number;
+  };
+  /** Each stage on its own, one image or file at a time with nothing else running (the first batch's images). */
+  stagesAlone: { images: number; msPerImage: Pick<StageTimes, 'fetch' | 'decode' | 'preprocess' | 'encode' | 'write'> };
+  endToEnd: {
+    images: number;
+    files: number;
+    bytes: number;
+    seconds: number;
+    imagesPerSecond: number;
+    /** Wall time inside each stage per image (stages overlap and wait for each other and the event loop). */
+    msPerImage: StageTimes;
+    /** Where the batch loop spent the wall time: waiting for prepared images, for the engine, for writes. */
+    loopSeconds: { waitImages: number; model: number; waitWrites: number };
+    /** This process's CPU seconds per wall second (sharp's decoding threads included). */
+    cpuPerSecond: number;
+  };
+  /** Peak resident memory of this process so far. */
+  peakRssMb: number;
+  /** Live tensors after the end-to-end run (ONNX Runtime: OrtValues held; its numBytes include the weights). */
+  tensorsAfterRun: { numTensors: number; numBytes: number };
+  pytorch?: PytorchComparison;
+}
+
+/** The model spec the bench loads: the same `ModelSpec` a worker's inference process gets. */
+export function benchModelSpec(options: BenchOptions): ModelSpec {
+  engineTargets(options.engine, options.backend ?? 'auto');
+  return {
+    engine: options.engine,
+    backend: options.backend ?? 'auto',
+    ...(options.threads ? { threads: options.threads } : {}),
+    ...(options.im2col ? { im2col: true } : {}),
+    imageSize: options.imageSize,
+    layers: resolveLayerSpecs(options.layers).map((l) => ({ spec: l.spec, canonical: l.canonical })),
+    seed: options.seed,
+  };
+}
+
+/** Runs the benchmark and returns its figures. Progress lines go to `progress`. */
+export async function runBench(options: BenchOptions, progress: (line: string) => void = () => undefined): Promise<BenchReport> {
+  const loadAverage = loadavg()[0] ?? 0;
+  checkImageSize(options.imageSize);
+  const spec = benchModelSpec(options);
+  const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
+  const imagesDir = path.join(dir, 'images');
+  // The engine on its own thread, as in a worker's inference process: this thread prepares and writes.
+  const runner = new EngineThread();
+  try {
+    let started = performance.now();
+    const { width, height, format } = options.photo;
+    progress(`generating ${options.images} ${format.toUpperCase()} photos (${width}x${height}) in ${imagesDir}`);
+    const files = await generateImages(imagesDir, options.images, { samplesDir: options.samplesDir, ...options.photo });
+    const generateSeconds = (performance.now() - started) / 1000;
+
+    started = performance.now();
+    const model = await runner.load(spec);
+    const loadSeconds = (performance.now() - started) / 1000;
+    const engine = benchEngine(model.engine);
+
+    progress('model only...');
+    const modelOnly = await modelOnlyRun(runner, files, options);
+    progress(`model only: ${modelOnly.imagesPerSecond.toFixed(2)} images/s`);
+    const stagesAlone = await stagesAloneRun(files.slice(0, options.batchSize), path.join(dir, 'stages-out'), options, spec);
+    progress('end to end...');
+    const outDir = path.join(dir, 'layertap-out');
+    await rm(outDir, { recursive: true, force: true });
+    const endToEnd = await endToEndRun(runner, files, outDir, options, spec);
+    progress(`end to end: ${endToEnd.imagesPerSecond.toFixed(2)} images/s`);
+    const after = await runner.infer(new Float32Array(spec.imageSize * spec.imageSize * 3), 1);
+    const report: BenchReport = {
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, loadAverage },
+      engine,
+      settings: { ...pickSettings(options), dir },
+      setup: { generateSeconds, loadSeconds },
+      modelOnly,
+      stagesAlone,
+      endToEnd,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      tensorsAfterRun: { numTensors: after.memory.numTensors, numBytes: after.memory.numBytes },
+    };
+    if (options.comparePytorch) {
+      const device = options.pytorchDevice === 'auto' ? (model.engine.device.kind === 'gpu' ? 'auto' : 'cpu') : options.pytorchDevice;
+      report.pytorch = await comparePytorch(
+        { python: options.python, device, layers: options.layers, preprocess: options.preprocess, batchSize: options.batchSize, imageSize: options.imageSize, ...(options.threads ? { threads: options.threads } : {}), imagesDir, workDir: dir },
+        endToEnd,
+        progress,
+      );
+    }
+    return report;
+  } finally {
+    await runner.close();
+    if (!options.keep && !options.dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function pickSettings(options: BenchOptions): BenchSettings {
+  const { dir: _dir, keep: _keep, python: _python, comparePytorch: _compare, samplesDir: _samples, ...settings } = options;
+  return settings;
+}
+
+/** The engine a loaded model runs on, as a report shows it. */
+export function benchEngine(engine: ModelInfo['engine']): BenchEngine {
+  return {
+    label: `${engine.engine}/${engine.backend}`,
+    engine: engine.engine,
+    backend: engine.backend,
+    device: engine.device.description,
+    reason: engine.reason,
+    warnings: engine.warnings,
+    ...(engine.device.threads ? { threads: engine.device.threads } : {}),
+  };
+}
+
+/** One photo, read and preprocessed as a worker does. */
+async function preprocessFile(file: string, options: BenchOptions): Promise<Float32Array> {
+  const decoded = await decodeImage(await readFile(file));
+  return preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }).data;
+}
+
+/** The same batch, preprocessed from the first images, run back to back: the engine alone. */
+export async function modelOnlyRun(runner: EngineThread, files: string[], options: BenchOptions): Promise<BenchReport['modelOnly']> {
+  const sample = options.imageSize * options.imageSize * 3;
+  const input = new Float32Array(options.batchSize * sample);
+  for (let k = 0; k < options.batchSize; k++) input.set(await preprocessFile(files[k % files.length] as string, options), k * sample);
+  const batches = Math.max(1, Math.ceil(options.images / options.batchSize));
+  let inference = 0;
+  let readback = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (let b = 0; b < batches; b++) {
+    // A copy each time: the batch's memory moves to the engine thread.
+    const result = await runner.infer(input.slice(), options.batchSize);
+    inference += result.inferenceMs;
+    readback += result.readbackMs;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const images = batches * options.batchSize;
+  return {
+    batches,
+    images,
+    seconds,
+    imagesPerSecond: images / seconds,
+    inferenceMsPerBatch: inference / batches,
+    readbackMsPerBatch: readback / batches,
+    cpuPerSecond: cpuSeconds(process.cpuUsage(cpu)) / seconds,
+  };
+}
+
+/** Fetch, decode, preprocess, encode and write measured one at a time, so each figure is that stage's own cost. */
+async function stagesAloneRun(files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['stagesAlone']> {
+  const writer = new FileOutputWriter({ dir: outDir });
+  const layer = spec.layers[0] as { spec: string; canonical: string };
+  const shape = [1, ...layerOutputShape(layer.canonical, options.imageSize)];
+  const values = shape.reduce((a, b) => a * b, 1);
+  // One sample of the first layer as an engine hands it over (NCHW, as ONNX Runtime does).
+  const output = { ...layer, data: new Float32Array(values).map((_, i) => (i % 97) / 97), shape, layout: 'nchw' as const };
+  const stored = layerOutputShape(layer.canonical, options.imageSize);
+  const storedShape = options.layout === 'hwc' && stored.length === 3 ? [stored[1] as number, stored[2] as number, stored[0] as number] : stored;
+  const times = { fetch: 0, decode: 0, preprocess: 0, encode: 0, write: 0 };
+  for (const [i, file] of files.entries()) {
+    const t0 = performance.now();
+    const bytes = await readFile(file);
+    const t1 = performance.now();
+    const decoded = await decodeImage(bytes);
+    const t2 = performance.now();
+    preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize });
+    const t3 = performance.now();
+    const body = encodeSampleNpy(output, 0, { layout: options.layout, pool: 'none', dtype: options.dtype }, storedShape);
+    const t4 = performance.now();
+    await writer.put(`alone/${i}.npy`, body);
+    const t5 = performance.now();
+    times.fetch += t1 - t0;
+    times.decode += t2 - t1;
+    times.preprocess += t3 - t2;
+    times.encode += t4 - t3;
+    times.write += t5 - t4;
+  }
+  await rm(outDir, { recursive: true, force: true });
+  const n = Math.max(1, files.length);
+  return { images: files.length, msPerImage: { fetch: times.fetch / n, decode: times.decode / n, preprocess: times.preprocess / n, encode: times.encode / n, write: times.write / n } };
+}
+
+/** Photo files to `.npy` files through the BatchRunner, as a worker runs a chunk (without Redis and IPC). */
+async function endToEndRun(runner: EngineThread, files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['endToEnd']> {
+  const writer = new FileOutputWriter({ dir: outDir });
+  const stages = emptyStageTimes();
+  const dataset = { layout: options.layout, pool: 'none' as const, dtype: options.dtype };
+  const shapes = spec.layers.map((l) => {
+    const chw = layerOutputShape(l.canonical, options.imageSize);
+    return options.layout === 'hwc' && chw.length === 3 ? [chw[1] as number, chw[2] as number, chw[0] as number] : chw;
+  });
+  const timed = async <T>(stage: keyof StageTimes, work: () => Promise<T> | T): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      stages[stage] += performance.now() - t0;
+    }
+  };
+  let bytes = 0;
+  let written = 0;
+  const batchRunner = new BatchRunner({
+    batchSize: options.batchSize,
+    imageValues: options.imageSize * options.imageSize * 3,
+    prepareConcurrency: options.decodeConcurrency,
+    writeConcurrency: options.writeConcurrency,
+    prepare: async (index) => {
+      const file = files[index] as string;
+      const data = await timed('fetch', () => readFile(file));
+      const decoded = await timed('decode', () => decodeImage(data));
+      return (await timed('preprocess', () => preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }))).data;
+    },
+    infer: (input, n) => runner.infer(input, n),
+    store: async (batch: PreparedItem[], result: InferResult, write: Limiter) => {
+      stages.inference += result.inferenceMs;
+      stages.readback += result.readbackMs;
+      await Promise.all(
+        batch.flatMap((item, k) =>
+          result.outputs.map((layer, l) =>
+            write(async () => {
+              const body = await timed('encode', () => encodeSampleNpy(layer, k, dataset, shapes[l] as number[]));
+              await timed('write', () => writer.put(sampleKey('bench', layer.spec, path.basename(files[item.index] as string).replace(/\.\w+$/, '')), body));
+              bytes += body.length;
+              written++;
+            }),
+          ),
+        ),
+      );
+    },
+  });
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const stats = await batchRunner.run(files.length);
+  const seconds = (performance.now() - started) / 1000;
+  const n = files.length;
+  const msPerImage = Object.fromEntries(STAGES.map((s) => [s, stages[s] / n])) as StageTimes;
+  return {
+    images: n,
+    files: written,
+    bytes,
+    seconds,
+    imagesPerSecond: n / seconds,
+    msPerImage,
+    loopSeconds: { waitImages: stats.waitPrepareMs / 1000, model: stats.waitInferenceMs / 1000, waitWrites: stats.waitWritesMs / 1000 },
+    cpuPerSecond: cpuSeconds(process.cpuUsage(cpu)) / seconds,
+  };
+}
+
+function cpuSeconds(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1e6;
+}

@@ -1,0 +1,105 @@
+// Loads the model a chunk asks for and runs its batches: what the inference process does, and what
+// `layertap bench` does in its own process. Loads and runs happen one at a time, in the order asked, so a
+// caller may send the next batch before the previous one is back.
+import { Extractor, loadWeights } from '@layertap/model';
+import type { FetchBytes } from '@layertap/model/weights';
+import { modelKey, wallClockMs, type ChildUsage, type InferResult, type LayerBuffer, type ModelInfo, type ModelSpec } from './protocol';
+
+export interface ModelRunnerOptions {
+  /** Downloads remote weights (http(s), s3); they are cached on disk by content hash. */
+  fetchBytes?: FetchBytes;
+  /** Told about engine choices and model builds. Default: silent. */
+  log?: (msg: string, fields?: object) => void;
+}
+
+export class ModelRunner {
+  private current: { key: string; extractor: Extractor; info: ModelInfo } | undefined;
+  private collected: LayerBuffer[] = [];
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: ModelRunnerOptions = {}) {}
+
+  /** Loads (or keeps) the model for `spec`: chooses the engine, proves it on the spec's layers, warms it up. */
+  load(spec: ModelSpec): Promise<ModelInfo> {
+    return this.serial(() => this.loadNow(spec));
+  }
+
+  /** Runs one batch through the loaded model. `receivedAt`: when the request arrived (for transfer times). */
+  infer(batch: Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
+    return this.serial(() => this.inferNow(batch, batchSize, receivedAt));
+  }
+
+  /** CPU time and memory of this process. */
+  usage(): ChildUsage {
+    const cpu = process.cpuUsage();
+    return { cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000, rssBytes: process.memoryUsage().rss };
+  }
+
+  /** Frees the model. */
+  dispose(): void {
+    this.current?.extractor.dispose();
+    this.current = undefined;
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadNow(spec: ModelSpec): Promise<ModelInfo> {
+    const key = modelKey(spec);
+    if (this.current?.key === key) return { ...this.current.info, fresh: false };
+    this.dispose();
+    const started = Date.now();
+    const weights = spec.weights
+      ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.spec), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
+      : undefined;
+    const extractor = await Extractor.create({
+      engine: spec.engine,
+      backend: spec.backend,
+      ...(spec.exclude?.length ? { exclude: new Map(spec.exclude) } : {}),
+      ...(spec.im2col ? { im2col: true } : {}),
+      // The proof run: the chosen engine must agree with ONNX Runtime on the CPU on these layers first.
+      verify: spec.layers.map((l) => l.canonical),
+      ...(spec.threads ? { threads: spec.threads } : {}),
+      imageSize: spec.imageSize,
+      seed: spec.seed,
+      ...(weights ? { weights: weights.tensors, weightsDescription: weights.description } : {}),
+      ...(this.options.log ? { log: this.options.log } : {}),
+    });
+    for (const layer of spec.layers) {
+      extractor.registerForwardHook(layer.canonical, (out) => {
+        this.collected.push({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout });
+      });
+    }
+    await extractor.warmup();
+    const info: ModelInfo = {
+      backend: `${extractor.engine}:${extractor.backend}`,
+      engine: extractor.info,
+      fresh: true,
+      backendReason: extractor.backendReason,
+      weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },
+      loadMs: Date.now() - started,
+    };
+    this.current = { key, extractor, info };
+    return info;
+  }
+
+  private async inferNow(batch: Float32Array, batchSize: number, receivedAt: number): Promise<InferResult> {
+    const current = this.current;
+    if (!current) throw new Error('no model loaded: send a load request first');
+    const startedAt = wallClockMs();
+    this.collected = [];
+    const timings = await current.extractor.run({ data: batch, batchSize });
+    const outputs = this.collected;
+    this.collected = [];
+    return {
+      outputs,
+      inferenceMs: timings.inferenceMs,
+      readbackMs: timings.readbackMs,
+      memory: { ...current.extractor.memory(), childRssBytes: process.memoryUsage().rss },
+      times: { receivedAt, startedAt, finishedAt: wallClockMs() },
+    };
+  }
+}
