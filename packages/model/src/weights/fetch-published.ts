@@ -27,7 +27,7 @@ const RESPONSE_TIMEOUT_MS = 30_000;
 export interface PublishedFetchOptions {
   /** Base URL of a mirror. Default: `LAYERTAP_WEIGHTS_MIRROR`, else the published URLs. */
   mirror?: string;
-  /** Checksums replacing the published ones, by name. Default: `LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS`. */
+  /** Checksums replacing the published ones, by name. Default: `LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS` (with the environment's mirror). */
   checksums?: PublishedWeightsSource['checksums'];
   /** `fetch` to use. Default: the global one. */
   fetchImpl?: typeof fetch;
@@ -61,9 +61,10 @@ export interface FetchedWeights {
 
 /** The checksum a download of `name` must match, and where it comes from. */
 function settings(name: PublishedWeightsName, options: PublishedFetchOptions): { url: string; checksum: WeightsChecksum } {
-  const env = options.mirror === undefined && options.checksums === undefined ? publishedWeightsSource() : {};
+  const env = options.mirror !== undefined && options.checksums !== undefined ? {} : publishedWeightsSource();
   const mirror = options.mirror ?? env.mirror;
-  const checksums = options.checksums ?? env.checksums;
+  // The environment's checksums belong to the environment's mirror.
+  const checksums = options.checksums ?? (options.mirror === undefined ? env.checksums : undefined);
   return { url: publishedUrl(name, mirror), checksum: checksums?.[name] ?? PUBLISHED_WEIGHTS[name].checksum };
 }
 

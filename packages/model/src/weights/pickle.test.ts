@@ -102,6 +102,15 @@ describe('unpickle', () => {
     expect(read(bytes, () => ({ kind: 'storage', dtype: 'float32' }))).toMatchObject({ offset: 1, shape: [5], stride: [1], declaredDtype: 'float32' });
   });
 
+  it('accepts storages and torch 0.1 tensor classes saved from a GPU (torch.cuda.*), and nothing else of torch.cuda', () => {
+    const cuda = pkl(...PROTO2, global('torch.cuda', 'FloatTensor'), ')', 'R', STOP);
+    expect(read(cuda)).toMatchObject({ declaredDtype: 'float32' });
+    const storage = pkl(...PROTO2, global('torch.cuda', 'HalfStorage'), STOP);
+    expect((read(storage) as PyGlobal).meaning).toEqual({ kind: 'storage-type', dtype: 'float16' });
+    expect(refusal(pkl(...PROTO2, global('torch.cuda', 'set_device'), STOP)).message).toContain('names the global torch.cuda.set_device');
+    expect(refusal(pkl(...PROTO2, global('torch.cuda', 'float32'), STOP)).message).toContain('names the global torch.cuda.float32');
+  });
+
   it.each([
     ['os', 'system'],
     ['builtins', 'eval'],

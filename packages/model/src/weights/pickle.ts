@@ -81,12 +81,14 @@ export function allowedGlobal(module: string, name: string): AllowedGlobal | und
     if (name === '_rebuild_parameter') return { kind: 'rebuild-parameter' };
     return undefined;
   }
-  if (module !== 'torch') return undefined;
+  if (module !== 'torch' && module !== 'torch.cuda') return undefined;
   const own = (table: Record<string, TorchDtype>) => (Object.prototype.hasOwnProperty.call(table, name) ? table[name] : undefined);
+  // Storages saved from a GPU are written to the file the same way (their location just says cuda).
   const storage = own(STORAGE_DTYPES);
   if (storage) return { kind: 'storage-type', dtype: storage };
   const tensorClass = own(TENSOR_CLASS_DTYPES);
   if (tensorClass) return { kind: 'tensor-class', dtype: tensorClass };
+  if (module !== 'torch') return undefined;
   const dtype = own(DTYPE_NAMES);
   if (dtype) return { kind: 'dtype', dtype };
   return undefined;

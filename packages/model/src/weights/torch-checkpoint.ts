@@ -59,8 +59,6 @@ export interface TorchCheckpoint {
 
 interface StorageLocation extends StorageRef {
   key: string;
-  /** Elements the pickle says the storage has. */
-  numel?: number;
   /** torch 0.1 views: this storage is `size` elements of `root` starting at element `offset`. */
   view?: { root: string; offset: number; size: number };
 }
@@ -84,13 +82,13 @@ export async function openTorchCheckpoint(file: RandomAccess, source: string): P
 /** persistent_load for torch's `('storage', storage_type, key, location, numel[, view_metadata])`. */
 function storageLoader(source: string, legacy: boolean, seen?: Map<string, TorchDtype>): (pid: PyTuple) => StorageRef {
   return (pid) => {
-    const [tag, type, key, , numel, viewMetadata] = pid.items;
+    const [tag, type, key, , , viewMetadata] = pid.items;
     if (tag !== 'storage') throw invalid(source, `a persistent id of kind ${JSON.stringify(describeScalar(tag))}, not a storage`);
     if (!(type instanceof PyGlobal) || type.meaning.kind !== 'storage-type') {
       throw invalid(source, `a storage whose type is ${type instanceof PyGlobal ? type.qualifiedName : describe(type)}`);
     }
     if (typeof key !== 'string') throw invalid(source, 'a storage without a key');
-    const location: StorageLocation = { kind: 'storage', dtype: type.meaning.dtype, key, ...(typeof numel === 'number' ? { numel } : {}) };
+    const location: StorageLocation = { kind: 'storage', dtype: type.meaning.dtype, key };
     seen?.set(key, location.dtype);
     if (legacy && viewMetadata instanceof PyTuple) {
       const [viewKey, offset, size] = viewMetadata.items;
