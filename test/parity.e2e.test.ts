@@ -125,7 +125,8 @@ describe('parity with torchvision VGG16, end to end (submit -> worker -> S3)', (
     await submit('tv-seed7', await manifestFor(torchvision, 'torchvision'), [...layers, '--seed', String(index.seed)]);
     await submit('caffe-seed7', await manifestFor(caffe, 'caffe'), [...layers, '--seed', String(index.seed), '--preprocess', 'caffe']);
     const one = await manifestFor([{ id: fileCase.image, image: fileCase.image }], 'file');
-    await submit('h5-seed11', one, ['--layer', 'features.9', '--weights', path.join(FIXTURES, index.weights['keras-h5'].file)]);
+    // The reference is torchvision-preprocessed: the Keras file (caffe by its training) is asked for torchvision.
+    await submit('h5-seed11', one, ['--layer', 'features.9', '--weights', path.join(FIXTURES, index.weights['keras-h5'].file), '--preprocess', 'torchvision']);
     await submit('st-seed11', one, ['--layer', 'features.9', '--weights', path.join(FIXTURES, index.weights.safetensors.file)]);
     await h.runWorker();
   }, 600_000);

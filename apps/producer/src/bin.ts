@@ -10,6 +10,8 @@ import { registerBenchCommand } from './commands/bench';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
+// The names only: @layertap/model's index loads TensorFlow.js, which parsing arguments never needs.
+import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../package.json') as { version: string };
 
@@ -57,8 +59,12 @@ program
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
   .requiredOption('--layer <spec...>', 'layer(s): Keras names (block2_pool, fc2) or torchvision indices (features.9); comma-separated or repeated', layerList)
   .requiredOption('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
-  .option('--weights <uri>', 'VGG16 weights (path, file://, http(s)://, s3://); default: seeded random weights')
-  .addOption(new Option('--preprocess <mode>', 'preprocessing').choices(Preprocess.options).default('torchvision'))
+  .option(
+    '--weights <name|uri>',
+    `VGG16 weights: random (seeded by --seed), ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
+      `or a .h5, .safetensors, .pth or TF.js model as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
+  )
+  .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
   .option('--image-size <n>', 'network input size (crop size for torchvision)', positiveInt, 224)
   .option('--batch-size <n|auto>', 'largest batch a worker runs, or auto: the largest that fits its memory budget', batchSizeOption, 16)
   .option('--chunk-size <n>', 'samples per chunk job (default 64, or LAYERTAP_CHUNK_SIZE)', positiveInt)
@@ -66,7 +72,7 @@ program
   .addOption(new Option('--layout <layout>', 'stored layout: chw as PyTorch, hwc as Keras').choices(Layout.options).default('chw'))
   .addOption(new Option('--pool <pool>', 'global spatial pooling of each layer').choices(Pool.options).default('none'))
   .addOption(new Option('--format <format>', 'npy: one .npy per sample and layer; shards: one safetensors file per chunk').choices(OutputFormat.options).default('npy'))
-  .option('--seed <n>', 'seed of the random weights when --weights is not given', nonNegativeInt, 0)
+  .option('--seed <n>', 'seed of random weights (--weights random)', nonNegativeInt, 0)
   .option('--dataset-id <id>', 'dataset id (default: derived from the source and settings)')
   .option('--wait', 'show progress until the dataset is done', false)
   .option('--json', 'print JSON', false)
@@ -79,7 +85,7 @@ program
           layers: opts.layer,
           output: opts.output,
           ...(opts.weights ? { weights: opts.weights } : {}),
-          preprocess: opts.preprocess,
+          ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
           imageSize: opts.imageSize,
           batchSize: opts.batchSize,
           chunkSize: opts.chunkSize ?? config.defaultChunkSize,

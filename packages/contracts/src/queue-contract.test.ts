@@ -41,6 +41,13 @@ describe('DatasetConfig', () => {
     expect(DatasetConfig.parse(config({ format: 'shards' })).format).toBe('shards');
   });
 
+  it('keeps why the preprocessing was chosen, and parses configs written before it existed', () => {
+    const reason = 'torchvision state_dict keys (features.0.weight, ...) in a pytorch file';
+    expect(DatasetConfig.parse(config({ preprocessReason: reason })).preprocessReason).toBe(reason);
+    expect(DatasetConfig.parse(config()).preprocessReason).toBeUndefined();
+    expect(DatasetConfig.safeParse(config({ preprocessReason: '' })).success).toBe(false);
+  });
+
   it('refuses an unsafe dataset id with the reason from idProblem', () => {
     const found = issues(DatasetConfig.safeParse(config({ datasetId: '../etc' })));
     expect(found).toEqual(['datasetId: id "../etc" contains a path separator']);

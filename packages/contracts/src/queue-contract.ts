@@ -47,6 +47,8 @@ export const DatasetConfig = z.object({
   weights: z.string().min(1).optional(),
   seed: z.number().int().nonnegative(),
   preprocess: Preprocess,
+  /** Why this preprocessing: given as `--preprocess`, or the one the weights were trained with (recorded in dataset.json). */
+  preprocessReason: z.string().min(1).max(1000).optional(),
   imageSize: z.number().int().min(32).max(1024),
   /** Largest batch a worker runs, or `auto`: the largest that fits the worker's memory budget. */
   batchSize: z.union([z.number().int().min(1).max(1024), z.literal('auto')]),

@@ -107,7 +107,13 @@ export function datasetDocument(
       weights: { source: dataset.weights ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
     },
     layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: storedShape(l.canonical, dataset) })),
-    preprocessing: { mode: dataset.preprocess, imageSize: dataset.imageSize, ...PREPROCESSING[dataset.preprocess] },
+    preprocessing: {
+      mode: dataset.preprocess,
+      // Why: --preprocess as given, or the training of the weights (set at submit; older datasets lack it).
+      reason: dataset.preprocessReason ?? null,
+      imageSize: dataset.imageSize,
+      ...PREPROCESSING[dataset.preprocess],
+    },
     imageSize: dataset.imageSize,
     dtype: dataset.dtype,
     layout: dataset.layout,

@@ -1,4 +1,5 @@
-import { readdir } from 'node:fs/promises';
+import { copyFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
@@ -19,6 +20,9 @@ const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
   seed: 0,
   ...overrides,
 });
+
+const FIXTURES = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures');
+const ZIP_PTH = path.join(FIXTURES, 'pth', 'vgg16-blocks1-2-seed11.zip.pth');
 
 const samples: Sample[] = [
   { id: 'a', uri: 's3://bucket/a.jpg' },
@@ -148,6 +152,7 @@ describe('prepareSubmission', () => {
       ],
       seed: 0,
       preprocess: 'torchvision',
+      preprocessReason: '--preprocess torchvision given',
       imageSize: 64,
       batchSize: 8,
       chunkSize: 64,
@@ -198,5 +203,65 @@ describe('prepareSubmission', () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).code).toBe(ErrorCode.UnknownLayer);
     expect((err as ValidationError).message).toContain('unknown VGG16 layer "conv9_9"');
+  });
+
+  describe('weights and the preprocessing they imply', () => {
+    const base = () => options({ source: tmp.path('imgs'), output: pathToFileURL(tmp.path('out')).href, layers: ['block1_conv1'], preprocess: undefined });
+    const submittedAt = new Date('2025-06-01T10:00:00.000Z');
+
+    /** Keras-style weights (block1_conv1 in TF layout) as safetensors: Keras weights by content. */
+    async function kerasWeights(): Promise<string> {
+      const tensors = { 'block1_conv1/kernel': [3, 3, 3, 64], 'block1_conv1/bias': [64] };
+      const header: Record<string, unknown> = {};
+      let offset = 0;
+      for (const [name, shape] of Object.entries(tensors)) {
+        const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+        header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
+        offset += bytes;
+      }
+      const json = Buffer.from(JSON.stringify(header).padEnd(8 * Math.ceil(JSON.stringify(header).length / 8)));
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(BigInt(json.length));
+      const file = tmp.path('keras.safetensors');
+      await writeFile(file, Buffer.concat([length, json, Buffer.alloc(offset)]));
+      return file;
+    }
+
+    it('random (named or by default): no weights in the config, torchvision preprocessing, the same dataset id', async () => {
+      const omitted = await prepareSubmission(base(), { s3, submittedAt });
+      const named = await prepareSubmission({ ...base(), weights: 'random' }, { s3, submittedAt });
+      expect(omitted.config.weights).toBeUndefined();
+      expect(named.config).toEqual(omitted.config);
+      expect(omitted.config).toMatchObject({ preprocess: 'torchvision', preprocessReason: 'random weights have no training to follow: torchvision, the default' });
+      expect(omitted.weightsDescription).toBe('random, seed 0');
+    });
+
+    it('Keras weights without --preprocess run caffe; a torchvision .pth runs torchvision; each says why', async () => {
+      const file = await kerasWeights();
+      const keras = await prepareSubmission({ ...base(), weights: file }, { s3 });
+      expect(keras.config).toMatchObject({ weights: pathToFileURL(file).href, preprocess: 'caffe' });
+      expect(keras.config.preprocessReason).toContain("keras-applications' VGG16 is the original Caffe training");
+      expect(keras.warning).toBeUndefined();
+      const torch = await prepareSubmission({ ...base(), weights: ZIP_PTH }, { s3 });
+      expect(torch.config).toMatchObject({ weights: pathToFileURL(ZIP_PTH).href, preprocess: 'torchvision' });
+      expect(torch.config.preprocessReason).toContain('torchvision state_dict keys');
+      expect(torch.weightsDescription).toContain('(pytorch zip, torchvision keys, sha256 397923af');
+      expect(torch.config.datasetId).not.toBe(keras.config.datasetId);
+    });
+
+    it('an explicit --preprocess that contradicts the weights runs, with a one-line warning', async () => {
+      const prepared = await prepareSubmission({ ...base(), weights: await kerasWeights(), preprocess: 'torchvision' }, { s3 });
+      expect(prepared.config.preprocess).toBe('torchvision');
+      expect(prepared.config.preprocessReason).toMatch(/^--preprocess torchvision given, although the weights expect caffe/);
+      expect(prepared.warning).toMatch(/^--preprocess torchvision contradicts the weights, which were trained with caffe preprocessing/);
+      expect(prepared.warning).not.toContain('\n');
+    });
+
+    it('a file called like a name is reached with a path', async () => {
+      await copyFile(ZIP_PTH, tmp.path('random'));
+      const prepared = await prepareSubmission({ ...base(), weights: `${tmp.path('random')}` }, { s3 });
+      expect(prepared.config.weights).toBe(pathToFileURL(tmp.path('random')).href);
+      expect(prepared.config.preprocess).toBe('torchvision');
+    });
   });
 });

@@ -22,8 +22,13 @@ export interface SubmitOptions {
   source: string;
   layers: string[];
   output: string;
+  /**
+   * `random` (seeded, from `seed`), a published name (`keras-imagenet`, `keras-imagenet-notop`,
+   * `torchvision-imagenet`), or a path or URI. Default: `DEFAULT_WEIGHTS` of @layertap/model (random).
+   */
   weights?: string;
-  preprocess: Preprocess;
+  /** `--preprocess` as given; undefined: the preprocessing the weights were trained with. */
+  preprocess?: Preprocess;
   imageSize: number;
   batchSize: number | 'auto';
   chunkSize: number;
@@ -42,9 +47,23 @@ const MAX_SHARD_BYTES = 2 * 1024 ** 3;
 export interface Submission {
   config: DatasetConfig;
   samples: Sample[];
+  /** Provenance of the weights in one line (`random, seed 0`, or source, format and sha256). */
+  weightsDescription: string;
+  /** One line for the terminal when `--preprocess` contradicts the weights (the submission still runs). */
+  warning?: string;
 }
 
-/** A readable default dataset id: the source's name plus a digest of what is being asked for. */
+export interface PrepareSubmissionDeps {
+  s3: S3Client;
+  submittedAt?: Date;
+  /** Download progress of published weights (`--weights torchvision-imagenet` the first time). */
+  onWeightsProgress?: (received: number, total: number) => void;
+}
+
+/**
+ * A readable default dataset id: the source's name plus a digest of what is being asked for (`weights` as
+ * resolved: absent for random weights; `preprocess` as decided).
+ */
 export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
   const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
@@ -53,7 +72,7 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
       options.layers,
       options.output.replace(/\/+$/, ''),
       options.weights ?? null,
-      options.preprocess,
+      options.preprocess ?? null,
       options.imageSize,
       options.dtype,
       options.layout,
@@ -69,9 +88,10 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
 
 /**
  * Validates everything about a submission before anything is enqueued: layers (listing the valid ones),
- * output URI and that it is writable, dataset id, and the source (readable, non-empty, ids safe and unique).
+ * output URI and that it is writable, dataset id, the source (readable, non-empty, ids safe and unique) and
+ * the weights (which also decide the preprocessing when `--preprocess` is not given).
  */
-export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Client; submittedAt?: Date }): Promise<Submission> {
+export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
   const layers = resolveLayerSpecs(options.layers);
   for (const layer of layers) layerOutputShape(layer.canonical, options.imageSize);
   if (options.format === 'shards') checkShardSize(layers, options);
@@ -82,24 +102,28 @@ export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Cl
   const writer = openOutput(options.output, { s3: deps.s3 });
   const samples = await resolveSource(options.source, { s3: deps.s3 });
   await writer.checkWritable();
-  if (options.weights) {
-    // Refuse a file that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now,
-    // not in every worker. Remote files land in the local cache, keyed by their content hash.
-    const { loadWeights } = await import('@layertap/model/weights');
-    await loadWeights(options.weights, {
-      layers: layers.map((l) => l.spec),
-      fetchBytes: (uri) => createTrustedFetcher({ s3: deps.s3 }).fetch(uri),
-    });
-  }
-  const datasetId = options.datasetId ?? defaultDatasetId(options, samples);
+  // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
+  // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
+  // keyed by their content hash. Without --preprocess the weights' training decides it.
+  const { resolveWeightsRequest } = await import('@layertap/model/weights');
+  const resolved = await resolveWeightsRequest(options.weights, {
+    layers: layers.map((l) => l.spec),
+    seed: options.seed,
+    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+    fetchBytes: (uri) => createTrustedFetcher({ s3: deps.s3 }).fetch(uri),
+    ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
+  });
+  const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess }, samples);
+  // Workers resolve a local weights path, not this shell: it is made absolute. Names travel as they are.
+  const weights = resolved.request.kind === 'uri' ? normalizeUri(resolved.request.uri, process.cwd()) : resolved.weights;
   const config = DatasetConfig.parse({
     datasetId,
     output: options.output.replace(/\/+$/, ''),
     layers: layers.map((l) => ({ spec: l.spec, canonical: l.canonical })),
-    // A local weights path is made absolute: workers resolve it, not this shell.
-    ...(options.weights ? { weights: normalizeUri(options.weights, process.cwd()) } : {}),
+    ...(weights ? { weights } : {}),
     seed: options.seed,
-    preprocess: options.preprocess,
+    preprocess: resolved.preprocess,
+    preprocessReason: resolved.preprocessReason,
     imageSize: options.imageSize,
     batchSize: options.batchSize,
     chunkSize: options.chunkSize,
@@ -111,7 +135,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: { s3: S3Cl
     submittedAt: (deps.submittedAt ?? new Date()).toISOString(),
     run: 0,
   });
-  return { config, samples };
+  return { config, samples, weightsDescription: resolved.description, ...(resolved.warning ? { warning: resolved.warning } : {}) };
 }
 
 /** Settings that must not change between submissions of the same dataset id. */

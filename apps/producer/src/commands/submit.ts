@@ -2,6 +2,7 @@ import type { CliContext } from '../context';
 import { ErrorCode, ValidationError, type DatasetConfig, type Sample } from '@layertap/contracts';
 import { openOutput, readManifestParts } from '@layertap/storage';
 import { prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
+import { createProgressBar } from '../progress-bar';
 import { printSummary, waitWithProgress } from './wait';
 
 export interface SubmitCommandOptions extends SubmitOptions {
@@ -37,7 +38,10 @@ async function planResume(ctx: CliContext, config: DatasetConfig, samples: Sampl
 
 /** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
 export async function submitCommand(ctx: CliContext, options: SubmitCommandOptions): Promise<number> {
-  const prepared = await prepareSubmission(options, { s3: ctx.s3 });
+  const download = createProgressBar(process.stderr, `downloading ${options.weights ?? 'weights'}`);
+  const prepared = await prepareSubmission(options, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
+  // Runs as asked, but says so: activations made with another preprocessing than the training's are off.
+  if (prepared.warning) process.stderr.write(`layertap: warning: ${prepared.warning}\n`);
   const queues = await ctx.queues();
   const { datasetId } = prepared.config;
   const previous = await queues.store.runs(datasetId);
@@ -75,11 +79,15 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
       } else {
         process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${prepared.config.output}/${datasetId}/\n`);
       }
-      if (!prepared.config.weights) process.stdout.write(`weights: random, seed ${prepared.config.seed} (pass --weights for pretrained VGG16)\n`);
+      if (!prepared.config.weights) process.stdout.write(`weights: random, seed ${prepared.config.seed} (pass --weights torchvision-imagenet or keras-imagenet for pretrained VGG16)\n`);
+      else process.stdout.write(`weights: ${prepared.weightsDescription}\n`);
+      process.stdout.write(`preprocessing: ${prepared.config.preprocess} (${prepared.config.preprocessReason})\n`);
     }
   }
   summary.output = `${prepared.config.output}/${datasetId}/`;
   summary.weights = prepared.config.weights ?? `random, seed ${prepared.config.seed}`;
+  summary.preprocess = { mode: prepared.config.preprocess, reason: prepared.config.preprocessReason };
+  if (prepared.warning) summary.warning = prepared.warning;
   if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (!options.wait) return 0;
   const status = await waitWithProgress(ctx, datasetId);

@@ -4,7 +4,9 @@ import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import type * as Model from '@layertap/model';
+import { PUBLISHED_WEIGHTS_ALIASES, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
 import { readProducerConfig } from '../config';
+import { createProgressBar } from '../progress-bar';
 
 /** What a command action returns: its exit code. */
 type Action = () => Promise<number>;
@@ -23,7 +25,7 @@ export interface WeightsCommandsOptions {
 
 const FORMATS = ['safetensors', 'tfjs-layers', 'keras-h5'] as const;
 type Format = (typeof FORMATS)[number];
-const PUBLISHED = ['keras-vgg16', 'keras-vgg16-notop'] as const;
+const NAMES = [...PUBLISHED_WEIGHTS_NAMES, ...Object.keys(PUBLISHED_WEIGHTS_ALIASES)];
 
 // Loaded on use: `@layertap/model`'s index loads TensorFlow.js, which the other commands never need.
 function model(): Promise<typeof Model> {
@@ -41,19 +43,23 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
 
   weights
     .command('fetch')
-    .description("download keras-applications' published VGG16 weights, checked against their size and MD5")
-    .addArgument(new Argument('<name>', 'keras-vgg16 (with the classifier head) or keras-vgg16-notop (convolutional layers only)').choices(PUBLISHED))
-    .option('--to <dir>', 'directory to save into (default: the weights cache, ~/.cache/layertap/weights on Linux)')
-    .option('--base-url <url>', 'where the files are published (default: storage.googleapis.com/tensorflow/keras-applications/vgg16/)')
+    .description('download published VGG16 weights, checked against their published hash, into the weights cache (or a directory)')
+    .addArgument(
+      new Argument('<name>', 'keras-imagenet (with the classifier head), keras-imagenet-notop (convolutional layers only) or torchvision-imagenet').choices(NAMES),
+    )
+    .option('--to <dir>', 'save as <dir>/<published file name> instead of into the weights cache (to carry the file to another machine)')
+    .option('--cache-dir <dir>', 'the weights cache (default: LAYERTAP_WEIGHTS_CACHE or ~/.cache/layertap/weights on Linux)')
+    .option('--mirror <url>', 'base URL serving the published paths (default: LAYERTAP_WEIGHTS_MIRROR, else the published URLs)')
     .option('--json', 'print JSON', false)
-    .action((name: (typeof PUBLISHED)[number], opts: { to?: string; baseUrl?: string; json: boolean }) =>
+    .action((name: string, opts: { to?: string; cacheDir?: string; mirror?: string; json: boolean }) =>
       run(async () => {
         const m = await model();
-        const progress = progressPrinter(err, name);
+        const progress = createProgressBar(err, `fetching ${name}`);
         const result = await m
           .fetchPublishedWeights(name, {
-            to: opts.to ?? m.defaultWeightsCacheDir(),
-            ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}),
+            ...(opts.to ? { to: opts.to } : {}),
+            ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+            ...(opts.mirror ? { mirror: opts.mirror } : {}),
             onProgress: progress.update,
           })
           .finally(progress.done);
@@ -66,10 +72,14 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
             ? `downloaded ${result.url}${result.resumedFrom ? ` (resumed at ${formatBytes(result.resumedFrom)})` : ''}`
             : `already there: ${result.path}`,
         );
-        print(`saved     ${result.path}`);
-        print(`size      ${formatBytes(result.size)}, MD5 ${result.md5} (matches the published file)`);
+        print(`saved     ${result.path}${result.cached ? ' (weights cache)' : ''}`);
+        print(`size      ${formatBytes(result.size)}; matches ${m.describeChecksum(result.checksum)}`);
         print(`sha256    ${result.sha256}`);
-        print(`use it    layertap submit <source> --weights ${result.path} ... (workers must be able to read that path; upload it to s3:// for remote workers)`);
+        print(
+          result.cached
+            ? `use it    layertap submit <source> --weights ${result.name} ... (workers need it in their own cache: they download it, or share LAYERTAP_WEIGHTS_CACHE)`
+            : `use it    layertap submit <source> --weights ${result.path} ... (workers must be able to read that path; upload it to s3:// for remote workers)`,
+        );
         return 0;
       }),
     );
@@ -77,7 +87,7 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
   weights
     .command('convert')
     .description('convert weights (any readable format) to safetensors, a TF.js layers directory or Keras HDF5')
-    .argument('<in>', 'weights to read: path, file://, http(s):// or s3:// (.h5, .safetensors, TF.js model.json or its directory)')
+    .argument('<in>', 'weights to read: a published name, or a path, file://, http(s):// or s3:// (.h5, .safetensors, .pth, TF.js model.json or its directory)')
     .argument('<out>', 'output: <file>.safetensors, <file>.h5, or a directory (TF.js layers model)')
     .addOption(new Option('--format <format>', 'output format (default: from <out>)').choices(FORMATS))
     .addOption(new Option('--naming <naming>', 'safetensors keys: keras (TF layout, default) or torchvision (a torchvision state_dict)').choices(['keras', 'torchvision']).default('keras'))
@@ -91,7 +101,7 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
         if (opts.naming === 'torchvision' && format !== 'safetensors') {
           throw new ValidationError(ErrorCode.InvalidRequest, '--naming torchvision applies to safetensors output only');
         }
-        const loaded = await m.loadWeights(input, loadOptions(opts.cacheDir));
+        const loaded = await loadWithProgress(m, input, opts.cacheDir, err);
         const converted = await m.convertWeights(loaded, output, format, { naming: opts.naming, overwrite: opts.force });
         if (opts.json) {
           print(JSON.stringify({ input: loaded.description, sha256: loaded.sha256, output: converted }));
@@ -108,13 +118,13 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
   weights
     .command('inspect')
     .description('show a weights file: format, sha256, tensors and shapes, and which layers it can serve')
-    .argument('<uri>', 'path, file://, http(s):// or s3://')
+    .argument('<uri>', 'a published name (torchvision-imagenet, ...), or a path, file://, http(s):// or s3:// (.h5, .safetensors, .pth, TF.js)')
     .option('--cache-dir <dir>', 'cache for downloaded weights')
     .option('--json', 'print JSON', false)
     .action((uri: string, opts: { cacheDir?: string; json: boolean }) =>
       run(async () => {
         const m = await model();
-        const loaded = await m.loadWeights(uri, loadOptions(opts.cacheDir));
+        const loaded = await loadWithProgress(m, uri, opts.cacheDir, err);
         const coverage = m.weightsCoverage(loaded.tensors);
         const tensors = [...loaded.tensors].map(([name, tensor]) => ({
           name,
@@ -123,12 +133,16 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
         }));
         if (opts.json) {
           const { format, naming, sha256, size, metadata, description } = loaded;
-          print(JSON.stringify({ uri: m.displayUri(uri), description, format, naming, sha256, size, metadata, coverage, tensors }));
+          const preprocess = m.trainedPreprocess(loaded);
+          print(JSON.stringify({ uri: m.displayUri(uri), description, format, naming, sha256, size, metadata, preprocess, coverage, tensors }));
           return 0;
         }
         const layout = loaded.metadata.layout && loaded.format === 'keras-h5' ? `, ${loaded.metadata.layout} layout` : '';
         print(`uri       ${m.displayUri(uri)}`);
-        print(`format    ${loaded.format}${layout}${loaded.naming === 'torchvision' ? ', torchvision keys (converted to TF layout)' : ''}`);
+        const serialization = loaded.format === 'pytorch' ? ` (${loaded.metadata.serialization} format, ${loaded.metadata.dtypes})` : '';
+        print(`format    ${loaded.format}${serialization}${layout}${loaded.naming === 'torchvision' ? ', torchvision keys (converted to TF layout)' : ''}`);
+        const trained = m.trainedPreprocess(loaded);
+        print(`preproc   ${trained.mode} (${trained.reason})`);
         print(`sha256    ${loaded.sha256}`);
         print(`size      ${formatBytes(loaded.size)}`);
         print(`serves    ${coverage.summary}`);
@@ -154,8 +168,12 @@ function formatFromPath(output: string): Format {
   return 'tfjs-layers';
 }
 
-function loadOptions(cacheDir: string | undefined): Model.LoadWeightsOptions {
-  return { fetchBytes: fetchBytes(), ...(cacheDir ? { cacheDir } : {}) };
+/** Loads any weights the CLI accepts, drawing a progress bar while a published name downloads. */
+async function loadWithProgress(m: typeof Model, uri: string, cacheDir: string | undefined, err: NodeJS.WritableStream): Promise<Model.LoadedWeights> {
+  const progress = createProgressBar(err, `downloading ${uri}`);
+  return m
+    .loadWeights(uri, { fetchBytes: fetchBytes(), ...(cacheDir ? { cacheDir } : {}), published: { onProgress: progress.update } })
+    .finally(progress.done);
 }
 
 /** Downloads http(s):// and s3:// (with the S3 settings of the environment, AWS_*) for the weights readers. */
@@ -166,24 +184,4 @@ export function fetchBytes(): Model.FetchBytes {
 
 function formatBytes(bytes: number): string {
   return bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB (${bytes.toLocaleString('en-US')} bytes)` : `${bytes.toLocaleString('en-US')} bytes`;
-}
-
-/** Percent lines on stderr (on a terminal: one line, rewritten), at most one per 5%. */
-function progressPrinter(stream: NodeJS.WritableStream, name: string): { update: (received: number, total: number) => void; done: () => void } {
-  const tty = (stream as { isTTY?: boolean }).isTTY === true;
-  let last = -1;
-  let shown = false;
-  return {
-    update: (received, total) => {
-      const percent = total > 0 ? Math.floor((received / total) * 100) : 0;
-      if (percent === last || (percent < 100 && percent - last < 5 && last >= 0)) return;
-      last = percent;
-      shown = true;
-      const line = `fetching ${name}: ${percent}% of ${formatBytes(total)}`;
-      stream.write(tty ? `\r${line}` : `${line}\n`);
-    },
-    done: () => {
-      if (tty && shown) stream.write('\n');
-    },
-  };
 }

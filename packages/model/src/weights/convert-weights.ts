@@ -7,6 +7,7 @@ import { VGG16_WEIGHTS } from '../weight-specs';
 import { writeKerasH5 } from './keras-h5';
 import { tfConvToTorch, tfDenseToTorch } from './layout';
 import type { LoadedWeights, WeightsFormat } from './load-weights';
+import { trainedPreprocess } from './preprocess-for-weights';
 import { type NamedTensor } from './safetensors';
 import { torchvisionKeyOf } from './tensor-names';
 import { TFJS_MODEL_JSON, encodeTfjsLayers } from './tfjs-layers';
@@ -23,8 +24,11 @@ export interface ConvertWeightsOptions {
   overwrite?: boolean;
 }
 
+/** The formats `convertWeights` writes (a PyTorch checkpoint is read, never written). */
+export type WritableWeightsFormat = Exclude<WeightsFormat, 'pytorch'>;
+
 export interface ConvertedWeights {
-  format: WeightsFormat;
+  format: WritableWeightsFormat;
   /** The file written, or the directory for `tfjs-layers`. */
   path: string;
   /** Every file written. */
@@ -34,7 +38,11 @@ export interface ConvertedWeights {
   sha256: string;
 }
 
-/** Where a converted file came from: goes into safetensors `__metadata__`, HDF5 root attributes, TF.js metadata. */
+/**
+ * Where a converted file came from: goes into safetensors `__metadata__`, HDF5 root attributes, TF.js metadata.
+ * `preprocess` carries the training's preprocessing across the conversion (torchvision weights written with
+ * Keras-style names still expect torchvision preprocessing).
+ */
 function provenance(input: LoadedWeights, naming: string): Record<string, string> {
   return {
     created_by: 'layertap weights convert',
@@ -42,6 +50,7 @@ function provenance(input: LoadedWeights, naming: string): Record<string, string
     source: input.description,
     source_format: input.format,
     source_sha256: input.sha256,
+    preprocess: trainedPreprocess(input).mode,
   };
 }
 
@@ -71,7 +80,7 @@ function toTorchvision(tensors: readonly NamedTensor[]): NamedTensor[] {
 export async function convertWeights(
   input: LoadedWeights,
   outPath: string,
-  format: WeightsFormat,
+  format: WritableWeightsFormat,
   options: ConvertWeightsOptions = {},
 ): Promise<ConvertedWeights> {
   const target = path.resolve(outPath);
@@ -140,7 +149,7 @@ async function writeSafetensorsFile(file: string, tensors: readonly NamedTensor[
   }
 }
 
-async function finishFile(temp: string, target: string, format: WeightsFormat): Promise<ConvertedWeights> {
+async function finishFile(temp: string, target: string, format: WritableWeightsFormat): Promise<ConvertedWeights> {
   const sha256 = await sha256OfFile(temp);
   const { size } = await stat(temp);
   await rename(temp, target);

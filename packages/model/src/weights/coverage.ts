@@ -80,7 +80,7 @@ export function checkWeightsServe(
     throw new ValidationError(
       ErrorCode.InvalidWeights,
       `${source} has no classifier head (a "notop" file: convolutional layers only), so it cannot compute ` +
-        `${needHead.join(', ')}. It serves ${coverage.summary}. Use the full weights (layertap weights fetch keras-vgg16) ` +
+        `${needHead.join(', ')}. It serves ${coverage.summary}. Use the full weights (--weights keras-imagenet or torchvision-imagenet) ` +
         'for fc1, fc2 and predictions.',
     );
   }

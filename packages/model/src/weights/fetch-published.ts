@@ -1,4 +1,5 @@
-// Downloading keras-applications' published VGG16 weights, checked against their published size and MD5.
+// Downloading the weights layertap knows by name (published-weights.ts), checked against their published
+// checksums, into the weights cache (content-addressed, found again by name) or into a directory.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -7,32 +8,38 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ErrorCode, LayertapError, TransientError, ValidationError, describeError } from '@layertap/contracts';
+import {
+  PUBLISHED_WEIGHTS,
+  PUBLISHED_WEIGHTS_NAMES,
+  checksumProblem,
+  publishedCacheKey,
+  publishedUrl,
+  publishedWeightsName,
+  type PublishedWeightsName,
+  type WeightsChecksum,
+} from './published-weights';
+import { WeightsCache, sha256OfFile } from './weights-cache';
+import { defaultWeightsCacheDir, publishedWeightsSource, type PublishedWeightsSource } from './weights-env';
 
-export const PUBLISHED_WEIGHTS_BASE_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/';
+/** How long a server may take to answer before a download counts as failed. */
+const RESPONSE_TIMEOUT_MS = 30_000;
 
-/** keras-applications' VGG16 files, with the sizes and MD5s Keras itself checks them against. */
-export const PUBLISHED_WEIGHTS = {
-  'keras-vgg16': { file: 'vgg16_weights_tf_dim_ordering_tf_kernels.h5', size: 553_467_096, md5: '64373286793e3c8b2b4e3219cbf3544b' },
-  'keras-vgg16-notop': { file: 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5', size: 58_889_256, md5: '6d6bbae143d832006294945121d1f1fc' },
-} as const;
-
-export type PublishedWeightsName = keyof typeof PUBLISHED_WEIGHTS;
-
-export function isPublishedWeightsName(name: string): name is PublishedWeightsName {
-  return Object.prototype.hasOwnProperty.call(PUBLISHED_WEIGHTS, name);
-}
-
-export interface FetchPublishedWeightsOptions {
-  /** Directory the file goes into (created if needed). */
-  to: string;
-  /** Where the files are published. Default `PUBLISHED_WEIGHTS_BASE_URL`; tests point it at a local server. */
-  baseUrl?: string;
+export interface PublishedFetchOptions {
+  /** Base URL of a mirror. Default: `LAYERTAP_WEIGHTS_MIRROR`, else the published URLs. */
+  mirror?: string;
+  /** Checksums replacing the published ones, by name. Default: `LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS` (with the environment's mirror). */
+  checksums?: PublishedWeightsSource['checksums'];
   /** `fetch` to use. Default: the global one. */
   fetchImpl?: typeof fetch;
-  /** Size and MD5 to check instead of the published ones (tests serving their own small file). */
-  expected?: { size: number; md5: string };
-  /** Called as bytes arrive (resumed bytes included). */
+  /** Called as bytes arrive (resumed bytes included); `total` is 0 when the size is unknown. */
   onProgress?: (received: number, total: number) => void;
+}
+
+export interface FetchPublishedWeightsOptions extends PublishedFetchOptions {
+  /** Save as `<to>/<published file name>` instead of into the weights cache (to carry the file elsewhere). */
+  to?: string;
+  /** The weights cache. Default `defaultWeightsCacheDir()`. */
+  cacheDir?: string;
 }
 
 export interface FetchedWeights {
@@ -40,56 +47,116 @@ export interface FetchedWeights {
   path: string;
   url: string;
   size: number;
-  md5: string;
+  md5?: string;
   sha256: string;
-  /** False when a complete, matching file was already there. */
+  /** False when a complete, matching copy was already there. */
   downloaded: boolean;
   /** Bytes taken from an interrupted earlier download (0 when it started afresh). */
   resumedFrom: number;
+  /** Whether the file lives in the weights cache (found again by name) rather than in `to`. */
+  cached: boolean;
+  /** What the file was checked against (the published checksum, or a mirror's). */
+  checksum: WeightsChecksum;
+}
+
+/** The checksum a download of `name` must match, and where it comes from. */
+function settings(name: PublishedWeightsName, options: PublishedFetchOptions): { url: string; checksum: WeightsChecksum } {
+  const env = options.mirror !== undefined && options.checksums !== undefined ? {} : publishedWeightsSource();
+  const mirror = options.mirror ?? env.mirror;
+  // The environment's checksums belong to the environment's mirror.
+  const checksums = options.checksums ?? (options.mirror === undefined ? env.checksums : undefined);
+  return { url: publishedUrl(name, mirror), checksum: checksums?.[name] ?? PUBLISHED_WEIGHTS[name].checksum };
+}
+
+function known(value: string): PublishedWeightsName {
+  const name = publishedWeightsName(value);
+  if (!name) throw new ValidationError(ErrorCode.InvalidRequest, `unknown weights ${JSON.stringify(value)}: expected ${PUBLISHED_WEIGHTS_NAMES.join(', ')}`);
+  return name;
 }
 
 /**
- * Downloads `name` into `options.to` and checks the published size and MD5. The download streams into
- * `<file>.part`; only a complete, matching file is renamed into place. A file that is already there and
- * matches is kept (no download); an interrupted download is resumed with an HTTP range request when the
- * server allows it. A finished download of the wrong size or MD5 is deleted and refused (`InvalidWeights`);
- * a broken connection keeps the partial file for the next attempt (`TransientError`).
+ * Makes sure a checked copy of `name` is on this machine and returns where. Into the weights cache by
+ * default: found there again by name (and by the checksum it was checked against), without a request; each
+ * use re-hashes the cached file, and a copy that changed is downloaded again. With `to`, saved as
+ * `<to>/<published file name>`. Downloads stream into `<file>.part` and resume with a range request after an
+ * interruption; a finished download that does not match is deleted and refused (`InvalidWeights`); network
+ * trouble is a `TransientError` (HTTP errors: `http_error`).
  */
-export async function fetchPublishedWeights(name: PublishedWeightsName, options: FetchPublishedWeightsOptions): Promise<FetchedWeights> {
-  if (!isPublishedWeightsName(name)) {
-    throw new ValidationError(ErrorCode.InvalidRequest, `unknown weights ${JSON.stringify(name)}: expected ${Object.keys(PUBLISHED_WEIGHTS).join(' or ')}`);
-  }
-  const published = PUBLISHED_WEIGHTS[name];
-  const expected = options.expected ?? { size: published.size, md5: published.md5 };
-  const base = options.baseUrl ?? PUBLISHED_WEIGHTS_BASE_URL;
-  const url = new URL(published.file, base.endsWith('/') ? base : `${base}/`).toString();
-  const dir = path.resolve(options.to);
-  const target = path.join(dir, published.file);
-  const partial = `${target}.part`;
-  await mkdir(dir, { recursive: true });
-
-  const existing = await stat(target).catch(() => undefined);
-  if (existing?.isFile() && existing.size === expected.size) {
-    const digests = await digestFile(target);
-    if (digests.md5 === expected.md5) {
-      options.onProgress?.(expected.size, expected.size);
-      return { name, path: target, url, size: expected.size, ...digests, downloaded: false, resumedFrom: 0 };
+export async function fetchPublishedWeights(value: string, options: FetchPublishedWeightsOptions = {}): Promise<FetchedWeights> {
+  const name = known(value);
+  const { url, checksum } = settings(name, options);
+  const file = PUBLISHED_WEIGHTS[name].file;
+  if (options.to !== undefined) {
+    const dir = path.resolve(options.to);
+    const target = path.join(dir, file);
+    const existing = await stat(target).catch(() => undefined);
+    if (existing?.isFile() && (checksum.size === undefined || existing.size === checksum.size)) {
+      const digests = await digestFile(target);
+      if (!checksumProblem(checksum, existing.size, digests)) {
+        options.onProgress?.(existing.size, existing.size);
+        return { name, path: target, url, size: existing.size, ...digests, downloaded: false, resumedFrom: 0, cached: false, checksum };
+      }
     }
+    const got = await download(url, target, checksum, options);
+    await rename(got.partial, target);
+    return { name, path: target, url, size: got.size, md5: got.md5, sha256: got.sha256, downloaded: true, resumedFrom: got.resumedFrom, cached: false, checksum };
   }
 
+  const cache = new WeightsCache(options.cacheDir ?? defaultWeightsCacheDir());
+  const key = publishedCacheKey(name, checksum);
+  const hit = await cache.lookup(key);
+  if (hit) {
+    if ((await sha256OfFile(hit.path)) === hit.sha256) {
+      const { size } = await stat(hit.path);
+      options.onProgress?.(size, size);
+      return { name, path: hit.path, url, size, sha256: hit.sha256, downloaded: false, resumedFrom: 0, cached: true, checksum };
+    }
+    await cache.forget(key, hit.path);
+  }
+  const got = await download(url, path.join(cache.dir, 'downloads', file), checksum, options);
+  const stored = await cache.adopt(key, got.partial, got.sha256, path.extname(file).slice(1) || 'bin');
+  return { name, path: stored.path, url, size: got.size, md5: got.md5, sha256: got.sha256, downloaded: true, resumedFrom: got.resumedFrom, cached: true, checksum };
+}
+
+/** The cached copy of `name` when there is a checked one, without downloading (undefined otherwise). */
+export async function cachedPublishedWeights(value: string, options: Omit<FetchPublishedWeightsOptions, 'to'> = {}): Promise<string | undefined> {
+  const name = known(value);
+  const { checksum } = settings(name, options);
+  const cache = new WeightsCache(options.cacheDir ?? defaultWeightsCacheDir());
+  const hit = await cache.lookup(publishedCacheKey(name, checksum));
+  return hit && (await sha256OfFile(hit.path)) === hit.sha256 ? hit.path : undefined;
+}
+
+interface Downloaded {
+  partial: string;
+  size: number;
+  md5: string;
+  sha256: string;
+  resumedFrom: number;
+}
+
+/** Streams `url` into `<target>.part` (resuming one left by an interruption) and checks it. */
+async function download(url: string, target: string, checksum: WeightsChecksum, options: PublishedFetchOptions): Promise<Downloaded> {
+  await mkdir(path.dirname(target), { recursive: true });
+  const partial = `${target}.part`;
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
   let resumedFrom = (await stat(partial).catch(() => undefined))?.size ?? 0;
-  if (resumedFrom >= expected.size) {
+  if (checksum.size !== undefined && resumedFrom >= checksum.size) {
     await rm(partial, { force: true });
     resumedFrom = 0;
   }
   const fetchImpl = options.fetchImpl ?? fetch;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), RESPONSE_TIMEOUT_MS);
   let response: Response;
   try {
-    response = await fetchImpl(url, resumedFrom > 0 ? { headers: { range: `bytes=${resumedFrom}-` } } : {});
+    response = await fetchImpl(url, { signal: controller.signal, ...(resumedFrom > 0 ? { headers: { range: `bytes=${resumedFrom}-` } } : {}) });
   } catch (err) {
-    throw new TransientError(ErrorCode.FetchFailed, `GET ${url} failed: ${describeError(err)}`, { cause: err });
+    const reason = controller.signal.aborted ? `no answer in ${RESPONSE_TIMEOUT_MS / 1000} s` : describeError(err);
+    throw new TransientError(ErrorCode.FetchFailed, `GET ${url} failed: ${reason}${causeOf(err)}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
   if (resumedFrom > 0 && response.status !== 206) resumedFrom = 0; // the server sends the whole file again
   if (response.status !== 200 && response.status !== 206) {
@@ -101,6 +168,8 @@ export async function fetchPublishedWeights(name: PublishedWeightsName, options:
   }
   if (!response.body) throw new TransientError(ErrorCode.FetchFailed, `GET ${url}: empty response body`);
   if (resumedFrom > 0) await hashInto(partial, [md5, sha256]);
+  const announced = Number(response.headers.get('content-length') ?? NaN);
+  const total = checksum.size ?? (Number.isFinite(announced) ? resumedFrom + announced : 0);
 
   let received = resumedFrom;
   const counter = new Transform({
@@ -108,7 +177,7 @@ export async function fetchPublishedWeights(name: PublishedWeightsName, options:
       md5.update(chunk);
       sha256.update(chunk);
       received += chunk.length;
-      options.onProgress?.(received, expected.size);
+      options.onProgress?.(received, total);
       done(null, chunk);
     },
   });
@@ -121,24 +190,28 @@ export async function fetchPublishedWeights(name: PublishedWeightsName, options:
   } catch (err) {
     throw new TransientError(
       ErrorCode.FetchFailed,
-      `download of ${url} broke off after ${received} of ${expected.size} bytes (${describeError(err)}); ` +
+      `download of ${url} broke off after ${received}${total ? ` of ${total}` : ''} bytes (${describeError(err)}); ` +
         `the partial file ${partial} is kept: run the command again to resume`,
       { cause: err },
     );
   }
-
   const digests = { md5: md5.digest('hex'), sha256: sha256.digest('hex') };
-  if (received !== expected.size || digests.md5 !== expected.md5) {
+  const problem = checksumProblem(checksum, received, digests);
+  if (problem) {
     await rm(partial, { force: true });
     throw new ValidationError(
       ErrorCode.InvalidWeights,
-      `download of ${url} does not match the published file: got ${received} bytes with MD5 ${digests.md5}, ` +
-        `expected ${expected.size} bytes with MD5 ${expected.md5} (${received < expected.size ? 'truncated' : 'corrupted'}); ` +
-        'the download was deleted',
+      `download of ${url} does not match the published file: ${problem} (${received < (checksum.size ?? 0) ? 'truncated' : 'corrupted'}); the download was deleted`,
     );
   }
-  await rename(partial, target);
-  return { name, path: target, url, size: received, ...digests, downloaded: true, resumedFrom };
+  return { partial, size: received, ...digests, resumedFrom };
+}
+
+/** undici hides the reason (ECONNREFUSED, ENOTFOUND) in `cause`. */
+function causeOf(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+  const text = cause?.code ?? cause?.message;
+  return text ? ` (${text})` : '';
 }
 
 async function hashInto(file: string, hashes: Hash[]): Promise<void> {

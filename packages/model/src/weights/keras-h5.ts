@@ -34,6 +34,8 @@ export interface KerasH5Contents {
   layout: KerasH5Layout;
   /** Layer groups the file lists (its `layer_names`, or the group names). */
   layerNames: string[];
+  /** The root's `preprocess` attribute, where `layertap weights convert` wrote one. */
+  preprocess?: string;
 }
 
 /** Values read per HDF5 call: keeps h5wasm's wasm heap small while fc1 (102M values) is read. */
@@ -63,7 +65,8 @@ export async function readKerasH5(file: string, source: string, wanted?: Readonl
       const dataset = keras3 ? keras3Dataset(h5, base, spec) : keras2Dataset(h5, base, spec);
       if (dataset) tensors.set(spec.name, readDataset(dataset, `${source}: ${dataset.path}`));
     }
-    return { tensors, layout, layerNames };
+    const preprocess = handle.attrs['preprocess']?.json_value;
+    return { tensors, layout, layerNames, ...(typeof preprocess === 'string' ? { preprocess } : {}) };
   } finally {
     handle.close();
   }

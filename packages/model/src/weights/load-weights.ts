@@ -1,17 +1,21 @@
 // loadWeights: any supported weights file or URI -> VGG16 tensors in TF layout, with provenance.
 import { createHash } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { layerInfo } from '../layers';
 import { silentLog, type LogFn } from '../log';
 import { requiredWeights, type WeightsMap } from '../weight-specs';
 import { checkPresentShapes, checkWeightsServe } from './coverage';
+import { fetchPublishedWeights, type PublishedFetchOptions } from './fetch-published';
 import { looksLikeHdf5, readKerasH5, type KerasH5Layout } from './keras-h5';
 import { torchConvToTf, torchDenseToTf } from './layout';
+import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
+import { fileAccess, memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, looksLikeSafetensors, parseSafetensors } from './safetensors';
-import { kerasWeightKey, looksTorchvision, torchvisionWeightKey } from './tensor-names';
+import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from './tensor-names';
 import { TFJS_MODEL_JSON, decodeTfjsWeights, looksLikeJson, parseTfjsModelJson } from './tfjs-layers';
+import { looksLikeTorchLegacy, looksLikeTorchZip, openTorchCheckpoint } from './torch-checkpoint';
 import {
   WeightsCache,
   displayUri,
@@ -24,7 +28,8 @@ import {
 } from './weights-cache';
 import { defaultWeightsCacheDir } from './weights-env';
 
-export type WeightsFormat = 'keras-h5' | 'safetensors' | 'tfjs-layers';
+/** Formats layertap reads; `pytorch` is a `torch.save` checkpoint (.pth, zip or legacy), read but not written. */
+export type WeightsFormat = 'keras-h5' | 'safetensors' | 'tfjs-layers' | 'pytorch';
 
 /** How the tensors were named in the file: Keras (`block1_conv1/kernel`, TF layout) or torchvision keys. */
 export type WeightsNaming = 'keras' | 'torchvision';
@@ -42,6 +47,11 @@ export interface LoadWeightsOptions {
   layers?: readonly string[];
   /** Told about downloads and cache hits. Default: silent. */
   log?: LogFn;
+  /**
+   * For published names (`torchvision-imagenet`, ...): mirror, checksums, fetch and progress. Defaults:
+   * `LAYERTAP_WEIGHTS_MIRROR` / `LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS`, the global fetch, no progress.
+   */
+  published?: PublishedFetchOptions;
 }
 
 export interface LoadedWeights {
@@ -57,13 +67,18 @@ export interface LoadedWeights {
   format: WeightsFormat;
   /** How tensors are named in the file; torchvision keys were converted to TF layout. */
   naming: WeightsNaming;
-  /** The URI as given. */
+  /** The URI or name as given. */
   uri: string;
+  /** The published weights the name stood for (`--weights torchvision-imagenet`). */
+  published?: PublishedWeightsName;
   /** The local file read (for remote URIs, the cached copy; for TF.js, the model.json). */
   path: string;
   /** Bytes read (for TF.js: model.json and every shard). */
   size: number;
-  /** safetensors `__metadata__`, TF.js `userDefinedMetadata` (as strings) or the HDF5 root's layout facts. */
+  /**
+   * safetensors `__metadata__`, TF.js `userDefinedMetadata` (as strings), the HDF5 root's layout facts, or a
+   * checkpoint's serialization (`zip` or `legacy`) and dtypes.
+   */
   metadata: Record<string, string>;
   /** How each tensor was stored in the file, where it differs from its canonical name and shape. */
   origins: Map<string, string>;
@@ -80,17 +95,21 @@ interface Located {
   sibling: (relative: string) => Promise<{ path: string; bytes?: Uint8Array }>;
   /** Drops a remote file from the cache (it could not be read: the next load downloads it again). */
   forget?: () => Promise<void>;
+  /** For a published name: the name and the URL it came from. */
+  published?: { name: PublishedWeightsName; url: string };
 }
 
 const HEAD_BYTES = 4096;
 
 /**
- * Loads VGG16 weights from a local path, `file://`, `http(s)://` or `s3://` URI (remote ones through
- * `options.fetchBytes`, cached on disk by content hash). The format is told from the content, not the name:
- * Keras HDF5 (keras-applications' files with or without top, Keras 2 `model.save`, Keras 3 `.weights.h5`),
- * safetensors (torchvision state_dict keys, converted to TF layout, or Keras-style keys already in TF layout:
- * what `convertWeights` writes) and TF.js layers models (a directory or its model.json). Throws
- * `ValidationError` (`invalid_weights`) naming the tensor and both shapes when something does not fit.
+ * Loads VGG16 weights from a published name (`keras-imagenet`, `keras-imagenet-notop`,
+ * `torchvision-imagenet`: downloaded once, checked and cached), a local path, `file://`, `http(s)://` or
+ * `s3://` URI (remote ones through `options.fetchBytes`, cached on disk by content hash). The format is told
+ * from the content, not the name: Keras HDF5 (keras-applications' files with or without top, Keras 2
+ * `model.save`, Keras 3 `.weights.h5`), safetensors (torchvision state_dict keys, converted to TF layout, or
+ * Keras-style keys already in TF layout: what `convertWeights` writes), PyTorch checkpoints (`.pth`, zip or
+ * legacy format, read without running their pickle) and TF.js layers models (a directory or its model.json).
+ * Throws `ValidationError` (`invalid_weights`) naming the tensor and both shapes when something does not fit.
  */
 export async function loadWeights(uri: string, options: LoadWeightsOptions = {}): Promise<LoadedWeights> {
   const source = displayUri(uri);
@@ -118,11 +137,13 @@ export async function loadWeights(uri: string, options: LoadWeightsOptions = {})
   if (layers && layers.length > 0) checkWeightsServe(read.tensors, layers, source, origin);
   else checkPresentShapes(read.tensors, source, origin);
   log('weights loaded', { uri: source, format: read.format, sha256: read.sha256, tensors: read.tensors.size });
+  const detail = `${read.format}${read.format === 'pytorch' ? ` ${read.metadata.serialization}` : ''}${read.naming === 'torchvision' ? ', torchvision keys' : ''}, sha256 ${read.sha256}`;
   return {
     ...read,
     uri,
     path: located.path,
-    description: `${source} (${read.format}${read.naming === 'torchvision' ? ', torchvision keys' : ''}, sha256 ${read.sha256})`,
+    ...(located.published ? { published: located.published.name } : {}),
+    description: located.published ? `${located.published.name}: ${displayUri(located.published.url)} (${detail})` : `${source} (${detail})`,
   };
 }
 
@@ -134,10 +155,11 @@ async function readContents(located: Located, source: string, wanted: ReadonlySe
   const size = located.bytes ? located.bytes.length : (await stat(located.path)).size;
   if (looksLikeHdf5(head)) return readH5(located, source, wanted);
   if (looksLikeSafetensors(head, size)) return readSafetensors(located.bytes ?? (await readFile(located.path)), source, wanted, located.sha256);
+  if (looksLikeTorchZip(head) || looksLikeTorchLegacy(head)) return readPytorch(located, source, wanted);
   if (looksLikeJson(head)) return readTfjs(located, source, wanted);
   throw new ValidationError(
     ErrorCode.InvalidWeights,
-    `${source} is not a weights file layertap reads (Keras HDF5, safetensors or a TF.js model.json); it starts with ` +
+    `${source} is not a weights file layertap reads (Keras HDF5, safetensors, a PyTorch .pth or a TF.js model.json); it starts with ` +
       `${Buffer.from(head.subarray(0, 8)).toString('hex')}`,
   );
 }
@@ -157,11 +179,26 @@ function formatExtension(bytes: Uint8Array): string {
   const head = bytes.subarray(0, HEAD_BYTES);
   if (looksLikeHdf5(head)) return 'h5';
   if (looksLikeSafetensors(head, bytes.length)) return 'safetensors';
+  if (looksLikeTorchZip(head) || looksLikeTorchLegacy(head)) return 'pth';
   if (looksLikeJson(head)) return 'json';
   return 'bin';
 }
 
 async function locate(uri: string, options: LoadWeightsOptions, log: LogFn): Promise<Located> {
+  const name = publishedWeightsName(uri);
+  if (name) {
+    const fetched = await fetchPublishedWeights(name, { ...options.published, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) });
+    log(fetched.downloaded ? 'weights downloaded' : 'weights found in cache', { name, url: displayUri(fetched.url), path: fetched.path });
+    return {
+      path: fetched.path,
+      sha256: fetched.sha256,
+      published: { name, url: fetched.url },
+      sibling: async () => {
+        throw new ValidationError(ErrorCode.InvalidWeights, `${name} is a single file`);
+      },
+      forget: () => rm(fetched.path, { force: true }),
+    };
+  }
   if (isRemoteUri(uri)) {
     const cache = new WeightsCache(options.cacheDir ?? defaultWeightsCacheDir());
     const fetchOne = async (target: string) => {
@@ -198,14 +235,21 @@ async function readH5(located: Located, source: string, wanted: ReadonlySet<stri
   const sha256 = located.sha256 ?? (located.bytes ? sha256Hex(located.bytes) : await sha256OfFile(located.path));
   const contents = await readKerasH5(located.path, source, wanted);
   const size = located.bytes?.length ?? (await stat(located.path)).size;
-  const metadata: Record<string, string> = { layout: contents.layout as KerasH5Layout, layers: contents.layerNames.join(',') };
+  const metadata: Record<string, string> = {
+    layout: contents.layout as KerasH5Layout,
+    layers: contents.layerNames.join(','),
+    ...(contents.preprocess ? { preprocess: contents.preprocess } : {}),
+  };
   return { tensors: contents.tensors, sha256, format: 'keras-h5' as const, naming: 'keras' as const, size, metadata, origins: new Map<string, string>() };
 }
 
-function readSafetensors(bytes: Uint8Array, source: string, wanted: ReadonlySet<string> | undefined, knownSha256?: string) {
-  const header = parseSafetensors(bytes, source);
-  const torchvision = header.entries.filter((entry) => looksTorchvision(entry.name));
-  const keras = header.entries.filter((entry) => kerasWeightKey(entry.name) !== undefined);
+/**
+ * Which naming a file's tensor names use, refusing a mix (their layouts could not be told apart) and files
+ * without a VGG16 tensor. Returns the names to read.
+ */
+function pickNaming<T extends { name: string }>(entries: readonly T[], source: string): { naming: WeightsNaming; entries: T[] } {
+  const torchvision = entries.filter((entry) => looksTorchvision(entry.name));
+  const keras = entries.filter((entry) => kerasWeightKey(entry.name) !== undefined);
   if (torchvision.length > 0 && keras.length > 0) {
     throw new ValidationError(
       ErrorCode.InvalidWeights,
@@ -213,40 +257,96 @@ function readSafetensors(bytes: Uint8Array, source: string, wanted: ReadonlySet<
     );
   }
   if (torchvision.length === 0 && keras.length === 0) {
-    const names = header.entries.slice(0, 5).map((entry) => entry.name);
+    const names = entries.slice(0, 5).map((entry) => entry.name);
     throw new ValidationError(
       ErrorCode.InvalidWeights,
       `${source} has no VGG16 tensor: expected torchvision keys (features.0.weight) or Keras-style keys ` +
-        `(block1_conv1/kernel); found ${names.length ? names.join(', ') : 'no tensors'}${header.entries.length > 5 ? ', ...' : ''}`,
+        `(block1_conv1/kernel); found ${names.length ? names.join(', ') : 'no tensors'}${entries.length > 5 ? ', ...' : ''}`,
     );
   }
+  return torchvision.length > 0 ? { naming: 'torchvision', entries: torchvision } : { naming: 'keras', entries: keras };
+}
+
+/** The canonical key a tensor name stands for under `naming`, with its torchvision mapping when it has one. */
+function canonicalKey(name: string, naming: WeightsNaming): { key?: string; mapped?: TorchvisionKey } {
+  if (naming === 'keras') return { key: kerasWeightKey(name) };
+  const mapped = torchvisionWeightKey(name);
+  return { key: mapped?.canonical, mapped };
+}
+
+/**
+ * A torchvision tensor in TF layout. Tensors of an unexpected rank stay as they are and fail validation,
+ * which names them with both shapes (and, through `origins`, the key they came from).
+ */
+function torchvisionToTf(mapped: TorchvisionKey, data: Float32Array, shape: number[]): { shape: number[]; data: Float32Array } {
+  if (mapped.param === 'kernel' && mapped.kind === 'conv' && shape.length === 4) return torchConvToTf(data, shape);
+  if (mapped.param === 'kernel' && mapped.kind === 'dense' && shape.length === 2) return torchDenseToTf(data, shape, mapped.canonical === 'fc1/kernel');
+  return { shape, data };
+}
+
+function readSafetensors(bytes: Uint8Array, source: string, wanted: ReadonlySet<string> | undefined, knownSha256?: string) {
+  const header = parseSafetensors(bytes, source);
+  const { naming, entries } = pickNaming(header.entries, source);
   const tensors: WeightsMap = new Map();
   const origins = new Map<string, string>();
-  for (const entry of torchvision.length > 0 ? torchvision : keras) {
-    const mapped = torchvision.length > 0 ? torchvisionWeightKey(entry.name) : undefined;
-    const key = mapped?.canonical ?? kerasWeightKey(entry.name);
+  for (const entry of entries) {
+    const { key, mapped } = canonicalKey(entry.name, naming);
     if (!key || (wanted && !wanted.has(key))) continue;
     const data = decodeSafetensorsTensor(bytes, entry, source);
     if (!mapped) {
       tensors.set(key, { shape: entry.shape, data });
       continue;
     }
-    // torchvision layout -> TF layout. Tensors of an unexpected rank stay as they are and fail validation,
-    // which names them with both shapes (and, through `origins`, the key they came from).
     origins.set(key, `${entry.name} [${entry.shape.join(', ')}]`);
-    if (mapped.param === 'kernel' && mapped.kind === 'conv' && entry.shape.length === 4) tensors.set(key, torchConvToTf(data, entry.shape));
-    else if (mapped.param === 'kernel' && mapped.kind === 'dense' && entry.shape.length === 2) tensors.set(key, torchDenseToTf(data, entry.shape, key === 'fc1/kernel'));
-    else tensors.set(key, { shape: entry.shape, data });
+    tensors.set(key, torchvisionToTf(mapped, data, entry.shape));
   }
   return {
     tensors,
     sha256: knownSha256 ?? sha256Hex(bytes),
     format: 'safetensors' as const,
-    naming: (torchvision.length > 0 ? 'torchvision' : 'keras') as WeightsNaming,
+    naming,
     size: bytes.length,
     metadata: header.metadata,
     origins,
   };
+}
+
+/**
+ * A PyTorch checkpoint: its pickle is read (never run) and checked before any tensor data; then only the
+ * storages of the wanted tensors are read, each once (from disk for local files, not the whole file).
+ */
+async function readPytorch(located: Located, source: string, wanted: ReadonlySet<string> | undefined): Promise<FileContents> {
+  const access = located.bytes ? memoryAccess(located.bytes) : await fileAccess(located.path);
+  try {
+    const checkpoint = await openTorchCheckpoint(access, source);
+    const { naming, entries } = pickNaming(checkpoint.tensors, source);
+    const tensors: WeightsMap = new Map();
+    const origins = new Map<string, string>();
+    for (const entry of entries) {
+      const { key, mapped } = canonicalKey(entry.name, naming);
+      if (!key || (wanted && !wanted.has(key))) continue;
+      const data = await checkpoint.read(entry.name);
+      if (!mapped) {
+        tensors.set(key, { shape: entry.shape, data });
+        continue;
+      }
+      origins.set(key, `${entry.name} [${entry.shape.join(', ')}]${entry.dtype === 'float32' ? '' : ` ${entry.dtype}`}`);
+      tensors.set(key, torchvisionToTf(mapped, data, entry.shape));
+    }
+    const sha256 = located.sha256 ?? (located.bytes ? sha256Hex(located.bytes) : await sha256OfFile(located.path));
+    const dtypes = [...new Set(entries.map((entry) => entry.dtype))].join(',');
+    return {
+      tensors,
+      sha256,
+      format: 'pytorch',
+      naming,
+      size: access.size,
+      metadata: { serialization: checkpoint.serialization, dtypes },
+      origins,
+    };
+  } finally {
+    await access.close();
+  }
 }
 
 async function readTfjs(located: Located, source: string, wanted: ReadonlySet<string> | undefined) {

@@ -125,6 +125,23 @@ export class WeightsCache {
     return { path: file, sha256, bytes, downloaded: true };
   }
 
+  /**
+   * Moves a checked download (a file in this cache's directory tree) into place under its hash and records it
+   * under `uri` (a URI or any other stable key, such as a published weights name).
+   */
+  async adopt(uri: string, file: string, sha256: string, ext: string): Promise<CachedFile> {
+    const name = `${sha256}.${ext}`;
+    const target = path.join(this.dir, name);
+    const { size } = await stat(file);
+    await mkdir(path.join(this.dir, 'index'), { recursive: true });
+    const existing = await stat(target).catch(() => undefined);
+    if (existing?.size === size) await rm(file, { force: true });
+    else await rename(file, target);
+    const entry: IndexEntry = { uri: displayUri(uri), sha256, file: name, size };
+    await atomicWrite(this.indexPath(uri), `${JSON.stringify(entry)}\n`);
+    return { path: target, sha256, downloaded: true };
+  }
+
   /** Forgets a URI whose cached copy turned out to be damaged. */
   async forget(uri: string, file?: string): Promise<void> {
     await rm(this.indexPath(uri), { force: true });

@@ -10,6 +10,8 @@ import { VGG16_WEIGHTS, type WeightsMap } from '../../weight-specs';
 
 /** test/fixtures/parity at the repository root (written by test/parity/make_fixtures.py). */
 export const PARITY = path.resolve(__dirname, '..', '..', '..', '..', '..', 'test', 'fixtures', 'parity');
+/** test/fixtures/pth at the repository root (written by test/parity/make_pth_fixtures.py with torch). */
+export const PTH = path.resolve(__dirname, '..', '..', '..', '..', '..', 'test', 'fixtures', 'pth');
 
 export interface ParityReference {
   torchvision: string;

@@ -1,0 +1,118 @@
+// `--weights` resolution: random, published names (served by a local server under the published paths, as
+// this machine has no internet) and files, with the preprocessing each implies.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { PARITY, PTH, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from './__tests__/helpers';
+import { DEFAULT_WEIGHTS, parseWeightsRequest, resolveWeightsRequest } from './resolve-weights';
+
+const LAYERS = ['features.9'];
+let server: TestServer;
+let pth: Buffer;
+let h5: Buffer;
+
+beforeAll(async () => {
+  pth = await readFile(path.join(PTH, 'vgg16-blocks1-2-seed11.zip.pth'));
+  h5 = await readFile(path.join(PARITY, (await parityIndex()).weights['keras-h5'].file));
+  server = await serve(
+    staticFiles(
+      new Map([
+        ['/models/vgg16-397923af.pth', pth],
+        ['/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5', h5],
+      ]),
+    ),
+  );
+});
+afterAll(() => server.close());
+
+describe('parseWeightsRequest', () => {
+  it('reads random, published names (and old aliases) and treats anything else as a path or URI', () => {
+    expect(DEFAULT_WEIGHTS).toBe('random');
+    expect(parseWeightsRequest(undefined)).toEqual({ kind: 'random' });
+    expect(parseWeightsRequest('random')).toEqual({ kind: 'random' });
+    expect(parseWeightsRequest('torchvision-imagenet')).toEqual({ kind: 'published', name: 'torchvision-imagenet' });
+    expect(parseWeightsRequest('keras-vgg16-notop')).toEqual({ kind: 'published', name: 'keras-imagenet-notop' });
+    expect(parseWeightsRequest('./random')).toEqual({ kind: 'uri', uri: './random' });
+    expect(parseWeightsRequest('s3://b/vgg16.pth')).toEqual({ kind: 'uri', uri: 's3://b/vgg16.pth' });
+    expect(() => parseWeightsRequest(' ')).toThrow('--weights is empty');
+  });
+});
+
+describe('resolveWeightsRequest', () => {
+  it('random weights: nothing to load, torchvision preprocessing', async () => {
+    const resolved = await resolveWeightsRequest(undefined, { layers: LAYERS, seed: 3 });
+    expect(resolved).toEqual({
+      request: { kind: 'random' },
+      description: 'random, seed 3',
+      preprocess: 'torchvision',
+      preprocessReason: 'random weights have no training to follow: torchvision, the default',
+    });
+    expect((await resolveWeightsRequest('random', { layers: LAYERS, seed: 3, preprocess: 'caffe' })).preprocess).toBe('caffe');
+  });
+
+  it('torchvision-imagenet: downloaded once from (a mirror of) the published URL, hash prefix checked, then found in the cache', async () => {
+    await withTempDir(async (cacheDir) => {
+      const published = { mirror: server.url };
+      const before = server.requests.length;
+      const resolved = await resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published });
+      const sha256 = createHash('sha256').update(pth).digest('hex');
+      expect(resolved).toMatchObject({
+        weights: 'torchvision-imagenet',
+        sha256,
+        format: 'pytorch',
+        naming: 'torchvision',
+        preprocess: 'torchvision',
+        description: `torchvision-imagenet: ${server.url}/models/vgg16-397923af.pth (pytorch zip, torchvision keys, sha256 ${sha256})`,
+      });
+      expect(resolved.preprocessReason).toContain('torchvision state_dict keys');
+      expect(resolved.warning).toBeUndefined();
+      expect(server.requests.slice(before)).toEqual([{ path: '/models/vgg16-397923af.pth' }]);
+
+      const again = await resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published, preprocess: 'caffe' });
+      expect(server.requests.length).toBe(before + 1);
+      expect(again).toMatchObject({ preprocess: 'caffe', sha256 });
+      expect(again.warning).toContain('--preprocess caffe contradicts the weights, which were trained with torchvision preprocessing');
+    });
+  });
+
+  it('keras-imagenet: from a mirror with its own checksums, caffe preprocessing by content', async () => {
+    await withTempDir(async (cacheDir) => {
+      const checksums = { 'keras-imagenet': { size: h5.length, md5: createHash('md5').update(h5).digest('hex') } };
+      const resolved = await resolveWeightsRequest('keras-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url, checksums } });
+      expect(resolved).toMatchObject({ weights: 'keras-imagenet', format: 'keras-h5', naming: 'keras', preprocess: 'caffe' });
+      expect(resolved.preprocessReason).toContain("keras-applications' VGG16 is the original Caffe training");
+
+      // Without the mirror's checksums the published MD5 applies, and this copy fails it.
+      const err = await rejection(resolveWeightsRequest('keras-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url, checksums: {} } }));
+      expect(err.code).toBe(ErrorCode.InvalidWeights);
+      expect(err.message).toContain('expected 553,467,096 bytes, MD5 64373286793e3c8b2b4e3219cbf3544b');
+    });
+  });
+
+  it('a name neither cached nor downloadable fails at once, saying how to get the file onto the machine', async () => {
+    await withTempDir(async (cacheDir) => {
+      const closed = await serve(staticFiles(new Map()));
+      await closed.close();
+      const started = Date.now();
+      const err = await rejection(resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: closed.url } }));
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(err).toBeInstanceOf(ValidationError);
+      expect(err.code).toBe(ErrorCode.InvalidWeights);
+      expect(err.message).toContain(`--weights torchvision-imagenet: not in the weights cache (${cacheDir}) and the download from ${closed.url}/models/vgg16-397923af.pth failed`);
+      expect(err.message).toContain('ECONNREFUSED');
+      expect(err.message).toContain('`layertap weights fetch torchvision-imagenet --to <dir>`');
+      expect(err.message).toContain('--weights /path/to/vgg16-397923af.pth');
+      expect(err.message).toContain('--weights random');
+
+      const missing = await rejection(resolveWeightsRequest('keras-imagenet-notop', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url } }));
+      expect(missing.message).toContain('HTTP 404');
+      expect(missing.message).toContain('--weights random');
+    });
+  });
+
+  it('a .pth path: torchvision preprocessing without --preprocess', async () => {
+    const resolved = await resolveWeightsRequest(path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth'), { layers: LAYERS, seed: 0 });
+    expect(resolved).toMatchObject({ format: 'pytorch', naming: 'torchvision', preprocess: 'torchvision', weights: path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth') });
+  });
+});
