@@ -36,7 +36,7 @@ interface BenchJson {
   engine: { label: string; backend?: string };
   skipped?: boolean;
   reason?: string;
-  settings: { imageSize: number; batchSize: number; images: number; layers: string[] };
+  settings: { imageSize: number; batchSize: number; images: number; layers: string[]; im2col?: boolean };
   modelOnly: { imagesPerSecond: number; images: number };
   endToEnd: { imagesPerSecond: number; images: number; files: number };
   pytorch?: { available: boolean; reason?: string };
@@ -122,10 +122,15 @@ interface BenchJson {
     expect(readFileSync(path.join(results(), 'nvidia-smi.txt'), 'utf8')).toBeTruthy();
   });
 
-  it.each(['tfjs/webgpu', 'onnx/webgpu'])('benched %s end to end with the PyTorch comparison reported', (label) => {
+  it.each([
+    ['tfjs/webgpu', 'tfjs-webgpu.json'],
+    ['tfjs/webgpu', 'tfjs-webgpu-im2col.json'],
+    ['onnx/webgpu', 'onnx-webgpu.json'],
+  ])('benched %s (%s) end to end with the PyTorch comparison reported', (label, file) => {
     if (bench.status !== 0) throw new Error(`run-gpu-bench.sh failed: ${describeRun(bench)}`);
-    const report = readJson<BenchJson>(`${label.replace('/', '-')}.json`);
+    const report = readJson<BenchJson>(file);
     expect(report.engine.label).toBe(label);
+    expect(report.settings.im2col === true).toBe(file.includes('im2col'));
     expect(report.settings).toMatchObject({ imageSize: 64, batchSize: 2, images: 4, layers: ['features.9'] });
     expect(report.modelOnly.imagesPerSecond).toBeGreaterThan(0);
     expect(report.endToEnd.imagesPerSecond).toBeGreaterThan(0);
@@ -144,7 +149,7 @@ interface BenchJson {
       expect(summary).toMatch(new RegExp(`^${label} +skipped: `, 'm'));
     }
     expect(readdirSync(results()).sort()).toEqual(
-      ['adapter.json', 'adapter.log', 'environment.txt', 'nvidia-smi.txt', 'onnx-cuda.json', 'onnx-webgpu.json', 'onnx-webgpu.log', 'summary.txt', 'tfjs-tensorflow.json', 'tfjs-webgpu.json', 'tfjs-webgpu.log'].sort(),
+      ['adapter.json', 'adapter.log', 'environment.txt', 'nvidia-smi.txt', 'onnx-cuda.json', 'onnx-webgpu.json', 'onnx-webgpu.log', 'summary.txt', 'tfjs-tensorflow.json', 'tfjs-webgpu.json', 'tfjs-webgpu.log', 'tfjs-webgpu-im2col.json', 'tfjs-webgpu-im2col.log'].sort(),
     );
   });
 

@@ -73,9 +73,9 @@ for app in producer worker; do
   (cd "$root" && pnpm --filter "@layertap/$app" deploy --prod --legacy "$stage/app/$app") >> "$log" 2>&1 \
     || { tail -n 30 "$log" >&2; die "pnpm deploy of @layertap/$app failed (log: $log)"; }
 done
-# The CLI reads its sample photos (bench images, demo) and the PyTorch reference next to dist/; its package.json
-# `files` does not list them, so deploy leaves them out.
-for d in samples bench; do [ -e "$stage/app/producer/$d" ] || cp -R "$root/apps/producer/$d" "$stage/app/producer/$d"; done
+# The CLI reads its sample photos (bench images, demo) next to dist/ (its package.json `files` lists them; this
+# keeps older checkouts working). The PyTorch reference ships in @layertap/pipeline's `bench/`.
+[ -e "$stage/app/producer/samples" ] || cp -R "$root/apps/producer/samples" "$stage/app/producer/samples"
 
 step "pruning node_modules to linux-x64"
 "$node_bin" "$gpu/prune-node-modules.mjs" --platform linux-x64 --report "$work/prune.txt" "$stage/app/producer" "$stage/app/worker" >&2

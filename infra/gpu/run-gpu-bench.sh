@@ -12,8 +12,9 @@
 #   --icd FILE           Vulkan ICD to use (default: the NVIDIA driver's nvidia_icd*.json, searched for);
 #                        e.g. /usr/share/vulkan/icd.d/lvp_icd.json for Mesa's software lavapipe. Env LAYERTAP_GPU_ICD.
 #   --egl-vendor FILE    GLVND EGL vendor file (default: 10_nvidia.json, searched for). Env LAYERTAP_GPU_EGL_VENDOR.
-#   --engines LIST       default tfjs/webgpu,onnx/webgpu,onnx/cuda,tfjs/tensorflow (the last two run only when
-#                        their native parts are in the bundle, else they are reported as skipped)
+#   --engines LIST       default tfjs/webgpu,tfjs/webgpu+im2col,onnx/webgpu,onnx/cuda,tfjs/tensorflow (+im2col: TF.js'
+#                        separate im2col shader; the last two run only when their native parts are in the bundle, else
+#                        they are reported as skipped)
 #   --images N           JPEGs per bench (default 1024)
 #   --batch-size N       default 64
 #   --image-size N       default 224
@@ -30,7 +31,7 @@ die() { say "$*"; exit "${2:-1}"; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bundle_arg='' unpack_dir='' out=${OUT:-./gpu-results}
-engines='tfjs/webgpu,onnx/webgpu,onnx/cuda,tfjs/tensorflow'
+engines='tfjs/webgpu,tfjs/webgpu+im2col,onnx/webgpu,onnx/cuda,tfjs/tensorflow'
 images=1024 batch=64 size=224 layer=features.9 compare=each python='' extra=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -157,8 +158,11 @@ summary="$out/summary.txt"
 failed=0 compared=0 ran=0
 IFS=',' read -r -a engine_list <<< "$engines"
 for spec in "${engine_list[@]}"; do
+  # `tfjs/webgpu+im2col`: TF.js WebGPU with its separate im2col shader (batches sliced to the binding limit).
+  variant=""
+  case $spec in *+im2col) variant=im2col; spec=${spec%+im2col} ;; esac
   engine=${spec%%/*} backend=${spec#*/}
-  name="$engine-$backend"
+  name="$engine-$backend${variant:+-$variant}"
   if [ "$engine" = "$spec" ] || [ -z "$backend" ]; then die "--engines takes engine/backend pairs such as tfjs/webgpu (got $spec)" 2; fi
   reason=$(skip_reason "$spec")
   if [ -n "$reason" ]; then
@@ -167,6 +171,7 @@ for spec in "${engine_list[@]}"; do
     continue
   fi
   args=(bench --engine "$engine" --backend "$backend" --layer "$layer" --batch-size "$batch" --image-size "$size" --images "$images" --json)
+  [ "$variant" = im2col ] && args+=(--webgpu-im2col)
   if [ "$compare" = each ] || { [ "$compare" = first ] && [ $compared -eq 0 ]; }; then
     args+=(--compare-pytorch --python "$python")
     compared=1
