@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, describeError } from '@layertap/contracts';
+import { BackendName, ValidationError, describeError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
@@ -63,5 +63,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
-  process.exit(1);
+  // 2: the configuration is wrong (as the CLI's 2 for a bad request); 1: anything else.
+  process.exit(err instanceof ValidationError ? 2 : 1);
 });
