@@ -114,8 +114,16 @@ export class DashboardServer {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections();
+    const server = this.server;
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Browsers hold connections open (keep-alive, preconnected sockets that never send a request), which
+      // would keep close() waiting up to the headers timeout (60 s): running requests get a second, then every
+      // connection is closed.
+      const cut = setTimeout(() => server.closeAllConnections(), 1000);
+      await closed;
+      clearTimeout(cut);
+    }
     await this.queues?.close();
     await this.redis?.quit().catch(() => undefined);
     await this.outputs?.close();
