@@ -1,7 +1,7 @@
 /**
- * A local HTTP server on 127.0.0.1 that serves images and misbehaves on purpose, for tests of per-sample
- * failures. Routes can be changed while it runs (a test "fixes" a URL), and every request is recorded so a
- * test can prove what was (and was not) fetched.
+ * A local HTTP server on 127.0.0.1 (or another loopback address) that serves images and misbehaves on purpose,
+ * for tests of per-sample failures. Routes can be changed while it runs (a test "fixes" a URL), and every
+ * request is recorded so a test can prove what was (and was not) fetched.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -21,14 +21,17 @@ export class ImageServer {
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   private portValue: number | undefined;
 
+  /** `host`: the address to listen on (127.0.0.2, ...: any of 127.0.0.0/8 on Linux). */
+  constructor(readonly host = '127.0.0.1') {}
+
   get port(): number {
     if (this.portValue === undefined) throw new Error('ImageServer not started');
     return this.portValue;
   }
 
-  /** `http://127.0.0.1:PORT` */
+  /** `http://HOST:PORT` */
   get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   async start(): Promise<this> {
@@ -36,7 +39,7 @@ export class ImageServer {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
-    await new Promise<void>((resolve, reject) => this.server.once('error', reject).listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => this.server.once('error', reject).listen(0, this.host, resolve));
     this.portValue = (this.server.address() as { port: number }).port;
     return this;
   }

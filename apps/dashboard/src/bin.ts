@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { describeError } from '@layertap/contracts';
+import { ValidationError, describeError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readDashboardConfig } from './config';
 import { DashboardServer } from './server';
@@ -38,5 +38,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`layertap-dashboard: ${describeError(err)}\n`);
-  process.exit(1);
+  // 2: the configuration is wrong (as the CLI's 2 for a bad request); 1: anything else.
+  process.exit(err instanceof ValidationError ? 2 : 1);
 });

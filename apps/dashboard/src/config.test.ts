@@ -48,6 +48,12 @@ describe('readDashboardConfig', () => {
     expect(() => readDashboardConfig({}, { ...creds, LAYERTAP_MAX_IMAGE_BYTES: '0' })).toThrow(/^invalid environment: LAYERTAP_MAX_IMAGE_BYTES: /);
   });
 
+  it('refuses a LAYERTAP_ALLOW_HOSTS entry it cannot parse, naming it and the accepted forms', () => {
+    expect(readDashboardConfig({}, { ...creds, LAYERTAP_ALLOW_HOSTS: 'minio:9000,10.0.0.0/8' }).images.allowHosts).toEqual(['minio:9000', '10.0.0.0/8']);
+    const err = refusal(() => readDashboardConfig({}, { ...creds, LAYERTAP_ALLOW_HOSTS: '10.0.0.0/33' }));
+    expect(err.message).toMatch(/^LAYERTAP_ALLOW_HOSTS: invalid allow-list entry "10\.0\.0\.0\/33": not a CIDR range .*; write .*host:port.*\[IPv6\]:port.*CIDR range/);
+  });
+
   it('reads host, port and read-only mode from the environment, and flags beat them', () => {
     const env = { ...creds, LAYERTAP_DASHBOARD_HOST: '0.0.0.0', PORT: '8080', LAYERTAP_DASHBOARD_READ_ONLY: 'Yes' };
     expect(readDashboardConfig({}, env)).toMatchObject({ host: '0.0.0.0', port: 8080, readOnly: true });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
+import { AllowList } from '@layertap/imaging';
 
 export interface DashboardConfig extends CommonConfig {
   host: string;
@@ -26,7 +27,11 @@ const DashboardEnv = z.object({
     .transform((v) => v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.toLowerCase())),
   /** Colon-separated directories local source images may be read from for montages (default: anywhere). */
   LAYERTAP_FILE_ROOTS: z.string().default(''),
-  /** Comma-separated hosts allowed over HTTP(S) although they resolve to private or loopback addresses. */
+  /**
+   * Comma-separated entries allowed over HTTP(S) although they resolve to private or loopback addresses: host,
+   * host:port, an IPv4 or IPv6 address, [v6]:port, or a CIDR range. An entry that cannot be parsed stops the
+   * dashboard at start.
+   */
   LAYERTAP_ALLOW_HOSTS: z.string().default(''),
   /** Largest source image read for a montage, in bytes (default 50 MiB). */
   LAYERTAP_MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
@@ -43,6 +48,12 @@ export interface DashboardFlags {
 
 function list(value: string, separator: string): string[] {
   return value.split(separator).map((s) => s.trim()).filter(Boolean);
+}
+
+/** The entries as given, once every one parses (`AllowListError` names the first that does not). */
+function checkedAllowHosts(entries: string[]): string[] {
+  AllowList.parse(entries, 'LAYERTAP_ALLOW_HOSTS');
+  return entries;
 }
 
 export function readDashboardConfig(flags: DashboardFlags, env: Env = process.env): DashboardConfig {
@@ -64,7 +75,7 @@ export function readDashboardConfig(flags: DashboardFlags, env: Env = process.en
     readOnly: flags.readOnly ?? e.LAYERTAP_DASHBOARD_READ_ONLY,
     images: {
       fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
-      allowHosts: list(e.LAYERTAP_ALLOW_HOSTS, ','),
+      allowHosts: checkedAllowHosts(list(e.LAYERTAP_ALLOW_HOSTS, ',')),
       maxBytes: e.LAYERTAP_MAX_IMAGE_BYTES,
       timeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
     },

@@ -10,7 +10,8 @@ import type { SafeHtml } from './html';
 import { page } from './layout';
 import type { OutputReaders } from '@layertap/pipeline';
 import type { SampleFinder } from './sample-index';
-import { datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
+import { FORM_TOKEN_FIELD, datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
+import { FormTokens, crossSiteRefusal } from './write-guard';
 
 export interface DatasetRoutesOptions {
   queues: LayertapQueues;
@@ -49,24 +50,10 @@ function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : '';
 }
 
-/**
- * Browsers send basic-auth credentials with any request to this origin, including a form another site
- * posts: writes are refused unless the browser says they come from this origin (or is not a browser).
- */
+/** The JSON API's writes: refused when they may come from another site (see write-guard.ts). */
 const sameOrigin: RequestHandler = (req, _res, next) => {
-  const site = req.get('sec-fetch-site');
-  const origin = req.get('origin');
-  if (site && site !== 'same-origin' && site !== 'none') return next(new HttpError(403, 'cross-site request refused'));
-  if (origin && origin !== 'null') {
-    let host: string | undefined;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (host !== req.get('host')) return next(new HttpError(403, 'cross-origin request refused'));
-  }
-  next();
+  const refused = crossSiteRefusal(req);
+  next(refused ? new HttpError(403, refused) : undefined);
 };
 
 /** Where a form goes back to: a dataset or sample page of this dashboard, never another site. */
@@ -92,6 +79,12 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   const { queues, views, samples, outputs, fetcher, readOnly, log } = options;
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '8kb' });
+  const tokens = new FormTokens();
+  /** layertap's forms: each carries the token of the page it came from (see write-guard.ts). */
+  const formToken: RequestHandler = (req, _res, next) => {
+    const refused = tokens.refusal(req, (req.body as Record<string, unknown> | undefined)?.[FORM_TOKEN_FIELD]);
+    next(refused ? new HttpError(403, refused) : undefined);
+  };
 
   function send(res: Response, content: { title: string; body: SafeHtml; script?: SafeHtml }, req: Request, query?: string): void {
     const nonce = randomBytes(16).toString('base64');
@@ -175,7 +168,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     send(res, samplesFoundPage(q, found), req, q);
   });
   router.get('/datasets/:id', async (req, res) => {
-    send(res, datasetPage(await detailOr404(req.params.id), { readOnly }), req);
+    send(res, datasetPage(await detailOr404(req.params.id), { readOnly, formToken: tokens.tokenFor(req) }), req);
   });
   router.get('/datasets/:id/throughput.svg', async (req, res) => {
     const detail = await detailOr404(req.params.id);
@@ -191,7 +184,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   router.get('/datasets/:id/samples/:sampleId', async (req, res) => {
     const { dataset, sample } = await sampleOr404(req.params.id, req.params.sampleId);
     const layer = text(req.query.layer);
-    send(res, samplePage({ dataset, sample, ...(layer ? { layer } : {}) }, { readOnly }), req);
+    send(res, samplePage({ dataset, sample, ...(layer ? { layer } : {}) }, { readOnly, formToken: tokens.tokenFor(req) }), req);
   });
   router.get('/datasets/:id/samples/:sampleId/outputs/:layer', async (req, res) => {
     const { dataset, sample } = await sampleOr404(req.params.id, req.params.sampleId);
@@ -253,10 +246,10 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     res.redirect(303, `${backTo(req, `/datasets/${encodeURIComponent(id)}`)}?done=retry&n=${result.retried}&run=${result.run ?? ''}`);
   }
 
-  for (const prefix of ['/api/datasets', '/datasets']) {
-    router.post(`${prefix}/:id/cancel`, refuseWhenReadOnly, sameOrigin, form, cancel);
-    router.post(`${prefix}/:id/retry`, refuseWhenReadOnly, sameOrigin, form, retry);
-  }
+  router.post('/api/datasets/:id/cancel', refuseWhenReadOnly, sameOrigin, cancel);
+  router.post('/api/datasets/:id/retry', refuseWhenReadOnly, sameOrigin, retry);
+  router.post('/datasets/:id/cancel', refuseWhenReadOnly, form, formToken, cancel);
+  router.post('/datasets/:id/retry', refuseWhenReadOnly, form, formToken, retry);
 
   // --- errors ---------------------------------------------------------------------------------------------
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {

@@ -14,6 +14,8 @@ import { createDashboardMetrics, metricsHandler } from './metrics';
 import { OutputReaders } from '@layertap/pipeline';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';
+import { securityHeaders } from './security-headers';
+import { boardWriteGuard } from './write-guard';
 
 export interface DashboardServerOptions {
   config: DashboardConfig;
@@ -31,11 +33,14 @@ export interface DashboardAppDeps {
 /**
  * Builds the dashboard app behind one authentication: layertap's dataset pages and JSON API at `/` and
  * `/api`, Bull Board for both queues at `/queues` (flows need every queue registered), Prometheus at `/metrics`.
+ * Every response carries the security headers (CSP, no framing); every write is checked against cross-site
+ * requests (write-guard.ts).
  */
 export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConfig): Express {
   const { queues, outputs, fetcher, log } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.use(securityHeaders());
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password));
 
@@ -59,7 +64,13 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
       log,
     }),
   );
-  app.use('/queues', board.getRouter());
+  // Bull Board's write routes get the same origin check as layertap's API, and all answer 405 when read-only
+  // (its adapters' read-only mode leaves pause and resume of all queues answering 200).
+  const boardApp = board.getRouter() as Express;
+  boardApp.disable('x-powered-by');
+  app.use('/queues', boardWriteGuard(config.readOnly), boardApp);
+  // Express's own 404 would replace the CSP above with one without frame-ancestors.
+  app.use((_req, res) => void res.status(404).type('text/plain').send('not found\n'));
   return app;
 }
 
@@ -103,8 +114,16 @@ export class DashboardServer {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections();
+    const server = this.server;
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Browsers hold connections open (keep-alive, preconnected sockets that never send a request), which
+      // would keep close() waiting up to the headers timeout (60 s): running requests get a second, then every
+      // connection is closed.
+      const cut = setTimeout(() => server.closeAllConnections(), 1000);
+      await closed;
+      clearTimeout(cut);
+    }
     await this.queues?.close();
     await this.redis?.quit().catch(() => undefined);
     await this.outputs?.close();

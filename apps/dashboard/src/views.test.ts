@@ -12,7 +12,7 @@ describe('views', () => {
     const d = detail({
       failureExamples: { decode_failed: [{ id: 'bad-1', uri: `file:///x/${hostile}.jpg`, message: `cannot decode ${hostile}`, chunk: 0, run: 0, at: 0 }] },
     });
-    const page = datasetPage(d, { readOnly: false }).body.value;
+    const page = datasetPage(d, { readOnly: false, formToken: 'tok' }).body.value;
     expect(page).toContain('<b class="big" id="progress-text" data-field="progress">42 / 100 done (2 failed)</b>');
     expect(page).toContain('<b class="big" data-field="rate">5.3 img/s</b>');
     expect(page).toContain('<b class="big" data-field="eta">11s</b>');
@@ -24,15 +24,17 @@ describe('views', () => {
     // Running: cancel enabled, retry disabled until it finishes.
     expect(page).toMatch(/<button class="danger" type="submit" name="cancel" title="workers stop after their current batch">/);
     expect(page).toMatch(/<button class="primary" type="submit" name="retry" disabled title="retry needs a finished dataset with failed samples">/);
+    // Both forms post the page's token back.
+    expect(page.match(/<form method="post" action="\/datasets\/cats-1\/(cancel|retry)"><input type="hidden" name="csrf" value="tok">/g)).toHaveLength(2);
   });
 
   it('disables both actions in read-only mode', () => {
-    const page = datasetPage(detail({ progress: { ...detail().progress, pending: 0, finished: true }, state: 'done' }), { readOnly: true }).body.value;
+    const page = datasetPage(detail({ progress: { ...detail().progress, pending: 0, finished: true }, state: 'done' }), { readOnly: true, formToken: 'tok' }).body.value;
     expect(page.match(/disabled title="the dashboard is read-only"/g)).toHaveLength(2);
   });
 
   it('puts the dataset state and run in the refresh script without letting data close the script', () => {
-    const script = datasetPage(detail({ datasetId: '</script>x' }), { readOnly: false }).script.value;
+    const script = datasetPage(detail({ datasetId: '</script>x' }), { readOnly: false, formToken: 'tok' }).script.value;
     expect(script).toContain('var DATASET = {"id":"\\u003c/script>x","state":"running","run":0};');
   });
 
@@ -46,7 +48,7 @@ describe('views', () => {
   it('shows a failed sample with its error, and an ok one with its outputs in layer order and a montage', () => {
     const failed = samplePage(
       { dataset: detail(), sample: { datasetId: 'cats-1', id: 'bad-1', uri: hostile, status: 'failed', error: { code: 'decode_failed', message: hostile }, outputs: {} } },
-      { readOnly: false },
+      { readOnly: false, formToken: 'tok' },
     ).body.value;
     expect(failed).toContain('<code class="error" id="error-code">decode_failed</code>');
     expect(failed).toContain('<span class="badge failed" id="sample-status">failed</span>');
@@ -59,7 +61,7 @@ describe('views', () => {
         sample: { datasetId: 'cats-1', id: 'a', uri: 's3://b/a.jpg', status: 'ok', outputs: { fc2: 'cats-1/fc2/a.npy', 'features.9': 'cats-1/features.9/a.npy' }, run: 0 },
         layer: 'fc2',
       },
-      { readOnly: false },
+      { readOnly: false, formToken: 'tok' },
     ).body.value;
     expect([...ok.matchAll(/<tr><td class="mono">([^<]+)<\/td>/g)].map((m) => m[1])).toEqual(['features.9', 'fc2']);
     expect(ok).toContain('src="/datasets/cats-1/samples/a/montage.png?layer=fc2"');

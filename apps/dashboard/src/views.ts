@@ -6,7 +6,12 @@ import { formatDuration } from './throughput';
 
 export interface ViewContext {
   readOnly: boolean;
+  /** The token the page's forms post back (write-guard.ts). */
+  formToken: string;
 }
+
+/** The form field that carries the token. */
+export const FORM_TOKEN_FIELD = 'csrf';
 
 function badge(state: string): SafeHtml {
   return html`<span class="badge ${state}" data-field="state">${state}</span>`;
@@ -118,9 +123,10 @@ function actionForms(d: DatasetSummary, ctx: ViewContext, back: string): SafeHtm
   const why = ctx.readOnly ? 'the dashboard is read-only' : '';
   const canCancel = !d.progress.finished && !d.cancelled;
   const canRetry = d.progress.finished && d.progress.failed > 0;
+  const hidden = html`<input type="hidden" name="${FORM_TOKEN_FIELD}" value="${ctx.formToken}"><input type="hidden" name="back" value="${back}">`;
   return html`<div class="actions">
-  <form method="post" action="${base}/cancel"><input type="hidden" name="back" value="${back}"><button class="danger" type="submit" name="cancel"${!canCancel || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canCancel ? 'workers stop after their current batch' : 'only a running dataset can be cancelled')}">Cancel</button></form>
-  <form method="post" action="${base}/retry"><input type="hidden" name="back" value="${back}"><button class="primary" type="submit" name="retry"${!canRetry || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canRetry ? 'run the failed samples again as a new run' : 'retry needs a finished dataset with failed samples')}">Retry failed samples</button></form>
+  <form method="post" action="${base}/cancel">${hidden}<button class="danger" type="submit" name="cancel"${!canCancel || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canCancel ? 'workers stop after their current batch' : 'only a running dataset can be cancelled')}">Cancel</button></form>
+  <form method="post" action="${base}/retry">${hidden}<button class="primary" type="submit" name="retry"${!canRetry || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canRetry ? 'run the failed samples again as a new run' : 'retry needs a finished dataset with failed samples')}">Retry failed samples</button></form>
 </div>`;
 }
 

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, EngineName, describeError, isLayertapError, ErrorCode } from '@layertap/contracts';
+import { BackendName, EngineName, ErrorCode, describeError, isLayertapError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
@@ -86,7 +86,8 @@ async function startMetrics(metrics: WorkerMetrics, port: number, host: string, 
 
 main().catch((err: unknown) => {
   process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
-  // A request that can never work (an impossible engine pair, a backend not installed): exit 2, like the CLI.
+  // 2: a request that can never work (bad configuration, an impossible engine pair, a backend not installed),
+  // as the CLI's 2 for a bad request; 1: anything else.
   const bad = isLayertapError(err) && (err.code === ErrorCode.InvalidRequest || err.code === ErrorCode.BackendUnavailable);
   process.exit(bad ? 2 : 1);
 });

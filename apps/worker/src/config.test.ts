@@ -65,6 +65,21 @@ describe('readWorkerConfig', () => {
     expect(config.allowHosts).toEqual(['minio', 'images.internal']);
   });
 
+  it('takes host:port, [v6]:port and CIDR entries in LAYERTAP_ALLOW_HOSTS, and refuses one it cannot parse, naming it', () => {
+    const entries = 'minio:9000, [fd00::5]:8080, 10.0.0.0/8, fd00::/8, 127.0.0.2';
+    expect(readWorkerConfig({}, { LAYERTAP_ALLOW_HOSTS: entries }).allowHosts).toEqual(['minio:9000', '[fd00::5]:8080', '10.0.0.0/8', 'fd00::/8', '127.0.0.2']);
+    const err = (() => {
+      try {
+        readWorkerConfig({}, { LAYERTAP_ALLOW_HOSTS: 'minio, 127.0.0.2:99999' });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('accepted');
+    })();
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.message).toMatch(/^LAYERTAP_ALLOW_HOSTS: invalid allow-list entry "127\.0\.0\.2:99999": "99999" is not a port \(1-65535\); write a host name/);
+  });
+
   it.each([
     ['LAYERTAP_CONCURRENCY', '0'],
     ['LAYERTAP_CONCURRENCY', 'two'],

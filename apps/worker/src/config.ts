@@ -2,6 +2,7 @@ import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { BackendName, EngineName, engineTargets } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type Env } from '@layertap/config';
+import { AllowList } from '@layertap/imaging';
 import type { WorkerSettings } from '@layertap/pipeline';
 
 /** Settings of one worker process. Flags beat environment variables, which beat the defaults. */
@@ -31,7 +32,10 @@ const WorkerEnv = z.object({
   LAYERTAP_MEMORY_BUDGET_MB: positiveInt.optional(),
   /** Colon-separated directories images may be read from (default: anywhere). */
   LAYERTAP_FILE_ROOTS: z.string().default(''),
-  /** Comma-separated hosts allowed over HTTP even on private addresses. */
+  /**
+   * Comma-separated entries allowed over HTTP even on private addresses: host, host:port, an IPv4 or IPv6
+   * address, [v6]:port, or a CIDR range. An entry that cannot be parsed stops the worker at start.
+   */
   LAYERTAP_ALLOW_HOSTS: z.string().default(''),
 });
 
@@ -69,6 +73,12 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
       ? e.LAYERTAP_MEMORY_BUDGET_MB * 1024 ** 2
       : Math.min(8 * 1024 ** 3, Math.floor(totalmem() / 2 / (flags.concurrency ?? e.LAYERTAP_CONCURRENCY))),
     fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
-    allowHosts: list(e.LAYERTAP_ALLOW_HOSTS, ','),
+    allowHosts: checkedAllowHosts(list(e.LAYERTAP_ALLOW_HOSTS, ',')),
   };
+}
+
+/** The entries as given, once every one parses (`AllowListError` names the first that does not). */
+function checkedAllowHosts(entries: string[]): string[] {
+  AllowList.parse(entries, 'LAYERTAP_ALLOW_HOSTS');
+  return entries;
 }

@@ -1,24 +1,23 @@
-import { classifyAddress, isBlockedAddress, parseIPv4, parseIPv6 } from './address-classifier';
+import { classifyAddress, isBlockedAddress, parseAddress } from './address-classifier';
 
-describe('parseIPv4 / parseIPv6', () => {
-  it('parses dotted quads and rejects anything else', () => {
-    expect(parseIPv4('192.168.1.20')).toBe(0xc0a80114);
-    expect(parseIPv4('255.255.255.255')).toBe(0xffffffff);
-    for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '0x7f.0.0.1', '127.1', '', ' 1.2.3.4']) {
-      expect(parseIPv4(bad)).toBeUndefined();
+describe('parseAddress (ipaddr.js underneath)', () => {
+  it('takes dotted quads of exactly four decimal octets and nothing looser', () => {
+    expect(parseAddress('192.168.1.20')?.toString()).toBe('192.168.1.20');
+    expect(parseAddress('255.255.255.255')?.kind()).toBe('ipv4');
+    for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '0x7f.0.0.1', '127.1', '2130706433', '', ' 1.2.3.4', 'example.com']) {
+      expect({ bad, parsed: parseAddress(bad) }).toEqual({ bad, parsed: undefined });
     }
   });
 
-  it('expands ::, embedded IPv4, brackets and zones', () => {
-    expect(parseIPv6('::1')).toEqual([0, 0, 0, 0, 0, 0, 0, 1]);
-    expect(parseIPv6('[fe80::1%eth0]')).toEqual([0xfe80, 0, 0, 0, 0, 0, 0, 1]);
-    expect(parseIPv6('::ffff:169.254.169.254')).toEqual([0, 0, 0, 0, 0, 0xffff, 0xa9fe, 0xa9fe]);
-    expect(parseIPv6('1:2:3:4:5:6:7.8.9.10')).toEqual([1, 2, 3, 4, 5, 6, 0x0708, 0x090a]);
-    expect(parseIPv6('2001:db8::8:800:200c:417a')).toEqual([0x2001, 0xdb8, 0, 0, 8, 0x800, 0x200c, 0x417a]);
-    expect(parseIPv6('1::')).toEqual([1, 0, 0, 0, 0, 0, 0, 0]);
-    expect(parseIPv6('1.2.3.4')).toBeUndefined();
-    expect(parseIPv6('::ffff:1.2.3')).toBeUndefined();
-    expect(parseIPv6('example.com')).toBeUndefined();
+  it('takes IPv6 with ::, an embedded IPv4, brackets and zones', () => {
+    expect(parseAddress('::1')?.toNormalizedString()).toBe('0:0:0:0:0:0:0:1');
+    expect(parseAddress('[fe80::1%eth0]')?.toNormalizedString()).toBe('fe80:0:0:0:0:0:0:1%eth0');
+    expect(parseAddress('::ffff:169.254.169.254')?.toNormalizedString()).toBe('0:0:0:0:0:ffff:a9fe:a9fe');
+    expect(parseAddress('1:2:3:4:5:6:7.8.9.10')?.toNormalizedString()).toBe('1:2:3:4:5:6:708:90a');
+    expect(parseAddress('1::')?.toNormalizedString()).toBe('1:0:0:0:0:0:0:0');
+    for (const bad of ['::ffff:1.2.3', '1:2:3:4:5:6:7:8:9', 'fe80::g', '[::1']) {
+      expect({ bad, parsed: parseAddress(bad) }).toEqual({ bad, parsed: undefined });
+    }
   });
 });
 

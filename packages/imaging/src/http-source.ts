@@ -38,7 +38,7 @@ export async function readHttpSource(url: URL, context: SourceContext, options: 
     }
     let lookup: LookupFunction | undefined;
     try {
-      lookup = options.policy.lookupFor(current.hostname);
+      lookup = options.policy.lookupFor(current.hostname, effectivePort(current));
     } catch (err) {
       if (err instanceof AddressBlockedError) throw blockedError(err, url, current, context);
       throw err;
@@ -98,6 +98,11 @@ function get(
     const request = client.get(url, { agent, headers: HEADERS, signal, ...(lookup ? { lookup } : {}) }, resolve);
     request.on('error', reject);
   });
+}
+
+/** The port a URL connects to: its own, or its scheme's default (the allow-list may name ports). */
+function effectivePort(url: URL): number {
+  return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }
 
 /** Where the final hop went, when redirects took the request elsewhere. */

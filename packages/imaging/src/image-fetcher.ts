@@ -31,7 +31,11 @@ export interface ImageFetcherOptions {
   s3?: S3Client;
   /** HTTP: allow loopback, private, link-local and other non-public addresses for every host. Default false. */
   allowPrivateNetworks?: boolean;
-  /** HTTP: hosts exempt from the address check (e.g. `127.0.0.1`, `minio.internal`). Default none. */
+  /**
+   * HTTP: hosts exempt from the address check: `minio.internal`, `minio.internal:9000` (that port only),
+   * `127.0.0.1`, `[::1]:8080`, `10.0.0.0/8` (any address in the range). An entry that cannot be parsed throws
+   * `AllowListError` here. Default none.
+   */
   allowHosts?: readonly string[];
   /** HTTP: redirects followed before giving up with `FetchFailed`. Default 5. */
   maxRedirects?: number;

@@ -1,7 +1,9 @@
 export { ImageFetcher, createTrustedFetcher, uriScheme, DEFAULT_MAX_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_REDIRECTS } from './image-fetcher';
 export type { ImageFetcherOptions } from './image-fetcher';
-export { classifyAddress, classifyIPv4, classifyIPv6, isBlockedAddress, parseIPv4, parseIPv6 } from './address-classifier';
-export type { AddressClass } from './address-classifier';
+export { classifyAddress, classifyIp, isBlockedAddress, parseAddress } from './address-classifier';
+export type { AddressClass, IpAddress } from './address-classifier';
+export { ALLOW_ENTRY_FORMS, AllowList, AllowListError, parseAllowEntry } from './allow-list';
+export type { AllowEntry } from './allow-list';
 export { HostPolicy } from './host-policy';
 export type { HostPolicyOptions } from './host-policy';
 export { redactUri } from './redact-uri';
