@@ -48,7 +48,7 @@ describe('WorkerMetrics', () => {
     expect(valueOf(text, 'layertap_stage_seconds_count{stage="inference"}')).toBe(2);
     expect(valueOf(text, 'layertap_stage_seconds_sum{stage="inference"}')).toBe(2);
     expect(valueOf(text, 'layertap_stage_seconds_bucket{le="1",stage="inference"}')).toBe(1);
-    expect(valueOf(text, 'layertap_stage_seconds_count{stage="fetch_decode"}')).toBe(1);
+    expect(valueOf(text, 'layertap_stage_seconds_count{stage="decode"}')).toBe(1);
     expect(valueOf(text, 'layertap_batch_seconds_count')).toBe(1);
     expect(valueOf(text, 'layertap_batch_samples_total')).toBe(16);
     expect(valueOf(text, 'layertap_worker_concurrency')).toBe(3);
