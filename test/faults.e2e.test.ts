@@ -11,14 +11,15 @@ import { BIN, Harness, SAMPLES } from './support/harness';
 describe('faults', () => {
   // AOF on, so a Redis restart keeps the queues (as a production Redis with persistence would).
   const h = new Harness('faults', { redis: { persistent: true } });
-  // Batches must compute for seconds so that faults land inside them: the TF.js wasm engine does.
-  const slow = { LAYERTAP_ENGINE: 'tfjs' };
+  // Batches must compute for a while so that faults land inside them: TF.js on wasm (one thread) at 320 px
+  // takes seconds for a batch of 4 on any machine of this kind (about 1.6 s on a Zen 5, 4 s on a Zen 3).
+  const slow = { LAYERTAP_ENGINE: 'tfjs', LAYERTAP_BACKEND: 'wasm' };
   beforeAll(() => h.start(), 60_000);
   afterAll(() => h.close());
 
-  /** 7 photos at 224 px, chunks of 4, one batch per chunk: each batch computes for seconds on wasm. */
+  /** 7 photos at 320 px, chunks of 4, one batch per chunk: each batch computes for seconds on wasm. */
   const submit = (id: string, extra: string[] = [], env: Record<string, string> = {}) =>
-    h.layertap(['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '224', '--batch-size', '4', '--chunk-size', '4', '--dataset-id', id, ...extra], env);
+    h.layertap(['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '4', '--chunk-size', '4', '--dataset-id', id, ...extra], env);
 
   async function expectComplete(id: string) {
     const manifest = await h.manifest('layertap', 'faults', id);
@@ -27,7 +28,7 @@ describe('faults', () => {
     expect(manifest.filter((l) => l.status !== 'ok')).toEqual([]);
     for (const line of manifest) {
       const npy = decodeNpy((await h.getObject('layertap', `faults/${line.outputs['block2_pool']}`))!);
-      expect(npy.shape).toEqual([128, 56, 56]);
+      expect(npy.shape).toEqual([128, 80, 80]);
     }
     const provenance = JSON.parse((await h.getObject('layertap', `faults/${id}/dataset.json`))!.toString());
     expect(provenance.counts).toMatchObject({ total: 7, ok: 7, failed: 0 });
@@ -37,9 +38,9 @@ describe('faults', () => {
     expect((await submit('killed')).code).toBe(0);
     const args = ['--exit-when-idle', '--lock-duration', '2000'];
     const victim = h.spawn(BIN.worker, args, slow);
-    await h.waitForOutput(victim.output, /"chunk started"/);
-    // The model loads and the batch computes for seconds: this lands inside inference.
-    await new Promise((r) => setTimeout(r, 2_500));
+    // Once the model is loaded the chunk's batch computes for seconds: this lands inside inference.
+    await h.waitForOutput(victim.output, /"model loaded"/);
+    await new Promise((r) => setTimeout(r, 400));
     expect(victim.output()).not.toMatch(/"chunk done"/);
     victim.child.kill('SIGKILL');
     expect(await victim.exited).toBeNull();
@@ -52,8 +53,8 @@ describe('faults', () => {
   it('SIGTERM during a batch: the chunk is released, the process exits in bounded time, nothing partial is stored', async () => {
     expect((await submit('termed')).code).toBe(0);
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...slow, LAYERTAP_SHUTDOWN_TIMEOUT_MS: '500' });
-    await h.waitForOutput(worker.output, /"chunk started"/);
-    await new Promise((r) => setTimeout(r, 2_000));
+    await h.waitForOutput(worker.output, /"model loaded"/);
+    await new Promise((r) => setTimeout(r, 400));
     const sent = Date.now();
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
@@ -94,7 +95,7 @@ describe('faults', () => {
 
   it('Redis stopped and restarted mid-dataset: the worker and the waiting CLI reconnect, the dataset completes', async () => {
     expect((await submit('redis-restart', ['--chunk-size', '2', '--batch-size', '2'])).code).toBe(0);
-    const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '224', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
+    const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], slow);
     await h.waitForOutput(worker.output, /"chunk done"/);
     await h.services.redisServer.stop();

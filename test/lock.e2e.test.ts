@@ -14,13 +14,13 @@ describe('a batch longer than the lock duration', () => {
 
   it('completes once, without a stall, while another worker waits', async () => {
     const submit = await h.layertap([
-      'submit', SAMPLES, '--layer', 'block3_pool', '--output', 's3://layertap/out', '--image-size', '224',
+      'submit', SAMPLES, '--layer', 'block3_pool', '--output', 's3://layertap/out', '--image-size', '320',
       '--batch-size', '4', '--chunk-size', '4', '--dataset-id', 'long',
     ]);
     expect(submit.code).toBe(0);
     const args = ['--exit-when-idle', '--lock-duration', '1000'];
-    // The TF.js wasm engine computes a batch of 4 at 224 px for seconds: longer than the 1 s lock.
-    const slow = { LAYERTAP_ENGINE: 'tfjs' };
+    // TF.js on wasm computes a batch of 4 at 320 px for seconds (3 s on a Zen 5): longer than the 1 s lock.
+    const slow = { LAYERTAP_ENGINE: 'tfjs', LAYERTAP_BACKEND: 'wasm' };
     const a = h.spawn(BIN.worker, args, slow);
     const b = h.spawn(BIN.worker, args, slow);
     expect(await a.exited).toBe(0);

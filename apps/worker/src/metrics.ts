@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createQueueMetrics, type LayertapQueues } from '@layertap/queue';
-import type { OutputWriter, PutOptions } from '@layertap/storage';
+import { bodyLength, type ObjectBody, type OutputWriter, type PutOptions } from '@layertap/storage';
 import type { ChunkMetrics, WorkerObserver } from '@layertap/pipeline';
 
 /** Whether an inference backend keeps its tensors in GPU memory (so `numBytes` is GPU memory). */
@@ -159,9 +159,9 @@ class MeteredOutputWriter implements OutputWriter {
     return this.inner.uri;
   }
 
-  async put(key: string, body: Buffer | string, options?: PutOptions): Promise<void> {
+  async put(key: string, body: ObjectBody, options?: PutOptions): Promise<void> {
     await this.inner.put(key, body, options);
-    this.onWrite(outputKind(key), typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+    this.onWrite(outputKind(key), bodyLength(body));
   }
 
   get(key: string): Promise<Buffer | undefined> {

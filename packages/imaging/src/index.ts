@@ -10,7 +10,7 @@ export { redactUri } from './redact-uri';
 export { parseS3Uri } from './s3-source';
 export { decodeImage, DECODABLE_FORMATS, DEFAULT_MAX_PIXELS } from './decode';
 export type { DecodeOptions, DecodedImage, ImageSourceInfo } from './decode';
-export { preprocessImage, preprocessPixels } from './preprocess';
+export { fitPixels, normalizePixels, preprocessImage, preprocessPixels } from './preprocess';
 export type { PixelPreprocessOptions, PreprocessOptions, PreprocessedImage, PreprocessedPixels } from './preprocess';
 export {
   PREPROCESSING,

@@ -45,20 +45,34 @@ export async function preprocessImage(bytes: Uint8Array, options: PreprocessOpti
 }
 
 /**
- * The synchronous part of `preprocessImage`, on decoded 8-bit RGB pixels.
+ * The synchronous part of `preprocessImage`, on decoded 8-bit RGB pixels: `fitPixels` then `normalizePixels`.
  * - torchvision: shorter side to round(imageSize * 256 / 224), center crop, scale to [0, 1], normalise.
  * - caffe: resize to imageSize x imageSize, RGB -> BGR, subtract the BGR mean.
  */
 export function preprocessPixels(rgb: RgbImage, options: PixelPreprocessOptions): PreprocessedPixels {
   const { mode, imageSize } = checkedOptions(options);
+  return { data: normalizePixels(fitPixels(rgb, { mode, imageSize }), mode), width: imageSize, height: imageSize };
+}
+
+/**
+ * The geometric part of preprocessing, still 8-bit RGB (HWC, `imageSize` x `imageSize` x 3 bytes), exactly as
+ * Pillow leaves it before torchvision's `ToTensor` or Keras' `preprocess_input`: torchvision resizes the shorter
+ * side and center-crops; caffe resizes to the square. A quarter of the float32 input's size: what travels to
+ * the inference process.
+ */
+export function fitPixels(rgb: RgbImage, options: PixelPreprocessOptions): Uint8Array {
+  const { mode, imageSize } = checkedOptions(options);
   if (mode === 'torchvision') {
     const target = resizeTarget(rgb.width, rgb.height, torchvisionResizeSize(imageSize));
     const box = centerCropBox(target.width, target.height, imageSize);
-    const cropped = resizeBilinear(rgb, target.width, target.height, box);
-    return { data: normalizeTorchvision(cropped.data), width: imageSize, height: imageSize };
+    return resizeBilinear(rgb, target.width, target.height, box).data;
   }
-  const resized = resizeBilinear(rgb, imageSize, imageSize);
-  return { data: normalizeCaffe(resized.data), width: imageSize, height: imageSize };
+  return resizeBilinear(rgb, imageSize, imageSize).data;
+}
+
+/** The arithmetic part: 8-bit RGB (HWC) into the model's input space (`normalizeTorchvision` or `normalizeCaffe`). */
+export function normalizePixels(rgb: Uint8Array, mode: Preprocess, out?: Float32Array): Float32Array {
+  return mode === 'caffe' ? normalizeCaffe(rgb, out) : normalizeTorchvision(rgb, out);
 }
 
 function checkedOptions(options: PixelPreprocessOptions): Required<PixelPreprocessOptions> {

@@ -135,22 +135,24 @@ export interface RgbImage {
  * Converts 8-bit RGB pixels (HWC) into torchvision's input space: scaled to [0, 1] and normalised with the
  * ImageNet mean and std, RGB order, HWC layout.
  */
-export function normalizeTorchvision(rgb: Uint8Array): Float32Array {
-  return applyTables(rgb, TABLES.torchvision, false);
+export function normalizeTorchvision(rgb: Uint8Array, out?: Float32Array): Float32Array {
+  return applyTables(rgb, TABLES.torchvision, false, out);
 }
 
 /**
  * Converts 8-bit RGB pixels (HWC) into Keras' caffe input space: BGR order, the ImageNet BGR mean subtracted on
  * the 0-255 scale, HWC layout.
  */
-export function normalizeCaffe(rgb: Uint8Array): Float32Array {
-  return applyTables(rgb, TABLES.caffe, true);
+export function normalizeCaffe(rgb: Uint8Array, out?: Float32Array): Float32Array {
+  return applyTables(rgb, TABLES.caffe, true, out);
 }
 
-function applyTables(rgb: Uint8Array, tables: Float32Array[], bgr: boolean): Float32Array {
+/** `out`, when given, receives the values (it must have the input's length): no new array. */
+function applyTables(rgb: Uint8Array, tables: Float32Array[], bgr: boolean, target?: Float32Array): Float32Array {
   if (rgb.length % 3 !== 0) throw new RangeError(`expected RGB bytes, got a length of ${rgb.length}`);
+  if (target && target.length !== rgb.length) throw new RangeError(`output holds ${target.length} values, the input ${rgb.length}`);
   const [t0, t1, t2] = tables as [Float32Array, Float32Array, Float32Array];
-  const out = new Float32Array(rgb.length);
+  const out = target ?? new Float32Array(rgb.length);
   for (let i = 0; i < rgb.length; i += 3) {
     const r = rgb[i] as number;
     const g = rgb[i + 1] as number;

@@ -3,10 +3,10 @@
 // while later batches compute, with every stage bounded.
 import { createLimiter, type Limiter } from './limiter';
 
-/** One prepared image of a batch: its position in the run and its preprocessed pixels (NHWC float32). */
+/** One prepared image of a batch: its position in the run and its pixels (8-bit RGB, HWC, resized and cropped). */
 export interface PreparedItem {
   index: number;
-  pixels: Float32Array;
+  pixels: Uint8Array;
 }
 
 /** What the engine gives back for a batch; the runner only passes it on to `store`. */
@@ -15,7 +15,7 @@ export type BatchOutput = object;
 export interface BatchRunnerOptions<R extends BatchOutput> {
   /** Largest batch sent to the engine; items that prepare to nothing (failed, already stored) drop out. */
   batchSize: number;
-  /** Values of one prepared image (`imageSize * imageSize * 3`). */
+  /** Bytes of one prepared image (`imageSize * imageSize * 3`). */
   imageValues: number;
   /** Items prepared (fetched, decoded, preprocessed) at once. */
   prepareConcurrency: number;
@@ -29,9 +29,9 @@ export interface BatchRunnerOptions<R extends BatchOutput> {
   /** Batches whose writes may still be running while the next batches infer. Default 1. */
   writesBehind?: number;
   /** Prepares item `index`: its pixels, or undefined when it has nothing to run (failed, already stored). */
-  prepare(index: number): Promise<Float32Array | undefined>;
-  /** Runs one batch; rejects when the engine fails (the run then stops and rejects with that error). */
-  infer(input: Float32Array, batchSize: number): Promise<R>;
+  prepare(index: number): Promise<Uint8Array | undefined>;
+  /** Runs one batch (the images' pixels back to back); rejects when the engine fails (the run then stops with that error). */
+  infer(input: Uint8Array, batchSize: number): Promise<R>;
   /** Stores a batch's outputs, every write through `write`. */
   store(batch: PreparedItem[], result: R, write: Limiter): Promise<void>;
   /** Asked before each batch is sent: true ends the run there (the rest is not run). */
@@ -82,7 +82,7 @@ export class BatchRunner<R extends BatchOutput> {
 
     // Items prepare ahead of the batch being filled: two batches' worth, or the concurrency if larger.
     const lookahead = Math.max(o.batchSize * 2, o.prepareConcurrency);
-    const prepared: Array<Promise<Float32Array | undefined> | undefined> = new Array(count);
+    const prepared: Array<Promise<Uint8Array | undefined> | undefined> = new Array(count);
     let nextToStart = 0;
     const startUpTo = (end: number): void => {
       for (; nextToStart < Math.min(end, count); nextToStart++) {
@@ -126,7 +126,7 @@ export class BatchRunner<R extends BatchOutput> {
     let batch: PreparedItem[] = [];
     try {
       for (let i = 0; i < count && !failure; i++) {
-        const pixels = await timed(abortable(prepared[i] as Promise<Float32Array | undefined>, o.signal), (ms) => (stats.waitPrepareMs += ms));
+        const pixels = await timed(abortable(prepared[i] as Promise<Uint8Array | undefined>, o.signal), (ms) => (stats.waitPrepareMs += ms));
         prepared[i] = undefined;
         startUpTo(i + 1 + lookahead);
         if (pixels) batch.push({ index: i, pixels });
@@ -136,7 +136,7 @@ export class BatchRunner<R extends BatchOutput> {
           stats.stopped = true;
           break;
         }
-        const input = new Float32Array(batch.length * o.imageValues);
+        const input = new Uint8Array(batch.length * o.imageValues);
         batch.forEach((item, k) => input.set(item.pixels, k * o.imageValues));
         const result = o.infer(input, batch.length);
         result.catch(() => undefined);

@@ -2,22 +2,23 @@
 // each sample's arrays (or the chunk's shard), write the chunk's manifest part, record the result.
 import { ChunkResult, ErrorCode, describeError, isLayertapError, type BackendName, type ChunkJob, type EngineName, type Sample } from '@layertap/contracts';
 import type { Logger } from '@layertap/config';
-import { PREPROCESSING, decodeImage, preprocessPixels, type ImageFetcher } from '@layertap/imaging';
+import { PREPROCESSING, decodeImage, fitPixels, type ImageFetcher } from '@layertap/imaging';
 import { autoBatchSize } from '@layertap/model/batch-size';
 import type { DatasetStore } from '@layertap/queue';
-import { npyByteLength, npyHeader, partKey, sampleKey, ShardBuilder, shardKey, shardOutputRef, shardTensorName, type OutputWriter } from '@layertap/storage';
+import { npyByteLength, npyHeader, partKey, sampleKey, ShardBuilder, shardKey, shardOutputRef, shardTensorName, type ObjectBody, type OutputWriter } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from './batch-runner';
 import { ChunkLedger } from './chunk-ledger';
-import { encodeSampleNpy, storedSample } from './encode';
 import type { InferResult, ModelInfo, ModelSpec } from './inference/protocol';
 import type { Limiter } from './limiter';
 import type { ChunkMetrics } from './metrics';
+import { sampleNpy, storedSample } from './stored-batch';
 import { storedShape } from './stored-shape';
 
 /** What runs a chunk's batches: an inference process (InferenceHost) or anything speaking its interface. */
 export interface InferenceClient {
   load(spec: ModelSpec): Promise<ModelInfo>;
-  infer(batch: Float32Array, batchSize: number): Promise<InferResult>;
+  /** `batch`: 8-bit RGB pixels (NHWC) of the images, after resizing and cropping. */
+  infer(batch: Uint8Array, batchSize: number): Promise<InferResult>;
 }
 
 /** What a chunk records in Redis (the DatasetStore). */
@@ -100,6 +101,8 @@ export class ChunkRunner {
         layers: dataset.layers,
         seed: dataset.seed,
         ...(dataset.weights ? { weights: dataset.weights } : {}),
+        preprocess: dataset.preprocess,
+        store: { layout: dataset.layout, pool: dataset.pool, dtype: dataset.dtype },
       });
       if (model.fresh) {
         log.info(
@@ -161,18 +164,28 @@ export class ChunkRunner {
       dataset.batchSize === 'auto' ? autoBatchSize(dataset.layers.map((l) => l.spec), dataset.imageSize, o.memoryBudgetBytes) : dataset.batchSize;
     if (dataset.batchSize === 'auto') log.info({ batchSize, budgetMiB: Math.round(o.memoryBudgetBytes / 1024 ** 2) }, 'batch size auto');
     const shapes = dataset.layers.map((l) => storedShape(l.canonical, dataset));
+    const checkShapes = (result: InferResult): void => {
+      result.outputs.forEach((layer, l) => {
+        const want = shapes[l] as number[];
+        const got = layer.shape.slice(1);
+        if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
+          throw new RangeError(`${layer.spec}: the inference process gave shape ${JSON.stringify(got)}, the plan expects ${JSON.stringify(want)}`);
+        }
+      });
+    };
     const timed = <T>(stage: Parameters<ChunkLedger['stage']>[0], work: () => Promise<T> | T): Promise<T> => {
       const t0 = performance.now();
       return Promise.resolve(work()).finally(() => ledger.stage(stage, performance.now() - t0));
     };
 
-    const prepare = async (index: number): Promise<Float32Array | undefined> => {
+    const prepare = async (index: number): Promise<Uint8Array | undefined> => {
       const sample = samples[index] as Sample;
       try {
         if (attempt.checkExisting && !shard && (await alreadyStored(writer, dataset, sample, ledger, index))) return undefined;
         const bytes = await timed('fetch', () => o.fetcher.fetch(sample.uri, attempt.signal));
         const decoded = await timed('decode', () => decodeImage(bytes, { maxPixels: o.maxPixels }));
-        return (await timed('preprocess', () => preprocessPixels(decoded.rgb, { mode: dataset.preprocess, imageSize: dataset.imageSize }))).data;
+        // 8-bit pixels, resized and cropped: the inference process normalises them (a quarter of the bytes).
+        return await timed('preprocess', () => fitPixels(decoded.rgb, { mode: dataset.preprocess, imageSize: dataset.imageSize }));
       } catch (err) {
         // Shutting down: the chunk is released whole, not failed sample by sample.
         if (attempt.signal?.aborted) throw err;
@@ -181,7 +194,7 @@ export class ChunkRunner {
       }
     };
 
-    const infer = async (input: Float32Array, n: number): Promise<InferResult & { sentAt: number }> => {
+    const infer = async (input: Uint8Array, n: number): Promise<InferResult & { sentAt: number }> => {
       const sentAt = performance.now();
       const result = await o.inference.infer(input, n);
       return { ...result, sentAt };
@@ -194,9 +207,10 @@ export class ChunkRunner {
       ledger.stage('readback', result.readbackMs);
       ledger.stage('transfer', result.transferMs ?? 0);
       ledger.memory = { ...result.memory, rssBytes: process.memoryUsage().rss };
+      checkShapes(result);
       o.metrics?.inferenceMemory(result.memory, model.backend, model.engine.reason);
       if (shard) this.storeInShard(job, shard, batch, result, ledger);
-      else await this.storeNpy(job, writer, batch, result, shapes, write, ledger);
+      else await this.storeNpy(job, writer, batch, result, write, ledger);
       o.metrics?.batch((performance.now() - result.sentAt) / 1000, batch.length);
       await reportProgress(job, o.store, ledger, attempt);
     };
@@ -217,15 +231,7 @@ export class ChunkRunner {
   }
 
   /** Each sample's arrays as `.npy` files, written in parallel (through the write limiter). */
-  private async storeNpy(
-    job: ChunkJob,
-    writer: OutputWriter,
-    batch: PreparedItem[],
-    result: InferResult,
-    shapes: number[][],
-    write: Limiter,
-    ledger: ChunkLedger,
-  ): Promise<void> {
+  private async storeNpy(job: ChunkJob, writer: OutputWriter, batch: PreparedItem[], result: InferResult, write: Limiter, ledger: ChunkLedger): Promise<void> {
     const { dataset } = job;
     await Promise.all(
       batch.map(async (item, k) => {
@@ -233,15 +239,15 @@ export class ChunkRunner {
         const outputs: Record<string, string> = {};
         const stored: Record<string, number[]> = {};
         await Promise.all(
-          result.outputs.map((layer, l) =>
+          result.outputs.map((layer) =>
             write(async () => {
               const t0 = performance.now();
-              const body = encodeSampleNpy(layer, k, dataset, shapes[l] as number[]);
+              const body = sampleNpy(layer, k);
               ledger.stage('encode', performance.now() - t0);
               const key = sampleKey(dataset.datasetId, layer.spec, sample.id);
               await this.put(writer, key, body, 'application/octet-stream', ledger);
               outputs[layer.spec] = key;
-              stored[layer.spec] = shapes[l] as number[];
+              stored[layer.spec] = layer.shape.slice(1);
             }),
           ),
         );
@@ -260,7 +266,7 @@ export class ChunkRunner {
       const shapes: Record<string, number[]> = {};
       for (const layer of result.outputs) {
         const t0 = performance.now();
-        const { data, shape } = storedSample(layer, k, dataset);
+        const { data, shape } = storedSample(layer, k);
         shard.set(item.index, layer.spec, data);
         ledger.stage('encode', performance.now() - t0);
         outputs[layer.spec] = shardOutputRef(key, shardTensorName(sample.id, layer.spec));
@@ -279,7 +285,7 @@ export class ChunkRunner {
   }
 
   /** Writes an object and reports the time to the `write` stage. */
-  private async put(writer: OutputWriter, key: string, body: Buffer | string, contentType: string, ledger: ChunkLedger): Promise<void> {
+  private async put(writer: OutputWriter, key: string, body: ObjectBody, contentType: string, ledger: ChunkLedger): Promise<void> {
     const t0 = performance.now();
     await writer.put(key, body, { contentType });
     ledger.stage('write', performance.now() - t0);

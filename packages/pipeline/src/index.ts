@@ -1,7 +1,7 @@
 export { BatchRunner, abortable, type BatchOutput, type BatchRunStats, type BatchRunnerOptions, type PreparedItem } from './batch-runner';
 export { ChunkRunner, type ChunkAttempt, type ChunkRunnerOptions, type ChunkStore, type InferenceClient } from './chunk-runner';
 export { ChunkLedger, emptyStageTimes, type StageTimes } from './chunk-ledger';
-export { encodeSampleNpy, storedSample } from './encode';
+export { sampleNpy, storeBatch, storedSample, type StoreSettings, type StoredBatch } from './stored-batch';
 export { datasetDocument, finalizeDataset, type FinalizeContext } from './finalize-dataset';
 export { defaultDatasetId, prepareSubmission, sameSettings, type Submission, type SubmitOptions } from './plan';
 export { IMAGE_EXTENSIONS, MAX_LINE_BYTES, normalizeUri, resolveSource, type ResolveSourceOptions } from './source';
@@ -11,5 +11,5 @@ export { globalPool } from './global-pool';
 export { createLimiter, type Limiter } from './limiter';
 export { STAGES, type ChunkMetrics, type InferenceMemory, type Stage } from './metrics';
 export { InferenceHost, type InferenceHostOptions } from './inference/host';
-export { modelKey, wallClockMs, type ChildUsage, type InferResult, type LayerBuffer, type ModelInfo, type ModelSpec } from './inference/protocol';
+export { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './inference/protocol';
 export { LayertapWorker, type LayertapWorkerOptions, type WorkerObserver, type WorkerSettings } from './worker-runtime';

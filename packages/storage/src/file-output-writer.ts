@@ -3,7 +3,7 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 
 import { dirname, join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { mapFsError } from './fs-errors';
-import { assertListPrefix, assertOutputKey, TEMP_PREFIX, type OutputWriter, type PutOptions } from './output-writer';
+import { assertListPrefix, assertOutputKey, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
 import { parseOutputUri } from './output-uri';
 
 export interface FileOutputWriterOptions {
@@ -13,6 +13,24 @@ export interface FileOutputWriterOptions {
 
 /** Codes that mean "there is nothing there" for reads. */
 const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
+/** Writes a new file (refusing to overwrite), a body in parts with one `writev` call where it can. */
+async function writeWhole(path: string, body: ObjectBody): Promise<void> {
+  if (typeof body === 'string' || Buffer.isBuffer(body)) return writeFile(path, body, { flag: 'wx' });
+  const handle = await open(path, 'wx');
+  try {
+    let parts = (body as readonly Buffer[]).filter((b) => b.length > 0);
+    while (parts.length > 0) {
+      const { bytesWritten } = await handle.writev(parts);
+      // A short write (rare, for very large bodies): go on from where it stopped.
+      let left = bytesWritten;
+      while (parts.length > 0 && left >= (parts[0] as Buffer).length) left -= (parts.shift() as Buffer).length;
+      if (left > 0 && parts.length > 0) parts = [(parts[0] as Buffer).subarray(left), ...parts.slice(1)];
+    }
+  } finally {
+    await handle.close();
+  }
+}
 
 function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -27,6 +45,8 @@ export class FileOutputWriter implements OutputWriter {
   readonly uri: string;
   /** Absolute root directory. */
   readonly dir: string;
+  /** Directories this writer made or found: a `mkdir -p` per object costs more than the object's write. */
+  private readonly made = new Set<string>();
 
   constructor(options: FileOutputWriterOptions) {
     const location = parseOutputUri(options.dir);
@@ -35,13 +55,23 @@ export class FileOutputWriter implements OutputWriter {
     this.uri = location.uri;
   }
 
-  async put(key: string, body: Buffer | string, _options?: PutOptions): Promise<void> {
+  async put(key: string, body: ObjectBody, _options?: PutOptions): Promise<void> {
     const path = this.pathOf(key);
     const dir = dirname(path);
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(dir, { recursive: true });
-      await writeFile(temp, body, { flag: 'wx' });
+      if (!this.made.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.made.add(dir);
+      }
+      try {
+        await writeWhole(temp, body);
+      } catch (err) {
+        // The directory went away since (removed by hand): make it again, once.
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        await mkdir(dir, { recursive: true });
+        await writeWhole(temp, body);
+      }
       await rename(temp, path);
     } catch (err) {
       await unlink(temp).catch(() => undefined);

@@ -127,6 +127,28 @@ describe('float32 -> float16', () => {
   });
 });
 
+describe('float32ToFloat16Bits (the array fast path)', () => {
+  it('gives exactly what the per-value conversion gives, at every boundary of its normal range and at random', () => {
+    const edges = [0x38800000, 0x387fffff, 0x477ff000, 0x477fefff, 0x477fffff, 0x7f800000, 0x7fc00000, 0x33000000, 0x33000001, 0x38000000, 0, 1];
+    const patterns: number[] = [];
+    for (const e of edges) for (const d of [-2, -1, 0, 1, 2]) for (const sign of [0, 0x80000000]) patterns.push(((e + d) | sign) >>> 0);
+    let s = 12345;
+    for (let i = 0; i < 200_000; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      patterns.push(s);
+    }
+    const values = new Float32Array(new Uint32Array(patterns).buffer);
+    const out = float32ToFloat16Bits(values);
+    patterns.forEach((bits, i) => {
+      if (out[i] !== float32BitsToFloat16Bits(bits)) throw new Error(`0x${bits.toString(16)}: ${out[i]} != ${float32BitsToFloat16Bits(bits)}`);
+    });
+    // Into a given array.
+    const into = new Uint16Array(values.length);
+    expect(float32ToFloat16Bits(values, into)).toBe(into);
+    expect(into).toEqual(out);
+  });
+});
+
 describe('float16 -> float32', () => {
   it('decodes known values exactly', () => {
     const halves = new Uint16Array([0x0000, 0x8000, 0x3c00, 0x7bff, 0x0400, 0x03ff, 0x0001, 0x7c00, 0xfc00, 0x3555]);

@@ -46,11 +46,27 @@ export function float16BitsToFloat32Bits(half: number): number {
   return (sign | (e << 23) | ((m & 0x3ff) << 13)) >>> 0;
 }
 
-/** Float32 values to float16 bit patterns (round to nearest, ties to even). */
-export function float32ToFloat16Bits(values: Float32Array): Uint16Array {
+/**
+ * Float32 values to float16 bit patterns (round to nearest, ties to even), into `out` when given (same
+ * length). Values whose half is normal or zero (nearly all activations) are converted inline with a range
+ * check and a few integer operations; the rest go through `float32BitsToFloat16Bits`.
+ */
+export function float32ToFloat16Bits(values: Float32Array, out: Uint16Array = new Uint16Array(values.length)): Uint16Array {
+  if (out.length !== values.length) throw new RangeError(`output holds ${out.length} values, the input ${values.length}`);
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < bits.length; i++) out[i] = float32BitsToFloat16Bits(bits[i] as number);
+  const n = bits.length;
+  for (let i = 0; i < n; i++) {
+    const b = bits[i] as number;
+    const abs = b & 0x7fffffff;
+    // Normal halves: |x| in [2^-14, 65520), i.e. abs in [0x38800000, 0x477ff000).
+    if (abs - 0x38800000 >>> 0 < 0x0efff000) {
+      const rebiased = abs - 0x38000000;
+      out[i] = ((b >>> 16) & 0x8000) | ((rebiased + 0xfff + ((rebiased >>> 13) & 1)) >>> 13);
+    } else if (abs <= 0x33000000) {
+      // Zero (half of all values after a ReLU) and magnitudes that round to it.
+      out[i] = (b >>> 16) & 0x8000;
+    } else out[i] = float32BitsToFloat16Bits(b);
+  }
   return out;
 }
 

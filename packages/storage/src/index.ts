@@ -15,14 +15,17 @@ export {
   shardOutputRef,
   SHARDS_DIR,
 } from './keys';
-export { decodeNpy, encodeNpy, npyByteLength, npyHeader, shapeSize, type NpyArray } from './npy';
+export { decodeNpy, encodeNpy, npyByteLength, npyHeader, npyParts, shapeSize, type NpyArray } from './npy';
 export { openOutput, type OpenOutputOptions } from './open-output';
 export { bucketNameProblem, parseOutputUri, type OutputLocation } from './output-uri';
 export {
   assertListPrefix,
   assertOutputKey,
+  bodyBuffer,
+  bodyLength,
   contentTypeFor,
   outputKeyProblem,
+  type ObjectBody,
   type OutputWriter,
   type PutOptions,
 } from './output-writer';

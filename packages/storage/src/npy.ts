@@ -59,6 +59,22 @@ export function npyByteLength(shape: readonly number[], dtype: Dtype): number {
 }
 
 /**
+ * The `.npy` file of `data` as two buffers, its header and its values, without copying the values (write
+ * them with `OutputWriter.put(key, parts)`). `data` is float32 values for `float32` or float16 bit patterns
+ * for `float16`. On a big-endian host the values are copied and swapped.
+ */
+export function npyParts(data: Float32Array | Uint16Array, shape: readonly number[], dtype: Dtype): [Buffer, Buffer] {
+  if ((dtype === 'float32') !== data instanceof Float32Array) {
+    throw new TypeError(`${dtype} .npy data must be a ${dtype === 'float32' ? 'Float32Array' : 'Uint16Array of float16 bits'}`);
+  }
+  const size = shapeSize(shape);
+  if (data.length !== size) throw new RangeError(`shape ${shapeTuple(shape)} holds ${size} values but the array has ${data.length}`);
+  const header = npyHeader(shape, dtype);
+  if (HOST_IS_BIG_ENDIAN) return [header, encodeNpy(data, shape, dtype).subarray(header.length)];
+  return [header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)];
+}
+
+/**
  * A NumPy `.npy` v1.0 file holding `array` in C order. For `float16`, `array` is either float16 bit patterns
  * (`Uint16Array`) or float32 values that are rounded to float16 here.
  */

@@ -11,11 +11,28 @@ export interface PutOptions {
  * Permanent trouble (missing bucket, access denied, unwritable directory) throws `ValidationError`
  * (`invalid_output`); trouble worth retrying throws `TransientError` (`upload_failed`).
  */
+/** An object's bytes: one buffer, text (UTF-8), or buffers written one after the other (an `.npy` header and its data). */
+export type ObjectBody = Buffer | string | readonly Buffer[];
+
+/** The size of a body in bytes. */
+export function bodyLength(body: ObjectBody): number {
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  if (Buffer.isBuffer(body)) return body.length;
+  return (body as readonly Buffer[]).reduce((n, b) => n + b.length, 0);
+}
+
+/** A body as one buffer (copied together when given in parts). */
+export function bodyBuffer(body: ObjectBody): Buffer {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (Buffer.isBuffer(body)) return body;
+  return Buffer.concat(body as readonly Buffer[]);
+}
+
 export interface OutputWriter {
   /** The root, as `s3://bucket/prefix` or `file:///dir`. */
   readonly uri: string;
   /** Writes the whole object; a reader never sees a partial one. Replaces an existing object. */
-  put(key: string, body: Buffer | string, options?: PutOptions): Promise<void>;
+  put(key: string, body: ObjectBody, options?: PutOptions): Promise<void>;
   /** The object's bytes, or `undefined` when there is none. */
   get(key: string): Promise<Buffer | undefined>;
   /** The first `length` bytes of the object (fewer if it is shorter), or `undefined` when there is none. */

@@ -10,7 +10,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { randomBytes } from 'node:crypto';
 import { bucketNameProblem } from './output-uri';
-import { assertListPrefix, assertOutputKey, contentTypeFor, TEMP_PREFIX, type OutputWriter, type PutOptions } from './output-writer';
+import { assertListPrefix, assertOutputKey, bodyBuffer, contentTypeFor, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
 import { mapS3Error } from './s3-errors';
 
 const MiB = 1024 * 1024;
@@ -112,9 +112,9 @@ export class S3OutputWriter implements OutputWriter {
     this.pageSize = Math.min(1000, Math.max(1, options.listPageSize ?? 1000));
   }
 
-  async put(key: string, body: Buffer | string, options: PutOptions = {}): Promise<void> {
+  async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<void> {
     const Key = this.objectKey(key);
-    const Body = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    const Body = bodyBuffer(body);
     const params = { Bucket: this.bucket, Key, Body, ContentType: options.contentType ?? contentTypeFor(key) };
     try {
       if (Body.length > this.multipartThreshold) {

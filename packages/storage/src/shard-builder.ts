@@ -75,13 +75,17 @@ export class ShardBuilder {
     return this.filled.reduce((n, s) => n + (s?.size ?? 0), 0);
   }
 
-  /** Stores sample `slot`'s array of `layerSpec` (float32 values; rounded to float16 for `float16`). */
-  set(slot: number, layerSpec: string, data: Float32Array): void {
+  /**
+   * Stores sample `slot`'s array of `layerSpec`: float32 values (rounded here for a `float16` shard) or, for a
+   * `float16` shard, float16 bits already.
+   */
+  set(slot: number, layerSpec: string, data: Float32Array | Uint16Array): void {
     if (this.finished) throw new Error('shard already finished');
     const layer = this.layerOffsets.get(layerSpec);
     if (!layer) throw new RangeError(`layer ${JSON.stringify(layerSpec)} is not in this shard`);
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.filled.length) throw new RangeError(`slot ${slot} is outside the chunk of ${this.filled.length}`);
-    const values = this.options.dtype === 'float16' ? float32ToFloat16Bits(data) : data;
+    if (this.options.dtype === 'float32' && !(data instanceof Float32Array)) throw new TypeError('a float32 shard takes Float32Array values');
+    const values = this.options.dtype === 'float16' && data instanceof Float32Array ? float32ToFloat16Bits(data) : data;
     if (values.byteLength !== layer.bytes) {
       throw new RangeError(`layer ${layerSpec}: ${data.length} values do not match shape ${JSON.stringify(layer.shape)}`);
     }

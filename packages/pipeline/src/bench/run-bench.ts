@@ -5,12 +5,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type Preprocess } from '@layertap/contracts';
-import { decodeImage, preprocessPixels } from '@layertap/imaging';
+import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
 import { checkImageSize, layerOutputShape, resolveLayerSpecs } from '@layertap/model/layers';
 import { FileOutputWriter, sampleKey } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from '../batch-runner';
 import { emptyStageTimes, type StageTimes } from '../chunk-ledger';
-import { encodeSampleNpy } from '../encode';
+import { sampleNpy, storeBatch } from '../stored-batch';
 import { EngineThread } from '../inference/engine-client';
 import type { InferResult, ModelInfo, ModelSpec } from '../inference/protocol';
 import type { Limiter } from '../limiter';
@@ -133,6 +133,8 @@ export function benchModelSpec(options: BenchOptions): ModelSpec {
     imageSize: options.imageSize,
     layers: resolveLayerSpecs(options.layers).map((l) => ({ spec: l.spec, canonical: l.canonical })),
     seed: options.seed,
+    preprocess: options.preprocess,
+    store: { layout: options.layout, pool: 'none', dtype: options.dtype },
   };
 }
 
@@ -211,17 +213,20 @@ export function benchEngine(engine: ModelInfo['engine']): BenchEngine {
   };
 }
 
-/** One photo, read and preprocessed as a worker does. */
-async function preprocessFile(file: string, options: BenchOptions): Promise<Float32Array> {
+/** One photo, read, decoded, resized and cropped as a worker does (8-bit pixels). */
+async function fitFile(file: string, options: BenchOptions): Promise<Uint8Array> {
   const decoded = await decodeImage(await readFile(file));
-  return preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }).data;
+  return fitPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize });
 }
 
 /** The same batch, preprocessed from the first images, run back to back: the engine alone. */
 export async function modelOnlyRun(runner: EngineThread, files: string[], options: BenchOptions): Promise<BenchReport['modelOnly']> {
   const sample = options.imageSize * options.imageSize * 3;
+  // Model input (normalised float32), so that only the engine is timed.
   const input = new Float32Array(options.batchSize * sample);
-  for (let k = 0; k < options.batchSize; k++) input.set(await preprocessFile(files[k % files.length] as string, options), k * sample);
+  for (let k = 0; k < options.batchSize; k++) {
+    normalizePixels(await fitFile(files[k % files.length] as string, options), options.preprocess, input.subarray(k * sample, (k + 1) * sample));
+  }
   const batches = Math.max(1, Math.ceil(options.images / options.batchSize));
   let inference = 0;
   let readback = 0;
@@ -254,8 +259,6 @@ async function stagesAloneRun(files: string[], outDir: string, options: BenchOpt
   const values = shape.reduce((a, b) => a * b, 1);
   // One sample of the first layer as an engine hands it over (NCHW, as ONNX Runtime does).
   const output = { ...layer, data: new Float32Array(values).map((_, i) => (i % 97) / 97), shape, layout: 'nchw' as const };
-  const stored = layerOutputShape(layer.canonical, options.imageSize);
-  const storedShape = options.layout === 'hwc' && stored.length === 3 ? [stored[1] as number, stored[2] as number, stored[0] as number] : stored;
   const times = { fetch: 0, decode: 0, preprocess: 0, encode: 0, write: 0 };
   for (const [i, file] of files.entries()) {
     const t0 = performance.now();
@@ -263,9 +266,9 @@ async function stagesAloneRun(files: string[], outDir: string, options: BenchOpt
     const t1 = performance.now();
     const decoded = await decodeImage(bytes);
     const t2 = performance.now();
-    preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize });
+    normalizePixels(fitPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }), options.preprocess);
     const t3 = performance.now();
-    const body = encodeSampleNpy(output, 0, { layout: options.layout, pool: 'none', dtype: options.dtype }, storedShape);
+    const body = sampleNpy(storeBatch(output, spec.store), 0);
     const t4 = performance.now();
     await writer.put(`alone/${i}.npy`, body);
     const t5 = performance.now();
@@ -284,11 +287,6 @@ async function stagesAloneRun(files: string[], outDir: string, options: BenchOpt
 async function endToEndRun(runner: EngineThread, files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['endToEnd']> {
   const writer = new FileOutputWriter({ dir: outDir });
   const stages = emptyStageTimes();
-  const dataset = { layout: options.layout, pool: 'none' as const, dtype: options.dtype };
-  const shapes = spec.layers.map((l) => {
-    const chw = layerOutputShape(l.canonical, options.imageSize);
-    return options.layout === 'hwc' && chw.length === 3 ? [chw[1] as number, chw[2] as number, chw[0] as number] : chw;
-  });
   const timed = async <T>(stage: keyof StageTimes, work: () => Promise<T> | T): Promise<T> => {
     const t0 = performance.now();
     try {
@@ -308,7 +306,7 @@ async function endToEndRun(runner: EngineThread, files: string[], outDir: string
       const file = files[index] as string;
       const data = await timed('fetch', () => readFile(file));
       const decoded = await timed('decode', () => decodeImage(data));
-      return (await timed('preprocess', () => preprocessPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }))).data;
+      return timed('preprocess', () => fitPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }));
     },
     infer: (input, n) => runner.infer(input, n),
     store: async (batch: PreparedItem[], result: InferResult, write: Limiter) => {
@@ -316,11 +314,11 @@ async function endToEndRun(runner: EngineThread, files: string[], outDir: string
       stages.readback += result.readbackMs;
       await Promise.all(
         batch.flatMap((item, k) =>
-          result.outputs.map((layer, l) =>
+          result.outputs.map((layer) =>
             write(async () => {
-              const body = await timed('encode', () => encodeSampleNpy(layer, k, dataset, shapes[l] as number[]));
+              const body = await timed('encode', () => sampleNpy(layer, k));
               await timed('write', () => writer.put(sampleKey('bench', layer.spec, path.basename(files[item.index] as string).replace(/\.\w+$/, '')), body));
-              bytes += body.length;
+              bytes += body[0].length + body[1].length;
               written++;
             }),
           ),

@@ -9,7 +9,7 @@ import { wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type Mo
 
 export type EngineThreadRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
-  | { id: number; type: 'infer'; batch: Float32Array; batchSize: number; receivedAt: number }
+  | { id: number; type: 'infer'; batch: Uint8Array | Float32Array; batchSize: number; receivedAt: number }
   | { id: number; type: 'dispose' };
 
 export type EngineThreadReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
@@ -75,7 +75,7 @@ export class EngineThread {
    * Runs a batch on the engine thread. The batch's memory moves to the thread (the caller's array is empty
    * afterwards); the result's arrays move back.
    */
-  infer(batch: Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
+  infer(batch: Uint8Array | Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
     const whole = batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength && batch.buffer instanceof ArrayBuffer;
     return this.request<InferResult>({ type: 'infer', batch, batchSize, receivedAt }, whole ? [batch.buffer as ArrayBuffer] : []);
   }

@@ -40,7 +40,7 @@ port.on('message', (request: EngineThreadRequest) => {
 
 /** The output buffers of a result, each once (two specs of one layer share an array): moved, not copied. */
 function transferables(value: unknown): ArrayBuffer[] {
-  const outputs = (value as { outputs?: { data: Float32Array }[] } | undefined)?.outputs;
+  const outputs = (value as { outputs?: { data: Float32Array | Uint16Array }[] } | undefined)?.outputs;
   if (!outputs) return [];
   const buffers = new Set<ArrayBuffer>();
   for (const output of outputs) if (output.data.buffer instanceof ArrayBuffer) buffers.add(output.data.buffer);

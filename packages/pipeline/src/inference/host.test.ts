@@ -9,6 +9,8 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   imageSize: 32,
   layers: [{ spec: 'fc2', canonical: 'fc2' }],
   seed: 0,
+  preprocess: 'torchvision',
+  store: { layout: 'chw', pool: 'none', dtype: 'float32' },
   ...overrides,
 });
 
@@ -45,25 +47,25 @@ describe('InferenceHost (a real forked child speaking the protocol)', () => {
     expect(info).toEqual({ backend: 'cpu', backendReason: `pid ${host.pid}`, weights: { description: 'random, seed 5' }, loadMs: 1 });
   });
 
-  it('sends Float32Arrays as Float32Arrays and gets them back', async () => {
+  it('sends 8-bit pixels as a Uint8Array and gets Float32Arrays back', async () => {
     await host.load(spec());
-    const result = await host.infer(new Float32Array([0.5, -1, 2, 3.25]), 2);
+    const result = await host.infer(new Uint8Array([1, 0, 2, 255]), 2);
     expect(result.outputs).toHaveLength(1);
     const [out] = result.outputs;
     // IPC deserialises into the main realm, not Jest's sandbox: compare the tag, not the constructor.
     expect(Object.prototype.toString.call(out?.data)).toBe('[object Float32Array]');
-    expect(Array.from(out?.data ?? [])).toEqual([1, -2, 4, 6.5]);
+    expect(Array.from(out?.data ?? [])).toEqual([2, 0, 4, 510]);
     expect(out?.shape).toEqual([2, 2]);
-    // The child saw a Float32Array too (it reports -1 otherwise).
+    // The child saw a Uint8Array (it reports -1 otherwise).
     expect(result.memory).toEqual({ numTensors: 1, numBytes: 16 });
   });
 
   it('matches each answer to its own request when answers come back out of order', async () => {
     await host.load(spec());
     const order: number[] = [];
-    const slow = host.infer(new Float32Array(60).fill(1), 60).then((r) => (order.push(60), r));
-    const fast = host.infer(new Float32Array(5).fill(7), 5).then((r) => (order.push(5), r));
-    const mid = host.infer(new Float32Array(20).fill(3), 20).then((r) => (order.push(20), r));
+    const slow = host.infer(new Uint8Array(60).fill(1), 60).then((r) => (order.push(60), r));
+    const fast = host.infer(new Uint8Array(5).fill(7), 5).then((r) => (order.push(5), r));
+    const mid = host.infer(new Uint8Array(20).fill(3), 20).then((r) => (order.push(20), r));
     const [a, b, c] = (await Promise.all([slow, fast, mid])) as InferResult[];
     expect(order).toEqual([5, 20, 60]);
     expect([a, b, c].map((r) => [r?.inferenceMs, r?.outputs[0]?.data.length, r?.outputs[0]?.data[0]])).toEqual([
@@ -95,7 +97,7 @@ describe('InferenceHost (a real forked child speaking the protocol)', () => {
   it('rejects every pending request with inference_failed when the child crashes, and starts a fresh child next', async () => {
     await host.load(spec());
     const firstPid = host.pid!;
-    const inFlight = host.infer(new Float32Array(4), 200);
+    const inFlight = host.infer(new Uint8Array(4), 200);
     const crash = host.load(spec({ seed: 13 }));
     const [e1, e2] = await Promise.all([rejection(inFlight), rejection(crash)]);
     for (const err of [e1, e2]) {
@@ -115,7 +117,7 @@ describe('InferenceHost (a real forked child speaking the protocol)', () => {
 
   it('reports a crash during inference the same way', async () => {
     await host.load(spec());
-    const err = await rejection(host.infer(new Float32Array(1), 0));
+    const err = await rejection(host.infer(new Uint8Array(1), 0));
     expect((err as TransientError).code).toBe(ErrorCode.InferenceFailed);
     expect(err.message).toBe('inference process exited (code 4, signal null)');
     await expect(host.load(spec())).resolves.toMatchObject({ backend: 'cpu' });
@@ -123,7 +125,7 @@ describe('InferenceHost (a real forked child speaking the protocol)', () => {
 
   it('reports a child killed by a signal', async () => {
     await host.load(spec());
-    const pending = host.infer(new Float32Array(2), 500);
+    const pending = host.infer(new Uint8Array(2), 500);
     process.kill(host.pid!, 'SIGKILL');
     const err = await rejection(pending);
     expect((err as TransientError).code).toBe(ErrorCode.InferenceFailed);

@@ -95,7 +95,7 @@ export class InferenceHost {
    * Runs a batch in the child. Several may be in flight: the child runs them one after the other, so the
    * next batch is already there when one finishes. The result says how long the batch was in transit.
    */
-  async infer(batch: Float32Array, batchSize: number): Promise<InferResult> {
+  async infer(batch: Uint8Array, batchSize: number): Promise<InferResult> {
     const sentAt = wallClockMs();
     const result = await this.request<InferResult>({ type: 'infer', batch, batchSize });
     const { receivedAt, finishedAt } = result.times;

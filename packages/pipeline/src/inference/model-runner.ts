@@ -1,9 +1,11 @@
 // Loads the model a chunk asks for and runs its batches: what the inference process does, and what
 // `layertap bench` does in its own process. Loads and runs happen one at a time, in the order asked, so a
 // caller may send the next batch before the previous one is back.
+import { normalizePixels } from '@layertap/imaging';
 import { Extractor, loadWeights } from '@layertap/model';
 import type { FetchBytes } from '@layertap/model/weights';
-import { modelKey, wallClockMs, type ChildUsage, type InferResult, type LayerBuffer, type ModelInfo, type ModelSpec } from './protocol';
+import { storeBatch, type StoredBatch } from '../stored-batch';
+import { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
 
 export interface ModelRunnerOptions {
   /** Downloads remote weights (http(s), s3); they are cached on disk by content hash. */
@@ -13,8 +15,8 @@ export interface ModelRunnerOptions {
 }
 
 export class ModelRunner {
-  private current: { key: string; extractor: Extractor; info: ModelInfo } | undefined;
-  private collected: LayerBuffer[] = [];
+  private current: { key: string; extractor: Extractor; info: ModelInfo; spec: ModelSpec } | undefined;
+  private collected: StoredBatch[] = [];
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ModelRunnerOptions = {}) {}
@@ -24,8 +26,11 @@ export class ModelRunner {
     return this.serial(() => this.loadNow(spec));
   }
 
-  /** Runs one batch through the loaded model. `receivedAt`: when the request arrived (for transfer times). */
-  infer(batch: Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
+  /**
+   * Runs one batch through the loaded model: 8-bit pixels (normalised here, as the spec's preprocessing says)
+   * or float32 model input. `receivedAt`: when the request arrived (for transfer times).
+   */
+  infer(batch: Uint8Array | Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
     return this.serial(() => this.inferNow(batch, batchSize, receivedAt));
   }
 
@@ -49,7 +54,11 @@ export class ModelRunner {
 
   private async loadNow(spec: ModelSpec): Promise<ModelInfo> {
     const key = modelKey(spec);
-    if (this.current?.key === key) return { ...this.current.info, fresh: false };
+    if (this.current?.key === key) {
+      // The same model for another dataset: its preprocessing and storage settings are this spec's.
+      this.current.spec = spec;
+      return { ...this.current.info, fresh: false };
+    }
     this.dispose();
     const started = Date.now();
     const weights = spec.weights
@@ -68,11 +77,11 @@ export class ModelRunner {
       ...(weights ? { weights: weights.tensors, weightsDescription: weights.description } : {}),
       ...(this.options.log ? { log: this.options.log } : {}),
     });
-    for (const layer of spec.layers) {
+    spec.layers.forEach((layer, i) => {
       extractor.registerForwardHook(layer.canonical, (out) => {
-        this.collected.push({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout });
+        this.collected[i] = storeBatch({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout }, this.store());
       });
-    }
+    });
     await extractor.warmup();
     const info: ModelInfo = {
       backend: `${extractor.engine}:${extractor.backend}`,
@@ -82,16 +91,22 @@ export class ModelRunner {
       weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },
       loadMs: Date.now() - started,
     };
-    this.current = { key, extractor, info };
+    this.current = { key, extractor, info, spec };
     return info;
   }
 
-  private async inferNow(batch: Float32Array, batchSize: number, receivedAt: number): Promise<InferResult> {
+  private store(): ModelSpec['store'] {
+    if (!this.current) throw new Error('no model loaded');
+    return this.current.spec.store;
+  }
+
+  private async inferNow(batch: Uint8Array | Float32Array, batchSize: number, receivedAt: number): Promise<InferResult> {
     const current = this.current;
     if (!current) throw new Error('no model loaded: send a load request first');
     const startedAt = wallClockMs();
     this.collected = [];
-    const timings = await current.extractor.run({ data: batch, batchSize });
+    const data = batch instanceof Uint8Array ? normalizePixels(batch, current.spec.preprocess) : batch;
+    const timings = await current.extractor.run({ data, batchSize });
     const outputs = this.collected;
     this.collected = [];
     return {

@@ -9,6 +9,8 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
     { spec: 'fc2', canonical: 'fc2' },
   ],
   seed: 0,
+  preprocess: 'torchvision',
+  store: { layout: 'chw', pool: 'none', dtype: 'float32' },
   ...overrides,
 });
 

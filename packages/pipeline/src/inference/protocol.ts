@@ -1,4 +1,5 @@
-import type { BackendName, EngineInfo, EngineName, LayerRequest } from '@layertap/contracts';
+import type { BackendName, EngineInfo, EngineName, LayerRequest, Preprocess } from '@layertap/contracts';
+import type { StoreSettings, StoredBatch } from '../stored-batch';
 
 /** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
 export interface ModelSpec {
@@ -15,6 +16,10 @@ export interface ModelSpec {
   /** Weights URI; absent means seeded random weights. */
   weights?: string;
   seed: number;
+  /** How the 8-bit pixels a batch carries become model input (torchvision or caffe normalisation). */
+  preprocess: Preprocess;
+  /** How the outputs are stored: results come back in that layout, pooling and dtype. Not part of the model key. */
+  store: StoreSettings;
 }
 
 export interface ModelInfo {
@@ -29,17 +34,9 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export interface LayerBuffer {
-  spec: string;
-  canonical: string;
-  /** Host copy of the layer's output for the whole batch: [N,H,W,C] (`nhwc`), [N,C,H,W] (`nchw`) or [N,C]. */
-  data: Float32Array;
-  shape: number[];
-  layout: 'nhwc' | 'nchw';
-}
-
 export interface InferResult {
-  outputs: LayerBuffer[];
+  /** Each hooked layer's stored arrays for the batch, in the order of the spec's layers. */
+  outputs: StoredBatch[];
   inferenceMs: number;
   readbackMs: number;
   memory: { numTensors: number; numBytes: number; childRssBytes: number };
@@ -65,7 +62,8 @@ export interface ChildUsage {
 
 export type HostRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
-  | { id: number; type: 'infer'; batch: Float32Array; batchSize: number }
+  /** `batch`: the images' 8-bit RGB pixels (NHWC, after resizing and cropping), normalised by the inference process. */
+  | { id: number; type: 'infer'; batch: Uint8Array; batchSize: number }
   | { id: number; type: 'usage' };
 
 /** A wall-clock time in milliseconds that processes on one machine agree on. */

@@ -55,6 +55,14 @@ export function describeOutputWriterContract(name: string, harness: OutputWriter
       expect(await w.get('ds/empty.json')).toEqual(Buffer.alloc(0));
     });
 
+    it('stores a body given in parts as their concatenation (an .npy header and its values)', async () => {
+      const w = await writer();
+      const parts = [Buffer.from('head'), Buffer.alloc(0), randomBytes(300_000), Buffer.from('tail')];
+      await w.put('ds/block2_pool/parts.npy', parts);
+      expect((await w.get('ds/block2_pool/parts.npy'))?.equals(Buffer.concat(parts))).toBe(true);
+      expect(await w.exists('ds/block2_pool/parts.npy', 300_008)).toBe(true);
+    });
+
     it('answers undefined / false for a missing key, and for a "directory"', async () => {
       const w = await writer();
       expect(await w.get('ds/nothing.npy')).toBeUndefined();

@@ -28,11 +28,11 @@ process.on('message', (req) => {
   }
   if (req.type === 'infer') {
     if (req.batchSize === 0) process.exit(4);
-    const isFloat32 = req.batch instanceof Float32Array;
+    const isUint8 = req.batch instanceof Uint8Array;
     const data = Float32Array.from(req.batch, (v) => v * 2);
     setTimeout(() => reply({ id: req.id, ok: true, value: {
       outputs: [{ spec: 'fc2', canonical: 'fc2', data, shape: [req.batchSize, data.length / req.batchSize] }],
-      inferenceMs: req.batchSize, readbackMs: 0, memory: { numTensors: isFloat32 ? 1 : -1, numBytes: data.byteLength },
+      inferenceMs: req.batchSize, readbackMs: 0, memory: { numTensors: isUint8 ? 1 : -1, numBytes: data.byteLength },
       times: { receivedAt: performance.timeOrigin + performance.now(), startedAt: 0, finishedAt: performance.timeOrigin + performance.now() },
     } }), req.batchSize);
   }
