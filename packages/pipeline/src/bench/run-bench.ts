@@ -166,7 +166,7 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
     progress('end to end...');
     const outDir = path.join(dir, 'layertap-out');
     await rm(outDir, { recursive: true, force: true });
-    const endToEnd = await endToEndRun(runner, files, outDir, options, spec);
+    const endToEnd = await endToEndRun(runner, files, outDir, options);
     progress(`end to end: ${endToEnd.imagesPerSecond.toFixed(2)} images/s`);
     const after = await runner.infer(new Float32Array(spec.imageSize * spec.imageSize * 3), 1);
     const report: BenchReport = {
@@ -284,7 +284,7 @@ async function stagesAloneRun(files: string[], outDir: string, options: BenchOpt
 }
 
 /** Photo files to `.npy` files through the BatchRunner, as a worker runs a chunk (without Redis and IPC). */
-async function endToEndRun(runner: EngineThread, files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['endToEnd']> {
+async function endToEndRun(runner: EngineThread, files: string[], outDir: string, options: BenchOptions): Promise<BenchReport['endToEnd']> {
   const writer = new FileOutputWriter({ dir: outDir });
   const stages = emptyStageTimes();
   const timed = async <T>(stage: keyof StageTimes, work: () => Promise<T> | T): Promise<T> => {
