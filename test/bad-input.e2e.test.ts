@@ -261,7 +261,7 @@ describe('more bad requests', () => {
       // checks what it dequeues, whatever the producer did.
       await chunks.add('chunk', { hello: 'world', samples: 'not a list' }, { jobId: 'junk', attempts: 5, backoff: { type: 'fixed', delay: 100 } });
       const dataset = {
-        datasetId: 'forged', output: pathToFileURL(out).href, layers: [{ spec: 'block1_pool', canonical: 'block1_pool' }],
+        datasetId: 'forged', output: pathToFileURL(out).href, layers: [{ spec: 'block1_pool', canonical: 'block1_pool', shape: [64, 112, 112] }],
         seed: 0, preprocess: 'torchvision', imageSize: 32, batchSize: 2, chunkSize: 2, dtype: 'float32', layout: 'chw',
         totalSamples: 1, submittedAt: new Date().toISOString(), run: 0,
       };

@@ -650,7 +650,7 @@ function datasetConfig(datasetId: string): DatasetConfig {
   return DatasetConfig.parse({
     datasetId,
     output: 's3://bucket/activations',
-    layers: [{ spec: 'block5_pool', canonical: 'block5_pool' }],
+    layers: [{ spec: 'block5_pool', canonical: 'block5_pool', shape: [512, 7, 7] }],
     seed: 0,
     preprocess: 'torchvision',
     imageSize: 224,

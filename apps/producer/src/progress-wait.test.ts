@@ -22,8 +22,9 @@ describe('waitForDataset (real redis-server)', () => {
 
   const config = (datasetId: string): DatasetConfig => ({
     datasetId,
+    model: 'vgg16',
     output: 's3://bucket/out',
-    layers: [{ spec: 'fc2', canonical: 'fc2' }],
+    layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }],
     seed: 0,
     preprocess: 'torchvision',
     imageSize: 64,

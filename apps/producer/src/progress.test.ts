@@ -7,10 +7,11 @@ function status(progress: Partial<DatasetStatus['progress']>, overrides: Partial
     state: 'running',
     config: {
       datasetId: 'cats-0123456789',
+      model: 'vgg16',
       output: 's3://bucket/out',
       layers: [
-        { spec: 'features.29', canonical: 'block5_conv3' },
-        { spec: 'fc2', canonical: 'fc2' },
+        { spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] },
+        { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
       seed: 3,
       preprocess: 'torchvision',

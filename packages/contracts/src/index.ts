@@ -2,3 +2,4 @@ export * from './errors';
 export * from './ids';
 export * from './queue-contract';
 export * from './engines';
+export * from './limits';

@@ -4,7 +4,7 @@ function config(overrides: Record<string, unknown> = {}): Record<string, unknown
   return {
     datasetId: 'cats-0123456789',
     output: 's3://bucket/activations',
-    layers: [{ spec: 'conv5_3', canonical: 'block5_conv3' }],
+    layers: [{ spec: 'conv5_3', canonical: 'block5_conv3', shape: [512, 14, 14] }],
     seed: 0,
     preprocess: 'torchvision',
     imageSize: 224,
@@ -31,7 +31,7 @@ describe('DatasetConfig', () => {
     expect(parsed.pool).toBe('none');
     expect(parsed.format).toBe('npy');
     expect(parsed.weights).toBeUndefined();
-    expect(parsed.layers).toEqual([{ spec: 'conv5_3', canonical: 'block5_conv3' }]);
+    expect(parsed.layers).toEqual([{ spec: 'conv5_3', canonical: 'block5_conv3', shape: [512, 14, 14] }]);
   });
 
   it('keeps an explicit pool and weights URI', () => {
@@ -152,7 +152,7 @@ describe('ManifestLine', () => {
 
 describe('formatIssues', () => {
   it('joins one "path: message" per issue with "; "', () => {
-    const result = DatasetConfig.safeParse(config({ datasetId: 'a..b', layers: [{ spec: '', canonical: 'block1_conv1' }] }));
+    const result = DatasetConfig.safeParse(config({ datasetId: 'a..b', layers: [{ spec: '', canonical: 'block1_conv1', shape: [64, 224, 224] }] }));
     expect(result.success).toBe(false);
     if (result.success) return;
     const text = formatIssues(result.error);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EngineInfo } from './engines';
 import { idProblem } from './ids';
+import { BATCH_SIZE, CHUNK_SIZE, IMAGE_SIZE } from './limits';
 
 /** Queue names. With the default prefix the Redis keys are `layertap:<queue>:...`. */
 export const QueueName = {
@@ -33,13 +34,22 @@ export type Pool = z.infer<typeof Pool>;
 export const OutputFormat = z.enum(['npy', 'shards']);
 export type OutputFormat = z.infer<typeof OutputFormat>;
 
-/** A requested layer: the spec as the user wrote it (names the output folder) and its canonical name. */
-export const LayerRequest = z.object({ spec: z.string().min(1), canonical: z.string().min(1) });
+/** The models layertap has (a dataset names one; VGG16 is the one implementation). */
+export const ModelName = z.enum(['vgg16']);
+export type ModelName = z.infer<typeof ModelName>;
+
+/**
+ * A requested layer, resolved once at submit: the spec as the user wrote it (it names the output folder), its
+ * canonical name, and the shape each sample's array is stored with (layout and pooling applied). Workers
+ * trust it after schema validation and never resolve specs again.
+ */
+export const LayerRequest = z.object({ spec: z.string().min(1), canonical: z.string().min(1), shape: z.array(z.number().int().positive()).min(1) });
 export type LayerRequest = z.infer<typeof LayerRequest>;
 
 /** Everything a worker needs to know about a dataset; fixed at submit time, copied into every job. */
 export const DatasetConfig = z.object({
   datasetId: SafeId,
+  model: ModelName.default('vgg16'),
   /** `s3://bucket/prefix` or `file:///abs/dir`; outputs go under `<output>/<datasetId>/`. */
   output: z.string().min(1),
   layers: z.array(LayerRequest).min(1),
@@ -49,10 +59,10 @@ export const DatasetConfig = z.object({
   preprocess: Preprocess,
   /** Why this preprocessing: given as `--preprocess`, or the one the weights were trained with (recorded in dataset.json). */
   preprocessReason: z.string().min(1).max(1000).optional(),
-  imageSize: z.number().int().min(32).max(1024),
+  imageSize: z.number().int().min(IMAGE_SIZE.min).max(IMAGE_SIZE.max),
   /** Largest batch a worker runs, or `auto`: the largest that fits the worker's memory budget. */
-  batchSize: z.union([z.number().int().min(1).max(1024), z.literal('auto')]),
-  chunkSize: z.number().int().min(1).max(100_000),
+  batchSize: z.union([z.number().int().min(BATCH_SIZE.min).max(BATCH_SIZE.max), z.literal('auto')]),
+  chunkSize: z.number().int().min(CHUNK_SIZE.min).max(CHUNK_SIZE.max),
   dtype: Dtype,
   layout: Layout,
   pool: Pool.default('none'),

@@ -1,4 +1,4 @@
-import { VGG16_LAYERS, deepestLayer, layerInfo, layerOutputShape } from './layers';
+import { getModel, type ModelDescriptor } from './models';
 
 /** Largest batch `autoBatchSize` picks, whatever the budget: beyond it throughput no longer grows. */
 export const MAX_AUTO_BATCH = 256;
@@ -13,11 +13,10 @@ function elements(shape: readonly number[]): number {
  * hooked output three times (the engine's result, the host copy handed to the worker, the encoded file).
  * A deliberately generous float32 estimate: the engines free intermediates, the worker must not run out.
  */
-export function sampleMemoryBytes(layers: readonly string[], imageSize: number): number {
-  const deepest = layerInfo(deepestLayer(layers)).order;
-  const path = VGG16_LAYERS.filter((layer) => layer.order <= deepest).map((layer) => elements(layerOutputShape(layer.name, imageSize)));
+export function sampleMemoryBytes(layers: readonly string[], imageSize: number, model: ModelDescriptor = getModel()): number {
+  const path = pathTo(layers, model).map((layer) => elements(model.outputShape(layer.name, imageSize)));
   const [first = 0, second = 0] = [...path].sort((a, b) => b - a);
-  const hooked = layers.reduce((sum, spec) => sum + elements(layerOutputShape(layerInfo(spec).name, imageSize)), 0);
+  const hooked = layers.reduce((sum, spec) => sum + elements(model.outputShape(model.layer(spec).name, imageSize)), 0);
   return 4 * (imageSize * imageSize * 3 + first + second + 3 * hooked);
 }
 
@@ -25,8 +24,8 @@ export function sampleMemoryBytes(layers: readonly string[], imageSize: number):
  * `--batch-size auto`: the largest batch whose activations fit `budgetBytes` (weights excluded: they are
  * paid once per process), between 1 and `MAX_AUTO_BATCH`.
  */
-export function autoBatchSize(layers: readonly string[], imageSize: number, budgetBytes: number): number {
-  const fits = Math.floor(budgetBytes / sampleMemoryBytes(layers, imageSize));
+export function autoBatchSize(layers: readonly string[], imageSize: number, budgetBytes: number, model: ModelDescriptor = getModel()): number {
+  const fits = Math.floor(budgetBytes / sampleMemoryBytes(layers, imageSize, model));
   return Math.max(1, Math.min(MAX_AUTO_BATCH, fits));
 }
 
@@ -34,9 +33,8 @@ export function autoBatchSize(layers: readonly string[], imageSize: number, budg
  * Bytes of the largest tensor one sample makes on the way to the deepest of `layers` (the input included):
  * what a WebGPU buffer holding a batch's activations grows by per image, against the adapter's binding limit.
  */
-export function largestActivationBytes(layers: readonly string[], imageSize: number): number {
-  const deepest = layerInfo(deepestLayer(layers)).order;
-  const sizes = VGG16_LAYERS.filter((layer) => layer.order <= deepest).map((layer) => elements(layerOutputShape(layer.name, imageSize)));
+export function largestActivationBytes(layers: readonly string[], imageSize: number, model: ModelDescriptor = getModel()): number {
+  const sizes = pathTo(layers, model).map((layer) => elements(model.outputShape(layer.name, imageSize)));
   return 4 * Math.max(imageSize * imageSize * 3, ...sizes);
 }
 
@@ -44,14 +42,12 @@ export function largestActivationBytes(layers: readonly string[], imageSize: num
  * Bytes of the largest im2col matrix one sample makes (a 3x3 conv over C channels: H*W rows of 9*C values),
  * for TF.js WebGPU's separate im2col shader; 0 when no conv is on the way.
  */
-export function largestIm2colBytes(layers: readonly string[], imageSize: number): number {
-  const deepest = layerInfo(deepestLayer(layers)).order;
+export function largestIm2colBytes(layers: readonly string[], imageSize: number, model: ModelDescriptor = getModel()): number {
   let channels = 3;
   let largest = 0;
-  for (const layer of VGG16_LAYERS) {
-    if (layer.order > deepest) break;
+  for (const layer of pathTo(layers, model)) {
     if (layer.kind === 'conv') {
-      const [, h = 0, w = 0] = layerOutputShape(layer.name, imageSize);
+      const [, h = 0, w = 0] = model.outputShape(layer.name, imageSize);
       largest = Math.max(largest, 4 * h * w * 9 * channels);
     }
     if (layer.pools !== undefined) channels = layer.channels;
@@ -62,4 +58,10 @@ export function largestIm2colBytes(layers: readonly string[], imageSize: number)
 /** Images per run that keep every tensor under `maxBytes` (at least 1; a bigger one then fails loudly). */
 export function imagesWithin(maxBytes: number, bytesPerImage: number): number {
   return bytesPerImage > 0 ? Math.max(1, Math.floor(maxBytes / bytesPerImage)) : Number.MAX_SAFE_INTEGER;
+}
+
+/** The model's layers from the first to the deepest of `layers`, in forward order. */
+function pathTo(layers: readonly string[], model: ModelDescriptor): ModelDescriptor['layers'][number][] {
+  const deepest = Math.max(...layers.map((spec) => model.layer(spec).order));
+  return model.layers.filter((layer) => layer.order <= deepest);
 }

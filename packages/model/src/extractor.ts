@@ -9,8 +9,8 @@ import {
   type BackendName,
   type EngineInfo,
   type EngineName,
+  type ModelName,
 } from '@layertap/contracts';
-import { checkImageSize, layerInfo } from './layers';
 import { silentLog, type LogFn } from './log';
 import type { InferenceEngine, MemoryInfo, ModelDescription, TensorLayout } from './engines/engine';
 import { NullEngine } from './engines/null-engine';
@@ -19,11 +19,14 @@ import { checkProvider } from './engines/onnx-runtime';
 import { EngineChain, NoEngineError, defaultThreads, type EngineChoice } from './engines/select-engine';
 import { TfjsEngine } from './engines/tfjs-engine';
 import { verifyEngine } from './engines/verify-engine';
-import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
+import { getModel, type ModelDescriptor } from './models';
+import { validateWeights, type WeightsMap } from './weight-specs';
 
 export type { MemoryInfo, ModelDescription } from './engines/engine';
 
 export interface ExtractorOptions {
+  /** The model (its layer table, weights and builders). Default `vgg16`. */
+  model?: ModelName;
   /**
    * What runs the model: `onnx` (ONNX Runtime), `tfjs`, `null` (zeros, for measuring the pipeline) or `auto`,
    * the fastest that works here (see `AUTO_ORDER` in @layertap/contracts). Default `auto`.
@@ -139,11 +142,13 @@ export class Extractor {
     private readonly runner: InferenceEngine,
     /** Which engine runs, on what device, and why. */
     readonly info: EngineInfo,
+    private readonly model: ModelDescriptor,
   ) {}
 
   /** Chooses the engine and backend and checks the options and the given weights; the model is built on first use. */
   static async create(options: ExtractorOptions): Promise<Extractor> {
-    checkImageSize(options.imageSize);
+    const model = getModel(options.model);
+    model.checkImageSize(options.imageSize);
     const log = options.log ?? silentLog;
     if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
       throw new ValidationError(ErrorCode.InvalidRequest, `threads must be a positive integer, got ${options.threads}`);
@@ -154,11 +159,11 @@ export class Extractor {
     // Tensors that are given must be right; which ones must be present depends on the hooks (checked then).
     if (options.weights) {
       const weights = options.weights;
-      validateWeights(weights, VGG16_WEIGHTS.filter((spec) => weights.has(spec.name)));
-      const known = new Set(VGG16_WEIGHTS.map((spec) => spec.name));
+      validateWeights(weights, model.weights.filter((spec) => weights.has(spec.name)));
+      const known = new Set(model.weights.map((spec) => spec.name));
       const unknown = [...weights.keys()].filter((name) => !known.has(name));
       if (unknown.length > 0) {
-        log('weights: ignoring tensors VGG16 does not have', { tensors: unknown.slice(0, 10), count: unknown.length });
+        log(`weights: ignoring tensors ${model.name} does not have`, { tensors: unknown.slice(0, 10), count: unknown.length });
       }
     }
     const chain = EngineChain.plan({
@@ -168,14 +173,14 @@ export class Extractor {
       ...(options.exclude ? { exclude: options.exclude } : {}),
       log,
     });
-    const proofLayers = options.verify ? canonicalLayers(options.verify) : undefined;
+    const proofLayers = options.verify ? canonicalLayers(options.verify, model) : undefined;
     for (;;) {
       const choice = await chain.next();
       if (!choice) throw new NoEngineError(chain.reasons);
-      const runner = openEngine(choice, options, log);
+      const runner = openEngine(choice, options, model, log);
       let proof = '';
       if (proofLayers && needsProof(choice)) {
-        const result = await prove(runner, options, proofLayers, log);
+        const result = await prove(runner, options, model, proofLayers, log);
         if (!result.ok) {
           runner.dispose();
           log(`engine ${choice.label} dropped: ${result.reason}`, { engine: choice.label });
@@ -191,7 +196,7 @@ export class Extractor {
         reason: `${choice.reason}${proof}`,
         warnings: choice.warnings,
       };
-      return new Extractor(options, runner, info);
+      return new Extractor(options, runner, info, model);
     }
   }
 
@@ -240,8 +245,8 @@ export class Extractor {
   registerForwardHook(layer: string, fn: ForwardHook): HookHandle {
     this.assertUsable();
     const spec = layer.trim();
-    const info = layerInfo(spec);
-    if (this.options.weights) validateWeights(this.options.weights, requiredWeights([info.name]));
+    const info = this.model.layer(spec);
+    if (this.options.weights) validateWeights(this.options.weights, this.model.requiredWeights([info.name]));
     const id = this.nextHookId++;
     this.hooks.set(id, { id, spec, canonical: info.name, order: info.order, fn });
     return { remove: () => void this.hooks.delete(id) };
@@ -371,9 +376,9 @@ export class Extractor {
 }
 
 /** Canonical names in forward order, each once. */
-function canonicalLayers(specs: readonly string[]): string[] {
-  const layers = [...new Set(specs.map((spec) => layerInfo(spec).name))];
-  return layers.sort((a, b) => layerInfo(a).order - layerInfo(b).order);
+function canonicalLayers(specs: readonly string[], model: ModelDescriptor): string[] {
+  const layers = [...new Set(specs.map((spec) => model.layer(spec).name))];
+  return layers.sort((a, b) => model.layer(a).order - model.layer(b).order);
 }
 
 /** The CPU engine is the reference itself, and the null engine computes nothing to compare. */
@@ -382,8 +387,9 @@ function needsProof(choice: EngineChoice): boolean {
 }
 
 /** Builds the engine for a choice (the model itself is built on first use). */
-function openEngine(choice: EngineChoice, options: ExtractorOptions, log: LogFn): InferenceEngine {
+function openEngine(choice: EngineChoice, options: ExtractorOptions, model: ModelDescriptor, log: LogFn): InferenceEngine {
   const common = {
+    model,
     imageSize: options.imageSize,
     ...(options.weights ? { weights: options.weights } : {}),
     weightsDescription: describeWeights(options),
@@ -392,7 +398,7 @@ function openEngine(choice: EngineChoice, options: ExtractorOptions, log: LogFn)
   };
   switch (choice.target.engine) {
     case 'null':
-      return new NullEngine(options.imageSize, choice.reason);
+      return new NullEngine(options.imageSize, choice.reason, model);
     case 'tfjs':
       if (!choice.selection) throw new LayertapError(ErrorCode.InferenceFailed, `internal: ${choice.label} chosen without a TF.js backend`);
       return new TfjsEngine(
@@ -421,10 +427,11 @@ function openEngine(choice: EngineChoice, options: ExtractorOptions, log: LogFn)
  * The proof run against ONNX Runtime on the CPU, built with the same weights; without it (onnxruntime-node
  * missing), an engine runs unproven and says so.
  */
-async function prove(candidate: InferenceEngine, options: ExtractorOptions, layers: string[], log: LogFn): Promise<{ ok: true; note: string } | { ok: false; reason: string }> {
+async function prove(candidate: InferenceEngine, options: ExtractorOptions, model: ModelDescriptor, layers: string[], log: LogFn): Promise<{ ok: true; note: string } | { ok: false; reason: string }> {
   const cpu = await checkProvider('cpu');
   if (!cpu.available) return { ok: true, note: `no proof run: ONNX Runtime's CPU provider, the reference, is not available (${cpu.reason})` };
   const reference = new OnnxEngine({
+    model,
     imageSize: options.imageSize,
     ...(options.weights ? { weights: options.weights } : {}),
     weightsDescription: describeWeights(options),

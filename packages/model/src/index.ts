@@ -1,4 +1,5 @@
 export * from './layers';
+export * from './models';
 export * from './weight-specs';
 export * from './random-weights';
 export * from './adaptive-avg-pool';

@@ -4,6 +4,7 @@ import { ChunkResult, ErrorCode, describeError, isLayertapError, type BackendNam
 import type { Logger } from '@layertap/config';
 import { PREPROCESSING, decodeImage, fitPixels, type ImageFetcher } from '@layertap/imaging';
 import { autoBatchSize } from '@layertap/model/batch-size';
+import { getModel } from '@layertap/model/models';
 import type { DatasetStore } from '@layertap/queue';
 import { npyByteLength, npyHeader, partKey, sampleKey, ShardBuilder, shardKey, shardOutputRef, shardTensorName, type ObjectBody, type OutputWriter } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from './batch-runner';
@@ -12,7 +13,6 @@ import type { InferResult, ModelInfo, ModelSpec } from './inference/protocol';
 import type { Limiter } from './limiter';
 import type { ChunkMetrics } from './metrics';
 import { sampleNpy, storedSample } from './stored-batch';
-import { storedShape } from './stored-shape';
 
 /** What runs a chunk's batches: an inference process (InferenceHost) or anything speaking its interface. */
 export interface InferenceClient {
@@ -97,6 +97,7 @@ export class ChunkRunner {
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.im2col ? { im2col: true } : {}),
         ...(excluded?.size ? { exclude: [...excluded] } : {}),
+        model: dataset.model,
         imageSize: dataset.imageSize,
         layers: dataset.layers,
         seed: dataset.seed,
@@ -117,7 +118,7 @@ export class ChunkRunner {
         dataset.format === 'shards'
           ? new ShardBuilder({
               sampleIds: job.samples.map((s) => s.id),
-              layers: dataset.layers.map((l) => ({ spec: l.spec, shape: storedShape(l.canonical, dataset) })),
+              layers: dataset.layers.map((l) => ({ spec: l.spec, shape: l.shape })),
               dtype: dataset.dtype,
               metadata: shardMetadata(job, model, o.version),
             })
@@ -161,9 +162,10 @@ export class ChunkRunner {
     const o = this.options;
     const { dataset, samples } = job;
     const batchSize =
-      dataset.batchSize === 'auto' ? autoBatchSize(dataset.layers.map((l) => l.spec), dataset.imageSize, o.memoryBudgetBytes) : dataset.batchSize;
+      dataset.batchSize === 'auto' ? autoBatchSize(dataset.layers.map((l) => l.canonical), dataset.imageSize, o.memoryBudgetBytes, getModel(dataset.model)) : dataset.batchSize;
     if (dataset.batchSize === 'auto') log.info({ batchSize, budgetMiB: Math.round(o.memoryBudgetBytes / 1024 ** 2) }, 'batch size auto');
-    const shapes = dataset.layers.map((l) => storedShape(l.canonical, dataset));
+    // The plan's shapes: what the inference process gives back must be exactly these.
+    const shapes = dataset.layers.map((l) => l.shape);
     const checkShapes = (result: InferResult): void => {
       result.outputs.forEach((layer, l) => {
         const want = shapes[l] as number[];
@@ -309,13 +311,13 @@ function shardMetadata(job: ChunkJob, model: ModelInfo, version = 'unknown'): Re
     datasetId: dataset.datasetId,
     run: String(dataset.run),
     chunk: String(job.chunk),
-    layers: JSON.stringify(dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: storedShape(l.canonical, dataset) }))),
+    layers: JSON.stringify(dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: l.shape }))),
     dtype: dataset.dtype,
     layout: dataset.layout,
     pool: dataset.pool,
     imageSize: String(dataset.imageSize),
     preprocessing: JSON.stringify({ mode: dataset.preprocess, imageSize: dataset.imageSize, ...PREPROCESSING[dataset.preprocess] }),
-    model: 'vgg16',
+    model: dataset.model,
     weights: model.weights.description,
     ...(model.weights.sha256 ? { weightsSha256: model.weights.sha256 } : {}),
     ...(dataset.weights ? { weightsSource: dataset.weights } : {}),
@@ -330,7 +332,7 @@ async function alreadyStored(writer: OutputWriter, dataset: ChunkJob['dataset'],
   const outputs: Record<string, string> = {};
   const shapes: Record<string, number[]> = {};
   for (const layer of dataset.layers) {
-    const shape = storedShape(layer.canonical, dataset);
+    const shape = layer.shape;
     const key = sampleKey(dataset.datasetId, layer.spec, sample.id);
     const header = npyHeader(shape, dataset.dtype);
     if (!(await writer.exists(key, npyByteLength(shape, dataset.dtype)))) return false;

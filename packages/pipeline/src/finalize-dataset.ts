@@ -12,7 +12,7 @@ import { PREPROCESSING } from '@layertap/imaging';
 import { datasetKey, manifestKey, partKey, readManifestParts, type OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { LayertapQueues } from '@layertap/queue';
-import { storedShape } from './stored-shape';
+import { getModel } from '@layertap/model/models';
 
 export interface FinalizeContext {
   queues: LayertapQueues;
@@ -102,11 +102,11 @@ export function datasetDocument(
     layertap: { version },
     datasetId: dataset.datasetId,
     model: {
-      name: 'vgg16',
-      architecture: 'keras.applications.VGG16 (include_top=True); torchvision vgg16 indices accepted',
+      name: dataset.model,
+      architecture: getModel(dataset.model).architecture,
       weights: { source: dataset.weights ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
     },
-    layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: storedShape(l.canonical, dataset) })),
+    layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: l.shape })),
     preprocessing: {
       mode: dataset.preprocess,
       // Why: --preprocess as given, or the training of the weights (set at submit; older datasets lack it).

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
-import { defaultDatasetId, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
+import { defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
@@ -80,13 +80,31 @@ describe('defaultDatasetId', () => {
   });
 });
 
+describe('planLayers', () => {
+  it('resolves specs once into canonical names and stored shapes, layout and pooling applied', () => {
+    expect(planLayers({ layers: ['features.9', 'fc2'], imageSize: 224, layout: 'chw', pool: 'none' })).toEqual([
+      { spec: 'features.9', canonical: 'block2_pool', shape: [128, 56, 56] },
+      { spec: 'fc2', canonical: 'fc2', shape: [4096] },
+    ]);
+    expect(planLayers({ layers: ['block3_pool'], imageSize: 64, layout: 'hwc', pool: 'none' })).toEqual([{ spec: 'block3_pool', canonical: 'block3_pool', shape: [8, 8, 256] }]);
+    expect(planLayers({ layers: ['block3_pool'], imageSize: 64, layout: 'hwc', pool: 'avg' })).toEqual([{ spec: 'block3_pool', canonical: 'block3_pool', shape: [256] }]);
+  });
+
+  it('refuses two specs of one layer, naming both and the layer', () => {
+    expect(() => planLayers({ layers: ['block3_pool', 'features.16'], imageSize: 224, layout: 'chw', pool: 'none' })).toThrow(
+      '--layer names one layer twice: block3_pool and features.16 are both block3_pool; name it once',
+    );
+  });
+});
+
 describe('sameSettings', () => {
   const config = (overrides: Partial<DatasetConfig> = {}): DatasetConfig => ({
     datasetId: 'ds',
+    model: 'vgg16',
     output: 's3://bucket/out',
     layers: [
-      { spec: 'block5_conv3', canonical: 'block5_conv3' },
-      { spec: 'fc2', canonical: 'fc2' },
+      { spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] },
+      { spec: 'fc2', canonical: 'fc2', shape: [4096] },
     ],
     seed: 0,
     preprocess: 'torchvision',
@@ -117,8 +135,8 @@ describe('sameSettings', () => {
     [{ layout: 'hwc' }, 'layout (chw then hwc)'],
     [{ pool: 'max' }, 'pool (none then max)'],
     [{ format: 'shards' }, 'format (npy then shards)'],
-    [{ layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'block5_conv3', canonical: 'block5_conv3' }] }, 'layers (block5_conv3,fc2 then fc2,block5_conv3)'],
-    [{ layers: [{ spec: 'features.29', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }, 'layers (block5_conv3,fc2 then features.29,fc2)'],
+    [{ layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }, { spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] }] }, 'layers (block5_conv3,fc2 then fc2,block5_conv3)'],
+    [{ layers: [{ spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] }, { spec: 'fc2', canonical: 'fc2', shape: [4096] }] }, 'layers (block5_conv3,fc2 then features.29,fc2)'],
   ])('names the first setting that differs: %j', (change, reason) => {
     expect(sameSettings(config(), config(change))).toBe(reason);
   });
@@ -145,10 +163,11 @@ describe('prepareSubmission', () => {
     expect(found.map((s) => s.id)).toEqual(['a', 'sub__b']);
     expect(config).toEqual({
       datasetId: defaultDatasetId(request, found),
+      model: 'vgg16',
       output: output.replace(/\/$/, ''),
       layers: [
-        { spec: 'features.29', canonical: 'block5_conv3' },
-        { spec: 'fc2', canonical: 'fc2' },
+        { spec: 'features.29', canonical: 'block5_conv3', shape: [512, 4, 4] },
+        { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
       seed: 0,
       preprocess: 'torchvision',

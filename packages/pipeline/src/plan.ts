@@ -2,23 +2,29 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import {
   DatasetConfig,
   ErrorCode,
+  MAX_SHARD_BYTES,
   ValidationError,
   idProblem,
   shortHash,
   type Dtype,
   type Layout,
+  type LayerRequest,
+  type ModelName,
   type OutputFormat,
   type Pool,
   type Preprocess,
   type Sample,
 } from '@layertap/contracts';
-import { layerOutputShape, resolveLayerSpecs } from '@layertap/model/layers';
+import { getModel } from '@layertap/model/models';
 import { openOutput } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
 import { normalizeUri, resolveSource } from './source';
+import { storedShape } from './stored-shape';
 
 export interface SubmitOptions {
+  /** The model (default `vgg16`). */
+  model?: ModelName;
   source: string;
   layers: string[];
   output: string;
@@ -40,9 +46,6 @@ export interface SubmitOptions {
   datasetId?: string;
   seed: number;
 }
-
-/** Largest shard `--format shards` accepts: the worker holds a chunk's shard in memory. */
-const MAX_SHARD_BYTES = 2 * 1024 ** 3;
 
 export interface Submission {
   config: DatasetConfig;
@@ -92,8 +95,7 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
  * the weights (which also decide the preprocessing when `--preprocess` is not given).
  */
 export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
-  const layers = resolveLayerSpecs(options.layers);
-  for (const layer of layers) layerOutputShape(layer.canonical, options.imageSize);
+  const layers = planLayers(options);
   if (options.format === 'shards') checkShardSize(layers, options);
   if (options.datasetId !== undefined) {
     const problem = idProblem(options.datasetId);
@@ -119,7 +121,8 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   const config = DatasetConfig.parse({
     datasetId,
     output: options.output.replace(/\/+$/, ''),
-    layers: layers.map((l) => ({ spec: l.spec, canonical: l.canonical })),
+    model: options.model ?? 'vgg16',
+    layers,
     ...(weights ? { weights } : {}),
     seed: options.seed,
     preprocess: resolved.preprocess,
@@ -149,16 +152,35 @@ export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undef
 }
 
 /**
- * A worker builds a chunk's shard in memory: refuse chunks whose shard would pass 2 GiB, naming the size and
- * a chunk size that fits.
+ * The layers as every job carries them: spec, canonical name and stored shape, resolved here once. Two specs
+ * of one tensor (`block3_pool` and `features.16`) are refused: the same arrays would be computed and stored
+ * twice.
  */
-function checkShardSize(layers: ReadonlyArray<{ canonical: string }>, options: SubmitOptions): void {
+export function planLayers(options: Pick<SubmitOptions, 'model' | 'layers' | 'imageSize' | 'layout' | 'pool'>): LayerRequest[] {
+  const model = getModel(options.model);
+  model.checkImageSize(options.imageSize);
+  const resolved = model.resolveLayers(options.layers);
+  const seen = new Map<string, string>();
+  for (const layer of resolved) {
+    const first = seen.get(layer.canonical);
+    if (first !== undefined) {
+      throw new ValidationError(
+        ErrorCode.InvalidRequest,
+        `--layer names one layer twice: ${first} and ${layer.spec} are both ${layer.canonical}; name it once`,
+      );
+    }
+    seen.set(layer.canonical, layer.spec);
+  }
+  return resolved.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: storedShape(l.canonical, options) }));
+}
+
+/**
+ * A worker builds a chunk's shard in memory: refuse chunks whose shard would pass MAX_SHARD_BYTES, naming the
+ * size and a chunk size that fits.
+ */
+function checkShardSize(layers: readonly LayerRequest[], options: SubmitOptions): void {
   const itemBytes = options.dtype === 'float16' ? 2 : 4;
-  const perSample = layers.reduce((sum, l) => {
-    const shape = layerOutputShape(l.canonical, options.imageSize);
-    const values = shape.length === 3 && options.pool !== 'none' ? (shape[0] ?? 0) : shape.reduce((a, b) => a * b, 1);
-    return sum + values * itemBytes;
-  }, 0);
+  const perSample = layers.reduce((sum, l) => sum + l.shape.reduce((a, b) => a * b, 1) * itemBytes, 0);
   const shardBytes = perSample * options.chunkSize;
   if (shardBytes > MAX_SHARD_BYTES) {
     const fits = Math.max(1, Math.floor(MAX_SHARD_BYTES / perSample));

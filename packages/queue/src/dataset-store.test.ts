@@ -22,6 +22,7 @@ describe('DatasetStore (real redis-server)', () => {
 
   const result = (ok: number, failed: number, failures: Record<string, number>) => ({
     datasetId: 'ds',
+    model: 'vgg16',
     ok,
     failed,
     failures,

@@ -7,10 +7,11 @@ export function detail(overrides: Partial<DatasetDetail> = {}): DatasetDetail {
     state: 'running',
     config: {
       datasetId: 'cats-1',
+      model: 'vgg16',
       output: 's3://bucket/acts',
       layers: [
-        { spec: 'features.9', canonical: 'block2_pool' },
-        { spec: 'fc2', canonical: 'fc2' },
+        { spec: 'features.9', canonical: 'block2_pool', shape: [128, 56, 56] },
+        { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
       seed: 0,
       preprocess: 'torchvision',

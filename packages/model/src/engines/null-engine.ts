@@ -1,6 +1,6 @@
 // The null engine: zeros of the right shapes, at once. It measures everything around the model (fetch,
 // decode, preprocessing, transfer, encoding, writing): what bounds a worker whose GPU engine is fast.
-import { layerOutputShape } from '../layers';
+import { getModel, type ModelDescriptor } from '../models';
 import type { EngineOutput, EngineRun, InferenceEngine, MemoryInfo, ModelDescription } from './engine';
 
 export class NullEngine implements InferenceEngine {
@@ -11,6 +11,7 @@ export class NullEngine implements InferenceEngine {
   constructor(
     private readonly imageSize: number,
     readonly reason = 'requested: returns zeros of the right shapes, computes nothing',
+    private readonly model: ModelDescriptor = getModel(),
   ) {}
 
   prepare(layers: readonly string[]): Promise<void> {
@@ -21,7 +22,7 @@ export class NullEngine implements InferenceEngine {
   run(layers: readonly string[], _data: Float32Array, batchSize: number): Promise<EngineRun> {
     this.layers = [...layers];
     const outputs = layers.map((layer): EngineOutput => {
-      const shape = [batchSize, ...layerOutputShape(layer, this.imageSize)];
+      const shape = [batchSize, ...this.model.outputShape(layer, this.imageSize)];
       return { data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, layout: 'nchw' };
     });
     return Promise.resolve({ outputs, inferenceMs: 0, readbackMs: 0 });

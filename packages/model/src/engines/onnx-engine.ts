@@ -3,11 +3,11 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
 import { imagesWithin, largestActivationBytes } from '../batch-size';
-import { layerInfo } from '../layers';
 import type { LogFn } from '../log';
 import type { WeightsMap } from '../weight-specs';
 import type { EngineOutput, EngineRun, InferenceEngine, MemoryInfo, ModelDescription, OnnxProvider } from './engine';
-import { ONNX_INPUT_NAME, buildVgg16Onnx, type Vgg16OnnxOutput } from './onnx-graph';
+import { getModel, type ModelDescriptor } from '../models';
+import { ONNX_INPUT_NAME, type Vgg16OnnxOutput } from './onnx-graph';
 import { loadOrt, type OrtModule } from './onnx-runtime';
 
 /** Images per ONNX Runtime call on the CPU provider: larger batches run in slices of this many. */
@@ -39,6 +39,8 @@ export interface OnnxEngineOptions {
    * so slices are cut to fit it. Default `WEBGPU_DEFAULT_BINDING_BYTES`.
    */
   maxBindingBytes?: number;
+  /** The model (default VGG16). */
+  model?: ModelDescriptor;
   /** Why this provider was chosen (for `reason`). */
   reason: string;
 }
@@ -71,6 +73,10 @@ export class OnnxEngine implements InferenceEngine {
 
   get backend(): string {
     return this.options.provider;
+  }
+
+  private model(): ModelDescriptor {
+    return this.options.model ?? getModel();
   }
 
   get reason(): string {
@@ -151,7 +157,7 @@ export class OnnxEngine implements InferenceEngine {
     const { provider, runBatch } = this.options;
     let limit = runBatch ?? (provider === 'cpu' ? DEFAULT_CPU_RUN_BATCH : batchSize);
     if (provider === 'webgpu') {
-      const fits = imagesWithin(this.options.maxBindingBytes ?? WEBGPU_DEFAULT_BINDING_BYTES, largestActivationBytes(layers, this.options.imageSize));
+      const fits = imagesWithin(this.options.maxBindingBytes ?? WEBGPU_DEFAULT_BINDING_BYTES, largestActivationBytes(layers, this.options.imageSize, this.model()));
       limit = Math.min(limit, fits);
     }
     return Math.max(1, Math.min(limit, batchSize));
@@ -175,13 +181,14 @@ export class OnnxEngine implements InferenceEngine {
    * outputs too, so alternating hook sets of one depth do not rebuild over and over.
    */
   private async sessionFor(layers: readonly string[]): Promise<Session> {
-    const deepest = layers.reduce((a, b) => (layerInfo(b).order > layerInfo(a).order ? b : a));
+    const model = this.model();
+    const deepest = layers.reduce((a, b) => (model.layer(b).order > model.layer(a).order ? b : a));
     const current = this.current;
     if (current && current.deepest === deepest && layers.every((layer) => current.outputs.has(layer))) return current;
     const outputs = new Set(layers);
     if (current?.deepest === deepest) for (const layer of current.outputs.keys()) outputs.add(layer);
     // Forward order, as the table gives it.
-    const ordered = [...outputs].sort((a, b) => layerInfo(a).order - layerInfo(b).order);
+    const ordered = [...outputs].sort((a, b) => model.layer(a).order - model.layer(b).order);
     this.dispose();
     this.current = await this.build(ordered);
     return this.current;
@@ -189,7 +196,7 @@ export class OnnxEngine implements InferenceEngine {
 
   private async build(outputs: string[]): Promise<Session> {
     const started = performance.now();
-    const graph = buildVgg16Onnx({
+    const graph = this.model().buildOnnx({
       imageSize: this.options.imageSize,
       outputs,
       ...(this.options.weights ? { weights: this.options.weights } : {}),

@@ -4,9 +4,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { EngineFault, describeError } from '@layertap/contracts';
 import type { BackendSelection } from '../backend';
 import { imagesWithin, largestActivationBytes, largestIm2colBytes } from '../batch-size';
-import { deepestLayer, layerInfo } from '../layers';
 import type { LogFn } from '../log';
-import { buildVgg16 } from '../vgg16';
+import { getModel, type ModelDescriptor } from '../models';
 import type { WeightsMap } from '../weight-specs';
 import type { EngineOutput, EngineRun, InferenceEngine, MemoryInfo, ModelDescription } from './engine';
 
@@ -17,6 +16,8 @@ export interface TfjsEngineOptions {
   weightsDescription: string;
   seed: number;
   log: LogFn;
+  /** The model (default VGG16). */
+  model?: ModelDescriptor;
   /**
    * WebGPU: the largest buffer one shader may bind (the adapter's `maxStorageBufferBindingSize`). Batches run
    * in slices whose tensors fit it, and fc1's kernel is built in column blocks that fit it; over it, WebGPU
@@ -140,8 +141,13 @@ export class TfjsEngine implements InferenceEngine {
   sliceImages(layers: readonly string[]): number {
     const limit = this.options.maxBindingBytes;
     if (limit === undefined || this.selection.name !== 'webgpu') return Number.MAX_SAFE_INTEGER;
-    const perImage = Math.max(largestActivationBytes(layers, this.options.imageSize), this.options.im2col ? largestIm2colBytes(layers, this.options.imageSize) : 0);
+    const model = this.model();
+    const perImage = Math.max(largestActivationBytes(layers, this.options.imageSize, model), this.options.im2col ? largestIm2colBytes(layers, this.options.imageSize, model) : 0);
     return imagesWithin(limit, perImage);
+  }
+
+  private model(): ModelDescriptor {
+    return this.options.model ?? getModel();
   }
 
   /** Makes this engine's backend the active one (TF.js has one per process; another engine may have switched). */
@@ -206,12 +212,13 @@ export class TfjsEngine implements InferenceEngine {
   /** A model whose outputs are `layers` (canonical, forward order), reusing the built network if it can. */
   private modelFor(layers: readonly string[]): tfl.LayersModel {
     const key = layers.join(',');
-    const deepest = deepestLayer(layers);
-    const split = layers.filter((layer) => layer.endsWith('_preact')).map((layer) => layerInfo(layer).weights ?? layer);
+    const model = this.model();
+    const deepest = deepestOf(layers, model);
+    const split = layers.filter((layer) => layer.endsWith('_preact')).map((layer) => model.layer(layer).weights ?? layer);
     let network = this.network;
     const covers =
       network !== undefined &&
-      layerInfo(deepest).order <= layerInfo(network.deepest).order &&
+      model.layer(deepest).order <= model.layer(network.deepest).order &&
       split.every((layer) => network?.split.has(layer));
     if (!network || !covers) network = this.rebuild(layers, split);
     let view = network.views.get(key);
@@ -239,7 +246,7 @@ export class TfjsEngine implements InferenceEngine {
     // Free the old weights first: peak memory is then one network, not two.
     this.dispose();
     const started = performance.now();
-    const model = buildVgg16({
+    const model = this.model().buildTfjs({
       imageSize: this.options.imageSize,
       outputs,
       ...(this.options.weights ? { weights: this.options.weights } : {}),
@@ -247,7 +254,7 @@ export class TfjsEngine implements InferenceEngine {
       split: [...splitAll],
       ...(this.selection.name === 'webgpu' && this.options.maxBindingBytes ? { maxWeightBytes: this.options.maxBindingBytes } : {}),
     });
-    this.network = { model, deepest: deepestLayer(outputs), split: splitAll, views: new Map() };
+    this.network = { model, deepest: deepestOf(outputs, this.model()), split: splitAll, views: new Map() };
     this.options.log('built VGG16', {
       engine: 'tfjs',
       model: model.name,
@@ -258,4 +265,9 @@ export class TfjsEngine implements InferenceEngine {
     });
     return this.network;
   }
+}
+
+/** The canonical name of the layer furthest along the forward pass. */
+function deepestOf(layers: readonly string[], model: ModelDescriptor): string {
+  return layers.map((spec) => model.layer(spec)).reduce((a, b) => (b.order > a.order ? b : a)).name;
 }

@@ -6,7 +6,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type Preprocess } from '@layertap/contracts';
 import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
-import { checkImageSize, layerOutputShape, resolveLayerSpecs } from '@layertap/model/layers';
+import { checkImageSize, layerOutputShape } from '@layertap/model/layers';
+import { planLayers } from '../plan';
 import { FileOutputWriter, sampleKey } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from '../batch-runner';
 import { emptyStageTimes, type StageTimes } from '../chunk-ledger';
@@ -131,7 +132,7 @@ export function benchModelSpec(options: BenchOptions): ModelSpec {
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.im2col ? { im2col: true } : {}),
     imageSize: options.imageSize,
-    layers: resolveLayerSpecs(options.layers).map((l) => ({ spec: l.spec, canonical: l.canonical })),
+    layers: planLayers({ layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }),
     seed: options.seed,
     preprocess: options.preprocess,
     store: { layout: options.layout, pool: 'none', dtype: options.dtype },

@@ -3,7 +3,7 @@ import { InferenceHost } from './host';
 import type { ModelSpec } from './protocol';
 import { writeFakeChild } from './__tests__/fake-child';
 
-const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({ engine: 'tfjs', backend: 'cpu', imageSize: 32, layers: [{ spec: 'fc2', canonical: 'fc2' }], seed: 0, preprocess: 'torchvision', store: { layout: 'chw', pool: 'none', dtype: 'float32' }, ...overrides });
+const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({ engine: 'tfjs', backend: 'cpu', imageSize: 32, layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }], seed: 0, preprocess: 'torchvision', store: { layout: 'chw', pool: 'none', dtype: 'float32' }, ...overrides });
 
 it("an old child's exit does not reject requests pending on the fresh child", async () => {
   const fake = await writeFakeChild();

@@ -7,7 +7,7 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   engine: 'tfjs',
   backend: 'cpu',
   imageSize: 32,
-  layers: [{ spec: 'fc2', canonical: 'fc2' }],
+  layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }],
   seed: 0,
   preprocess: 'torchvision',
   store: { layout: 'chw', pool: 'none', dtype: 'float32' },

@@ -62,9 +62,10 @@ export class ModelRunner {
     this.dispose();
     const started = Date.now();
     const weights = spec.weights
-      ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.spec), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
+      ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.canonical), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
       : undefined;
     const extractor = await Extractor.create({
+      ...(spec.model ? { model: spec.model } : {}),
       engine: spec.engine,
       backend: spec.backend,
       ...(spec.exclude?.length ? { exclude: new Map(spec.exclude) } : {}),

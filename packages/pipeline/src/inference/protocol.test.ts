@@ -5,8 +5,8 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   backend: 'cpu',
   imageSize: 224,
   layers: [
-    { spec: 'features.29', canonical: 'block5_conv3' },
-    { spec: 'fc2', canonical: 'fc2' },
+    { spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] },
+    { spec: 'fc2', canonical: 'fc2', shape: [4096] },
   ],
   seed: 0,
   preprocess: 'torchvision',
@@ -17,7 +17,7 @@ const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
 describe('modelKey', () => {
   it('is the same for equal specs', () => {
     expect(modelKey(spec())).toBe(modelKey(spec()));
-    expect(modelKey(spec())).toBe('["tfjs","cpu",[],false,null,224,["features.29","fc2"],null,0]');
+    expect(modelKey(spec())).toBe('["vgg16","tfjs","cpu",[],false,null,224,["features.29","fc2"],null,0]');
   });
 
   it.each<[string, Partial<ModelSpec>]>([
@@ -25,9 +25,9 @@ describe('modelKey', () => {
     ['backend', { backend: 'wasm' }],
     ['thread count', { threads: 4 }],
     ['image size', { imageSize: 256 }],
-    ['layer list', { layers: [{ spec: 'fc2', canonical: 'fc2' }] }],
-    ['layer order', { layers: [{ spec: 'fc2', canonical: 'fc2' }, { spec: 'features.29', canonical: 'block5_conv3' }] }],
-    ['layer spec for the same tensor', { layers: [{ spec: 'block5_conv3', canonical: 'block5_conv3' }, { spec: 'fc2', canonical: 'fc2' }] }],
+    ['layer list', { layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }] }],
+    ['layer order', { layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }, { spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] }] }],
+    ['layer spec for the same tensor', { layers: [{ spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] }, { spec: 'fc2', canonical: 'fc2', shape: [4096] }] }],
     ['weights', { weights: 's3://w/vgg16.h5' }],
     ['seed', { seed: 1 }],
     ['engines dropped after faults', { exclude: [['onnx/webgpu', 'faulted twice']] }],

@@ -1,8 +1,10 @@
-import type { BackendName, EngineInfo, EngineName, LayerRequest, Preprocess } from '@layertap/contracts';
+import type { BackendName, EngineInfo, EngineName, LayerRequest, ModelName, Preprocess } from '@layertap/contracts';
 import type { StoreSettings, StoredBatch } from '../stored-batch';
 
 /** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
 export interface ModelSpec {
+  /** Default `vgg16`. */
+  model?: ModelName;
   engine: EngineName;
   backend: BackendName;
   /** Engines dropped after faults (`onnx/webgpu` -> why): the next one in the chain is loaded instead. */
@@ -82,5 +84,5 @@ export type ChildResponse =
   | { id: number; ok: false; error: WireError };
 
 export function modelKey(spec: ModelSpec): string {
-  return JSON.stringify([spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
+  return JSON.stringify([spec.model ?? 'vgg16', spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
 }

@@ -39,8 +39,9 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<number
 export function datasetConfig(datasetId: string, overrides: Partial<DatasetConfig> = {}): DatasetConfig {
   return {
     datasetId,
+    model: 'vgg16',
     output: 's3://bucket/out',
-    layers: [{ spec: 'conv1_1', canonical: 'block1_conv1' }],
+    layers: [{ spec: 'conv1_1', canonical: 'block1_conv1', shape: [64, 224, 224] }],
     seed: 0,
     preprocess: 'torchvision',
     imageSize: 64,
