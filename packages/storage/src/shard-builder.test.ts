@@ -55,7 +55,7 @@ describe('ShardBuilder', () => {
     const big = [{ spec: 'block1_conv1', shape: [64, 224, 224] }];
     const make = () => new ShardBuilder({ sampleIds: Array.from({ length: 400 }, (_, i) => `s${i}`), layers: big, dtype: 'float32', metadata: {} });
     expect(make).toThrow(ValidationError);
-    expect(make).toThrow(/a shard of 400 samples needs \d+ bytes, over 4294967295: use a smaller chunk size/);
+    expect(make).toThrow(/a shard of 400 samples needs \d+ bytes, over 2147483648: use a smaller chunk size/);
   });
 
   it('names tensors <sampleId>/<layerSpec>', () => {

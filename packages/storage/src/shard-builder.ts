@@ -1,4 +1,4 @@
-import { ErrorCode, ValidationError, type Dtype } from '@layertap/contracts';
+import { ErrorCode, MAX_SHARD_BYTES, ValidationError, type Dtype } from '@layertap/contracts';
 import { float32ToFloat16Bits } from './float16';
 import { safetensorsByteLength, safetensorsHeader, writeTensorData, type SafetensorsDtype, type SafetensorsEntry } from './safetensors';
 
@@ -18,8 +18,7 @@ export interface ShardBuilderOptions {
   metadata: Record<string, string>;
 }
 
-/** Largest shard a builder makes: one Buffer, well under Node's limit. */
-export const MAX_SHARD_BYTES = 4 * 1024 ** 3 - 1;
+export { MAX_SHARD_BYTES };
 
 /** The tensor name of one sample's layer in a shard: `<sampleId>/<layerSpec>`. */
 export function shardTensorName(sampleId: string, layerSpec: string): string {
