@@ -16,7 +16,7 @@ import {
   type Sample,
 } from '@layertap/contracts';
 import { getModel } from '@layertap/model/models';
-import { openOutput } from '@layertap/storage';
+import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
 import { normalizeUri, resolveSource } from './source';
@@ -139,6 +139,32 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     run: 0,
   });
   return { config, samples, weightsDescription: resolved.description, ...(resolved.warning ? { warning: resolved.warning } : {}) };
+}
+
+/** What a submission runs when no job of its dataset is live in Redis. */
+export interface RunPlan {
+  config: DatasetConfig;
+  samples: Sample[];
+  /** Samples whose outputs an earlier run already stored. */
+  alreadyDone: number;
+}
+
+/**
+ * Works out what a submission must run when no job of this dataset is live in Redis: samples that an
+ * earlier run recorded `ok` (in the chunk parts under the output) are left out, and the new run is numbered
+ * after every run found there, so its parts win in the merged manifest.
+ */
+export async function planRun(writer: OutputWriter, config: DatasetConfig, samples: Sample[], knownRuns: readonly DatasetConfig[]): Promise<RunPlan> {
+  const parts = await readManifestParts(writer, config.datasetId);
+  const lastKnownRun = Math.max(parts.maxRun, knownRuns.at(-1)?.run ?? -1);
+  if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
+  const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
+  const remaining = samples.filter((s) => !ok.has(s.id));
+  return {
+    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length },
+    samples: remaining,
+    alreadyDone: samples.length - remaining.length,
+  };
 }
 
 /** Settings that must not change between submissions of the same dataset id. */

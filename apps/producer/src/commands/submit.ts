@@ -1,39 +1,13 @@
 import type { CliContext } from '../context';
-import { ErrorCode, ValidationError, type DatasetConfig, type Sample } from '@layertap/contracts';
-import { openOutput, readManifestParts } from '@layertap/storage';
-import { prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
+import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { openOutput } from '@layertap/storage';
+import { planRun, prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
 import { createProgressBar } from '../progress-bar';
 import { printSummary, waitWithProgress } from './wait';
 
 export interface SubmitCommandOptions extends SubmitOptions {
   wait: boolean;
   json: boolean;
-}
-
-interface Plan {
-  config: DatasetConfig;
-  samples: Sample[];
-  /** Samples whose outputs an earlier run already stored. */
-  alreadyDone: number;
-}
-
-/**
- * Works out what a submission must run when no job of this dataset is live in Redis: samples that an
- * earlier run recorded `ok` (in the chunk parts under the output) are left out, and the new run is numbered
- * after every run found there, so its parts win in the merged manifest.
- */
-async function planResume(ctx: CliContext, config: DatasetConfig, samples: Sample[], knownRuns: DatasetConfig[]): Promise<Plan> {
-  const writer = openOutput(config.output, { s3: ctx.s3 });
-  const parts = await readManifestParts(writer, config.datasetId);
-  const lastKnownRun = Math.max(parts.maxRun, knownRuns.at(-1)?.run ?? -1);
-  if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
-  const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
-  const remaining = samples.filter((s) => !ok.has(s.id));
-  return {
-    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length },
-    samples: remaining,
-    alreadyDone: samples.length - remaining.length,
-  };
 }
 
 /** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
@@ -61,7 +35,7 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
     summary = { datasetId, run: latest.run, samples: latest.totalSamples, existing: true, state };
     if (!options.json) process.stdout.write(`dataset ${datasetId} is already submitted (run ${latest.run}, ${state}): nothing added\n`);
   } else {
-    const plan = await planResume(ctx, prepared.config, prepared.samples, previous);
+    const plan = await planRun(openOutput(prepared.config.output, { s3: ctx.s3 }), prepared.config, prepared.samples, previous);
     const submitted = await queues.submit(plan.config, plan.samples, { attempts: ctx.config.chunkAttempts, backoffMs: ctx.config.chunkBackoffMs });
     summary = {
       datasetId,
