@@ -41,6 +41,39 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The WebGPU engine tests run on Mesa's software Vulkan driver (lavapipe): Dawn needs Mesa >= 24, which bookworm
+# has in bookworm-backports (trixie and later in main). Without it the WebGPU engines cannot run, and the tests
+# say so instead of skipping.
+mesa_version() { dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^[0-9]+://; s/\..*//'; }
+mesa_old=false
+if $for_tests; then
+  mesa=$(mesa_version)
+  if [ -z "$mesa" ] || [ "$mesa" -lt 24 ]; then mesa_old=true; fi
+fi
+if $mesa_old; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$codename" = bookworm ]; then
+      if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        say "adding bookworm-backports (Mesa 25's software Vulkan driver for the WebGPU tests)"
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+          > /etc/apt/sources.list.d/layertap-backports.sources
+      fi
+      say "installing mesa-vulkan-drivers from bookworm-backports"
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers >/dev/null
+    else
+      say "installing mesa-vulkan-drivers"
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers >/dev/null
+    fi
+  else
+    echo "the WebGPU tests need Mesa's software Vulkan driver >= 24: install mesa-vulkan-drivers (bookworm: from bookworm-backports)" >&2
+    exit 1
+  fi
+fi
+
 export TURBO_TELEMETRY_DISABLED=1
 say "installing dependencies"
 pnpm install --frozen-lockfile --reporter=append-only

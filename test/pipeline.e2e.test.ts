@@ -57,8 +57,8 @@ describe('submit -> worker -> S3, end to end', () => {
     expect(b.code).toBe(0);
     expect((await submit('pooled', ['--pool', 'max', '--batch-size', 'auto'])).code).toBe(0);
 
-    const log = await h.runWorker();
-    expect(log).toContain('"backend"');
+    const log = await h.runWorker(['--engine', 'onnx', '--backend', 'cpu']);
+    expect(log).toMatch(/"engine":"onnx\/cpu","device":"[^"]+\(\d+ threads?\)"/);
     // --batch-size auto: the worker picks the largest batch inside its memory budget (capped at 256).
     expect(log).toMatch(/"batchSize":\d+,"budgetMiB":\d+,"msg":"batch size auto"/);
 
@@ -124,7 +124,10 @@ describe('submit -> worker -> S3, end to end', () => {
       layout: 'chw',
       counts: { total: 4, ok: 3, failed: 1, failures: { decode_failed: 1 } },
     });
-    expect(provenance.backend).toMatch(/wasm|tensorflow|cpu/);
+    expect(provenance.backend).toBe('onnx:cpu');
+    expect(provenance.engines).toEqual([
+      { engine: 'onnx', backend: 'cpu', device: expect.objectContaining({ kind: 'cpu', cpuModel: expect.any(String) }), reason: expect.stringMatching(/^onnx\/cpu: /), warnings: [] },
+    ]);
   });
 
   it('reports status and does not duplicate work when the same dataset id is submitted again', async () => {

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import path from 'node:path';
-import { Dtype, Layout, OutputFormat, Pool, Preprocess, ValidationError, describeError, isLayertapError } from '@layertap/contracts';
+import { BackendName, Dtype, EngineName, Layout, OutputFormat, Pool, Preprocess, ValidationError, describeError, engineTargets, isLayertapError } from '@layertap/contracts';
 import { applyProcessDefaults } from '@layertap/config';
 import { readProducerConfig } from './config';
 import { withContext } from './context';
@@ -139,7 +139,15 @@ program
   .option('--dashboard', 'keep the dashboard up afterwards and print its URL and credentials', false)
   .option('--dir <dir>', 'where the demo keeps its data', path.join(process.cwd(), '.layertap', 'demo'))
   .option('--port <n>', 'dashboard port', positiveInt, 3000)
-  .action((opts) => run(() => demoCommand(opts)));
+  .addOption(new Option('--engine <engine>', "the worker's engine, as layertap-worker takes it").choices(EngineName.options).default('auto'))
+  .addOption(new Option('--backend <name>', "the engine's backend, as layertap-worker takes it").choices(BackendName.options).default('auto'))
+  .action((opts) =>
+    run(() => {
+      // The same vocabulary and check as the worker's: an impossible pair exits 2 before anything starts.
+      engineTargets(opts.engine, opts.backend);
+      return demoCommand(opts);
+    }),
+  );
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`layertap: ${describeError(err)}\n`);

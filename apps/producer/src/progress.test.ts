@@ -113,6 +113,19 @@ describe('progressLine', () => {
 });
 
 describe('formatStatus', () => {
+  it('names the engines that compute the dataset, their devices and warnings', () => {
+    const text = formatStatus(
+      status({}, {
+        engines: [
+          { engine: 'onnx', backend: 'cpu', device: { kind: 'cpu', description: 'AMD EPYC (2 threads)' }, reason: 'onnx/cpu: cpu ran a test model', warnings: [] },
+          { engine: 'tfjs', backend: 'webgpu', device: { kind: 'gpu', description: 'llvmpipe (mesa, software)', software: true }, reason: 'requested', warnings: ['running on a software WebGPU adapter'] },
+        ],
+      }),
+    );
+    expect(text).toContain('\nengine    onnx/cpu on AMD EPYC (2 threads)\n          tfjs/webgpu on llvmpipe (mesa, software) (warning: running on a software WebGPU adapter)');
+    expect(formatStatus(status({}))).not.toContain('engine ');
+  });
+
   it('summarises counts, chunks, layers, model and output', () => {
     const text = formatStatus(status({ ok: 4, failed: 1, pending: 5, failures: { decode_failed: 1 } }));
     expect(text.split('\n')).toEqual([

@@ -79,8 +79,10 @@ export function formatStatus(status: DatasetStatus): string {
     `samples   ${progress.total} total: ${progress.ok} ok, ${progress.failed} failed, ${progress.pending} pending`,
     `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
     `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
-    `model     vgg16, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
+    `model     ${config.model}, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
     `output    ${config.output}/${config.datasetId}/${config.format === 'shards' ? ' (safetensors shards, one per chunk)' : ''}`,
+    // Which engine computes it, on what (several workers may run different ones).
+    ...status.engines.map((e, i) => `${i === 0 ? 'engine    ' : '          '}${e.engine}/${e.backend} on ${e.device.description}${e.warnings.length ? ` (warning: ${e.warnings.join('; ')})` : ''}`),
   ];
   const reasons = Object.entries(progress.failures).sort((a, b) => b[1] - a[1]);
   if (reasons.length) {

@@ -61,6 +61,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 
+  // No engine left (every one the request allows dropped after faults or failing its proof run): the worker
+  // has released its chunks and closed; exit non-zero so a supervisor notices.
+  void worker.failed().then(async (err) => {
+    log.error({ err: err.message }, 'worker stopped: no engine left');
+    await metricsServer?.close();
+    process.exit(1);
+  });
   await worker.start();
   if (metrics) metricsServer = await startMetrics(metrics, metricsConfig.port, metricsConfig.host, log);
   if (config.exitWhenIdle) {

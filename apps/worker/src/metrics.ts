@@ -47,6 +47,7 @@ export class WorkerMetrics implements WorkerObserver {
   private readonly batches: Histogram;
   private readonly batchSamples: Counter;
   private readonly chunks: Counter<'result'>;
+  private readonly engineFaults: Counter<'engine' | 'dropped'>;
   private readonly chunkSeconds: Histogram;
   private readonly activeChunks: Gauge;
   private readonly tensors: Gauge<'slot'>;
@@ -72,7 +73,13 @@ export class WorkerMetrics implements WorkerObserver {
     });
     this.batches = new Histogram({ name: 'layertap_batch_seconds', help: 'Batch latency: inference request until the arrays are stored', buckets: SECONDS_BUCKETS, registers });
     this.batchSamples = new Counter({ name: 'layertap_batch_samples_total', help: 'Samples run through inference', registers });
-    this.chunks = new Counter({ name: 'layertap_chunks_total', help: 'Chunk jobs ended, by result (done, failed, released at shutdown)', labelNames: ['result'], registers });
+    this.chunks = new Counter({ name: 'layertap_chunks_total', help: 'Chunk jobs ended, by result (done, failed, released at shutdown or after an engine fault)', labelNames: ['result'], registers });
+    this.engineFaults = new Counter({
+      name: 'layertap_engine_faults_total',
+      help: 'Batches an engine failed (a kernel error, a lost device): the chunk was released; dropped="true" when the slot moved to the next engine',
+      labelNames: ['engine', 'dropped'],
+      registers,
+    });
     this.chunkSeconds = new Histogram({ name: 'layertap_chunk_seconds', help: 'Duration of chunk jobs that ended', buckets: CHUNK_BUCKETS, registers });
     this.activeChunks = new Gauge({ name: 'layertap_worker_active_chunks', help: 'Chunk jobs running in this worker', registers });
     const concurrency = new Gauge({ name: 'layertap_worker_concurrency', help: 'Chunk jobs this worker runs at once (--concurrency)', registers });
@@ -130,6 +137,10 @@ export class WorkerMetrics implements WorkerObserver {
         else this.gpuBytes.remove(labels);
       },
     };
+  }
+
+  engineFault(engine: string, dropped: boolean): void {
+    this.engineFaults.inc({ engine, dropped: String(dropped) });
   }
 
   chunkStarted(): void {

@@ -76,6 +76,9 @@ export interface ChunkAttempt {
  * recorded `ok` before its objects are stored.
  */
 export class ChunkRunner {
+  /** The engine of the model this runner's inference process loaded last (`onnx/cpu`). */
+  engine: string | undefined;
+
   constructor(private readonly options: ChunkRunnerOptions) {}
 
   async run(job: ChunkJob, attempt: ChunkAttempt): Promise<ChunkResult> {
@@ -105,9 +108,17 @@ export class ChunkRunner {
         preprocess: dataset.preprocess,
         store: { layout: dataset.layout, pool: dataset.pool, dtype: dataset.dtype },
       });
+      this.engine = `${model.engine.engine}/${model.engine.backend}`;
       if (model.fresh) {
         log.info(
-          { engine: model.backend, device: model.engine.device.description, reason: model.engine.reason, loadMs: model.loadMs, weights: model.weights.description },
+          {
+            engine: model.backend,
+            device: model.engine.device.description,
+            reason: model.engine.reason,
+            ...(model.engine.warnings.length ? { warnings: model.engine.warnings } : {}),
+            loadMs: model.loadMs,
+            weights: model.weights.description,
+          },
           'model loaded',
         );
       }

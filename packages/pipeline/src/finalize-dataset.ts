@@ -4,6 +4,7 @@ import {
   ChunkResult,
   ErrorCode,
   type DatasetConfig,
+  type EngineInfo,
   type DatasetJob,
   type DatasetResult,
   type ManifestLine,
@@ -78,7 +79,8 @@ export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext
   const manifest = [...lines.values()].map((l) => JSON.stringify(l)).join('\n') + (lines.size ? '\n' : '');
   await writer.put(manifestKey(dataset.datasetId), manifest, { contentType: 'application/x-ndjson' });
 
-  const provenance = datasetDocument(dataset, runs, chunkResults, { ok, failed, failures }, ctx.version);
+  const engines = await ctx.queues.store.engines(dataset.datasetId);
+  const provenance = datasetDocument(dataset, runs, chunkResults, { ok, failed, failures }, ctx.version, engines);
   await writer.put(datasetKey(dataset.datasetId), JSON.stringify(provenance, null, 2) + '\n', { contentType: 'application/json' });
 
   const result: DatasetResult = { datasetId: dataset.datasetId, ok, failed, failures, manifestKey: manifestKey(dataset.datasetId) };
@@ -94,6 +96,7 @@ export function datasetDocument(
   chunks: ChunkResult[],
   counts: { ok: number; failed: number; failures: Record<string, number> },
   version: string,
+  engines: EngineInfo[] = [],
 ) {
   const backends = [...new Set(chunks.map((c) => c.backend).filter((b) => b !== 'none'))];
   const weights = chunks.find((c) => c.backend !== 'none')?.weights ?? { description: dataset.weights ?? `random, seed ${dataset.seed}` };
@@ -119,6 +122,8 @@ export function datasetDocument(
     layout: dataset.layout,
     pool: dataset.pool,
     backend: backends.join(', ') || null,
+    // Which engines computed the arrays, on what device, why, and any warning (a software adapter named).
+    engines: engines.map((e) => ({ engine: e.engine, backend: e.backend, device: e.device, reason: e.reason, warnings: e.warnings })),
     output: dataset.output,
     format: dataset.format,
     files:

@@ -11,6 +11,7 @@ import {
   QueueName,
   ValidationError,
   formatIssues,
+  isLayertapError,
   type BackendName,
   type ChunkResult,
   type DatasetResult,
@@ -54,8 +55,13 @@ export interface WorkerSettings extends CommonConfig {
   allowHosts: string[];
 }
 
+/** Engine faults in a row after which a slot drops its engine and loads the next one in the chain. */
+export const MAX_ENGINE_FAULTS = 2;
+
 /** What a worker tells its observer (the worker app's Prometheus metrics). */
 export interface WorkerObserver {
+  /** An engine failed a batch (the chunk was released); `dropped` when the slot moves to the next engine. */
+  engineFault?(engine: string, dropped: boolean): void;
   /** The metrics of one concurrency slot (one inference process). */
   forSlot(slot: number): ChunkMetrics;
   chunkStarted(): void;
@@ -93,6 +99,10 @@ export class LayertapWorker {
   private datasetWorker: Worker | undefined;
   private readonly hosts: InferenceHost[] = [];
   private readonly runners: ChunkRunner[] = [];
+  /** Per slot: faults in a row of its current engine, and the engines it dropped (with why). */
+  private readonly slotEngines: { faults: number; engine?: string; dropped: Map<string, string> }[] = [];
+  private fatal: Error | undefined;
+  private readonly fatalWaiters: Array<(err: Error) => void> = [];
   /** Free concurrency slots: an inference process and the runner driving it. */
   private readonly freeSlots: number[] = [];
   private readonly writers = new Map<string, OutputWriter>();
@@ -113,7 +123,10 @@ export class LayertapWorker {
       ...(config.fileRoots.length ? { allowedRoots: config.fileRoots } : {}),
       allowHosts: config.allowHosts,
     });
-    for (let slot = 0; slot < config.concurrency; slot++) this.hosts.push(new InferenceHost());
+    for (let slot = 0; slot < config.concurrency; slot++) {
+      this.hosts.push(new InferenceHost());
+      this.slotEngines.push({ faults: 0, dropped: new Map() });
+    }
   }
 
   private runnerFor(slot: number, host: InferenceHost, queues: LayertapQueues): ChunkRunner {
@@ -129,6 +142,7 @@ export class LayertapWorker {
       // ONNX Runtime threads: the cores shared out between the inference processes of this worker.
       threads: config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.concurrency)),
       ...(config.im2col ? { im2col: true } : {}),
+      excludedEngines: () => (this.slotEngines[slot] as { dropped: Map<string, string> }).dropped,
       decodeConcurrency: config.decodeConcurrency,
       uploadConcurrency: config.uploadConcurrency,
       maxPixels: config.maxPixels,
@@ -153,6 +167,12 @@ export class LayertapWorker {
 
   async start(): Promise<void> {
     const { config, log } = this.options;
+    // The engine this worker will run, found before it takes a job: a backend that cannot run here stops the
+    // worker now (NoEngineError: exit 2 with the reasons), not at its first chunk. Each chunk's model is
+    // then proven on the dataset's layers before it computes (the proof run).
+    const [firstHost] = this.hosts;
+    if (!firstHost) throw new Error('no inference process (concurrency 0)');
+    const engine = await firstHost.probe({ engine: config.engine, backend: config.backend, ...(config.threads ? { threads: config.threads } : {}) });
     this.connection = await connectRedis(config.redis.url, { mode: 'blocking' });
     const queues = new LayertapQueues({ connection: this.connection, prefix: config.redis.prefix });
     this.queues = queues;
@@ -186,9 +206,20 @@ export class LayertapWorker {
     void this.datasetWorker.run();
     this.options.observer?.watchQueues?.(queues);
     log.info(
-      { redis: safeRedisUrl(config.redis.url), prefix: config.redis.prefix, concurrency: config.concurrency, engine: config.engine, backend: config.backend, hostname: this.identity.hostname },
+      {
+        redis: safeRedisUrl(config.redis.url),
+        prefix: config.redis.prefix,
+        concurrency: config.concurrency,
+        engine: `${engine.engine}/${engine.backend}`,
+        device: engine.device.description,
+        reason: engine.reason,
+        ...(engine.warnings.length ? { warnings: engine.warnings } : {}),
+        requested: `${config.engine}/${config.backend}`,
+        hostname: this.identity.hostname,
+      },
       'worker started',
     );
+    for (const warning of engine.warnings) log.warn({ engine: `${engine.engine}/${engine.backend}` }, warning);
     if (config.exitWhenIdle) this.watchIdle();
   }
 
@@ -216,6 +247,7 @@ export class LayertapWorker {
       });
       jobLog.info({ ok: result.ok, failed: result.failed, ms: result.durationMs, backend: result.backend }, 'chunk done');
       outcome = 'done';
+      (this.slotEngines[slot] as { faults: number }).faults = 0;
       return result;
     } catch (err) {
       if (signal?.aborted && token) {
@@ -224,6 +256,23 @@ export class LayertapWorker {
         jobLog.warn('chunk released: worker shutting down');
         outcome = 'released';
         await job.moveToDelayed(Date.now() + 1_000, token);
+        throw new DelayedError();
+      }
+      if (isLayertapError(err) && err.code === ErrorCode.EngineFault && token) {
+        // The engine broke, not the samples: release the chunk without spending an attempt (objects already
+        // stored are whole and the next attempt skips them), and after faults in a row, drop the engine.
+        outcome = 'released';
+        this.engineFault(slot, runner.engine ?? 'unknown', err, jobLog);
+        await job.moveToDelayed(Date.now() + 1_000, token);
+        throw new DelayedError();
+      }
+      if (isLayertapError(err) && err.code === ErrorCode.BackendUnavailable && token) {
+        // No engine the request allows can run here any more (all dropped or failing their proof runs):
+        // hand the chunk back for other workers and stop this one.
+        outcome = 'released';
+        jobLog.error({ err: err.message }, 'no engine left: chunk released, worker stopping');
+        await job.moveToDelayed(Date.now() + 1_000, token);
+        this.stopFatally(err);
         throw new DelayedError();
       }
       if (isPermanent(err)) {
@@ -249,6 +298,34 @@ export class LayertapWorker {
       log: this.options.log.child({ datasetId: parsed.data.dataset.datasetId, run: parsed.data.dataset.run }),
       version: this.options.version,
     });
+  }
+
+  /** Counts a fault of `engine` in `slot`; at MAX_ENGINE_FAULTS in a row the slot drops it. */
+  private engineFault(slot: number, engine: string, err: Error, log: Logger): void {
+    const state = this.slotEngines[slot] as { faults: number; engine?: string; dropped: Map<string, string> };
+    state.faults = state.engine === engine ? state.faults + 1 : 1;
+    state.engine = engine;
+    const dropped = state.faults >= MAX_ENGINE_FAULTS;
+    log.error({ engine, faults: state.faults, err: err.message }, 'engine fault: chunk released without spending an attempt');
+    if (dropped) {
+      state.dropped.set(engine, `faulted ${state.faults} times in a row: ${err.message.slice(0, 300)}`);
+      state.faults = 0;
+      log.warn({ engine, dropped: [...state.dropped.keys()] }, `engine ${engine} dropped after ${MAX_ENGINE_FAULTS} faults in a row: the next chunk loads the next engine the request allows`);
+    }
+    this.options.observer?.engineFault?.(engine, dropped);
+  }
+
+  /** Stops taking jobs and closes; `failed()` resolves with the reason (the worker app exits non-zero). */
+  private stopFatally(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    // Not awaited here: this runs inside a job's processor, and close() waits for running jobs.
+    setImmediate(() => void this.close().then(() => this.fatalWaiters.splice(0).forEach((w) => w(err))));
+  }
+
+  /** Resolves, after the worker closed, when it stopped because it cannot go on (no engine left). */
+  failed(): Promise<Error> {
+    return new Promise((resolve) => this.fatalWaiters.push(resolve));
   }
 
   /** Resolves when the worker exits because every queue is empty (with `exitWhenIdle`). */

@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { devServicesEnv, type Env } from '@layertap/config';
+import type { BackendName, EngineName } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import { decodeNpy, manifestKey, openOutput } from '@layertap/storage';
 import { childEnv, readProducerConfig } from '../config';
@@ -13,6 +14,9 @@ import { submitCommand } from './submit';
 
 export interface DemoOptions {
   dashboard: boolean;
+  /** The worker's engine and backend (the worker's own flags). Default auto. */
+  engine?: EngineName;
+  backend?: BackendName;
   /** Where the demo keeps its S3 data and the local copy of the outputs. */
   dir: string;
   port: number;
@@ -72,7 +76,8 @@ export async function demoCommand(options: DemoOptions): Promise<number> {
 
     const output = `s3://${bucket}/activations`;
     const exitCode = await withContext(config, 'waiting', async (ctx) => {
-      const worker = startProcess(findBin('layertap-worker'), ['--exit-when-idle'], procEnv, log);
+      const engineArgs = ['--engine', options.engine ?? 'auto', '--backend', options.backend ?? 'auto'];
+      const worker = startProcess(findBin('layertap-worker'), ['--exit-when-idle', ...engineArgs], procEnv, log);
       children.push(worker);
       process.stdout.write(`worker started (pid ${worker.pid}, logs in ${path.join(dir, 'demo.log')})\n`);
       // A worker that dies early would leave the demo waiting for ever: stop with its log instead.

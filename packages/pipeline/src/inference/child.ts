@@ -24,7 +24,13 @@ function reply(message: ChildResponse): void {
 process.on('message', (raw: HostRequest) => {
   const receivedAt = wallClockMs();
   const run: Promise<unknown> =
-    raw.type === 'usage' ? Promise.resolve(engine.usage()) : raw.type === 'load' ? engine.load(raw.spec) : engine.infer(raw.batch, raw.batchSize, receivedAt);
+    raw.type === 'usage'
+      ? Promise.resolve(engine.usage())
+      : raw.type === 'probe'
+        ? engine.probe(raw.probe)
+        : raw.type === 'load'
+          ? engine.load(raw.spec)
+          : engine.infer(raw.batch, raw.batchSize, receivedAt);
   run.then(
     (value) => reply({ id: raw.id, ok: true, value }),
     (err: unknown) =>

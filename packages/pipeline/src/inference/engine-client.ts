@@ -5,11 +5,13 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
-import { wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec, type WireError } from './protocol';
+import type { EngineInfo } from '@layertap/contracts';
+import { wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec, type WireError } from './protocol';
 
 export type EngineThreadRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
   | { id: number; type: 'infer'; batch: Uint8Array | Float32Array; batchSize: number; receivedAt: number }
+  | { id: number; type: 'probe'; probe: EngineProbe }
   | { id: number; type: 'dispose' };
 
 export type EngineThreadReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
@@ -65,6 +67,10 @@ export class EngineThread {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ ...body, id }, transfer);
     });
+  }
+
+  probe(probe: EngineProbe): Promise<EngineInfo> {
+    return this.request<EngineInfo>({ type: 'probe', probe });
   }
 
   load(spec: ModelSpec): Promise<ModelInfo> {

@@ -5,7 +5,7 @@ import { parentPort } from 'node:worker_threads';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
-import { childS3Settings } from './child-config';
+import { childFaultDrill, childS3Settings } from './child-config';
 import { ModelRunner } from './model-runner';
 import type { EngineThreadReply, EngineThreadRequest } from './engine-client';
 
@@ -15,13 +15,20 @@ function weightsFetcher(): ImageFetcher {
   return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }) }));
 }
 
-const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri) });
+const drill = childFaultDrill();
+const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri), ...(drill ? { faultDrill: drill } : {}) });
 const port = parentPort;
 if (!port) throw new Error('engine-thread runs as a worker thread');
 
 port.on('message', (request: EngineThreadRequest) => {
   const run: Promise<unknown> =
-    request.type === 'load' ? runner.load(request.spec) : request.type === 'infer' ? runner.infer(request.batch, request.batchSize, request.receivedAt) : Promise.resolve(runner.dispose());
+    request.type === 'load'
+      ? runner.load(request.spec)
+      : request.type === 'infer'
+        ? runner.infer(request.batch, request.batchSize, request.receivedAt)
+        : request.type === 'probe'
+          ? runner.probe(request.probe)
+          : Promise.resolve(runner.dispose());
   run.then(
     (value) => {
       const reply: EngineThreadReply = { id: request.id, ok: true, value };

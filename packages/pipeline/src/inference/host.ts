@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
-import { wallClockMs, type ChildResponse, type ChildUsage, type HostRequest, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
+import type { EngineInfo } from '@layertap/contracts';
+import { wallClockMs, type ChildResponse, type ChildUsage, type EngineProbe, type HostRequest, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
 
 export interface InferenceHostOptions {
   /** The child's entry file. Default: the compiled `child.js` beside this file. */
@@ -83,6 +84,11 @@ export class InferenceHost {
         }
       });
     });
+  }
+
+  /** The engine a request gets in the child, and why (no model is built). */
+  probe(probe: EngineProbe): Promise<EngineInfo> {
+    return this.request<EngineInfo>({ type: 'probe', probe });
   }
 
   /** Loads (or keeps) the model for `spec` in the child. */

@@ -1,17 +1,20 @@
 // Loads the model a chunk asks for and runs its batches: what the inference process does, and what
 // `layertap bench` does in its own process. Loads and runs happen one at a time, in the order asked, so a
 // caller may send the next batch before the previous one is back.
+import { EngineFault, type EngineInfo } from '@layertap/contracts';
 import { normalizePixels } from '@layertap/imaging';
-import { Extractor, loadWeights } from '@layertap/model';
+import { Extractor, loadWeights, resolveEngine } from '@layertap/model';
 import type { FetchBytes } from '@layertap/model/weights';
 import { storeBatch, type StoredBatch } from '../stored-batch';
-import { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
+import { modelKey, wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
 
 export interface ModelRunnerOptions {
   /** Downloads remote weights (http(s), s3); they are cached on disk by content hash. */
   fetchBytes?: FetchBytes;
   /** Told about engine choices and model builds. Default: silent. */
   log?: (msg: string, fields?: object) => void;
+  /** An engine (`onnx/cpu`) whose every batch run fails as an engine fault: a drill (see `childFaultDrill`). */
+  faultDrill?: string;
 }
 
 export class ModelRunner {
@@ -32,6 +35,12 @@ export class ModelRunner {
    */
   infer(batch: Uint8Array | Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
     return this.serial(() => this.inferNow(batch, batchSize, receivedAt));
+  }
+
+  /** The engine a request would get here, and why, without building a model (for the worker's start log). */
+  async probe(request: EngineProbe): Promise<Omit<EngineInfo, 'warnings'> & { warnings: string[] }> {
+    const choice = await resolveEngine({ engine: request.engine, backend: request.backend, ...(request.threads ? { threads: request.threads } : {}) });
+    return { engine: choice.target.engine, backend: choice.target.backend, device: choice.device, reason: choice.reason, warnings: choice.warnings };
   }
 
   /** CPU time and memory of this process. */
@@ -105,6 +114,9 @@ export class ModelRunner {
     const current = this.current;
     if (!current) throw new Error('no model loaded: send a load request first');
     const startedAt = wallClockMs();
+    if (this.options.faultDrill && this.options.faultDrill === current.extractor.label) {
+      throw new EngineFault(`fault drill (LAYERTAP_FAULT_DRILL=${this.options.faultDrill}): ${current.extractor.label} fails every batch`);
+    }
     this.collected = [];
     const data = batch instanceof Uint8Array ? normalizePixels(batch, current.spec.preprocess) : batch;
     const timings = await current.extractor.run({ data, batchSize });

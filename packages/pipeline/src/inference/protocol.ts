@@ -62,7 +62,15 @@ export interface ChildUsage {
   rssBytes: number;
 }
 
+/** What `auto` (or the engine asked for) would choose here, before any model is built: for the start log. */
+export interface EngineProbe {
+  engine: EngineName;
+  backend: BackendName;
+  threads?: number;
+}
+
 export type HostRequest =
+  | { id: number; type: 'probe'; probe: EngineProbe }
   | { id: number; type: 'load'; spec: ModelSpec }
   /** `batch`: the images' 8-bit RGB pixels (NHWC, after resizing and cropping), normalised by the inference process. */
   | { id: number; type: 'infer'; batch: Uint8Array; batchSize: number }
