@@ -70,10 +70,25 @@ export function float32ToFloat16Bits(values: Float32Array, out: Uint16Array = ne
   return out;
 }
 
-/** Float16 bit patterns to float32 values (exact). */
+let halfTable: Uint32Array | undefined;
+
+/** Float16 bit patterns to float32 values (exact), through a 65,536-entry table of float32 bit patterns. */
 export function float16BitsToFloat32(halves: Uint16Array): Float32Array {
+  if (!halfTable) {
+    halfTable = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = float16BitsToFloat32Bits(h);
+  }
+  const table = halfTable;
   const out = new Float32Array(halves.length);
   const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < halves.length; i++) bits[i] = float16BitsToFloat32Bits(halves[i] as number);
+  for (let i = 0; i < halves.length; i++) bits[i] = table[halves[i] as number] as number;
+  return out;
+}
+
+/** bfloat16 bit patterns to float32 values (exact: they are a float32's upper 16 bits). */
+export function bfloat16BitsToFloat32(halves: Uint16Array): Float32Array {
+  const out = new Float32Array(halves.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < halves.length; i++) bits[i] = (halves[i] as number) << 16;
   return out;
 }

@@ -1,6 +1,6 @@
 export { NpyFormatError, SafetensorsFormatError } from './errors';
 export { FileOutputWriter, type FileOutputWriterOptions } from './file-output-writer';
-export { float16BitsToFloat32, float16BitsToFloat32Bits, float32BitsToFloat16Bits, float32ToFloat16Bits } from './float16';
+export { bfloat16BitsToFloat32, float16BitsToFloat32, float16BitsToFloat32Bits, float32BitsToFloat16Bits, float32ToFloat16Bits } from './float16';
 export {
   datasetKey,
   datasetPrefix,
@@ -36,11 +36,14 @@ export { parsePart, readManifestParts, type MergedParts } from './manifest-parts
 export {
   decodeSafetensors,
   encodeSafetensors,
+  looksLikeSafetensors,
+  parseSafetensorsHeader,
   safetensorsByteLength,
   safetensorsHeader,
   type DecodedSafetensors,
   type SafetensorsDtype,
   type SafetensorsEntry,
+  type SafetensorsHeaderEntry,
   type SafetensorsTensor,
 } from './safetensors';
 export { MAX_SHARD_BYTES, ShardBuilder, shardTensorName, type ShardBuilderOptions, type ShardLayer } from './shard-builder';

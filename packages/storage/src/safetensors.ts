@@ -120,8 +120,33 @@ function fail(problem: string): never {
   throw new SafetensorsFormatError(`not a valid safetensors file: ${problem}`);
 }
 
-/** Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. */
-export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
+/** A tensor's entry in a parsed header: any dtype the format has, with absolute byte offsets in the file. */
+export interface SafetensorsHeaderEntry {
+  name: string;
+  /** `F32`, `F16`, `BF16`, `F64`, `I64`, ... as written. */
+  dtype: string;
+  shape: number[];
+  /** Absolute offsets of the tensor's bytes in the file. */
+  begin: number;
+  end: number;
+}
+
+/** Bytes per value of the dtypes whose sizes are checked (others are passed through unchecked). */
+const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** Whether the first bytes of a file of `size` bytes look like safetensors (a sane length, then `{`). */
+export function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
+  if (head.length < LENGTH_BYTES + 1) return false;
+  const length = Number(Buffer.from(head.buffer, head.byteOffset, LENGTH_BYTES).readBigUInt64LE(0));
+  return length >= 2 && length <= MAX_HEADER_BYTES && LENGTH_BYTES + length <= size && head[LENGTH_BYTES] === 0x7b;
+}
+
+/**
+ * Parses and checks a safetensors header as strictly as the reference reader: JSON object, string metadata,
+ * every tensor's offsets inside the file, contiguous from 0 without gaps or overlaps, sizes matching the
+ * shapes. Throws `SafetensorsFormatError` saying what is wrong. The data is not read.
+ */
+export function parseSafetensorsHeader(buf: Uint8Array): { metadata: Record<string, string>; entries: SafetensorsHeaderEntry[] } {
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (bytes.length < LENGTH_BYTES) fail('shorter than the 8-byte header length');
   const n = bytes.readBigUInt64LE(0);
@@ -138,7 +163,7 @@ export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const metadata: Record<string, string> = {};
-  const infos: Array<{ name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }> = [];
+  const infos: Array<Omit<SafetensorsHeaderEntry, 'begin' | 'end'> & { begin: number; end: number }> = [];
   for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof value !== 'object' || value === null) fail('__metadata__ is not an object');
@@ -149,7 +174,7 @@ export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
       continue;
     }
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (info.dtype !== 'F32' && info.dtype !== 'F16') fail(`tensor ${name}: unsupported dtype ${JSON.stringify(info.dtype)} (only F32 and F16)`);
+    if (typeof info.dtype !== 'string') fail(`tensor ${name}: no dtype`);
     if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor ${name}: bad shape`);
     const offsets = info.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) fail(`tensor ${name}: bad data_offsets`);
@@ -158,22 +183,34 @@ export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
   infos.sort((a, b) => a.begin - b.begin || a.end - b.end);
   const dataLength = bytes.length - headerEnd;
   let expectedBegin = 0;
-  const tensors: SafetensorsTensor[] = [];
   for (const info of infos) {
     if (info.begin !== expectedBegin || info.end < info.begin) fail(`tensor ${info.name}: data_offsets [${info.begin}, ${info.end}] leave a gap or overlap`);
-    if (info.end - info.begin !== safetensorsByteLength(info)) fail(`tensor ${info.name}: ${info.end - info.begin} bytes do not hold ${info.dtype} ${JSON.stringify(info.shape)}`);
-    if (info.end > dataLength) fail(`tensor ${info.name} runs past the end of the file`);
-    const count = elementCount(info.shape);
-    const data = info.dtype === 'F32' ? new Float32Array(count) : new Uint16Array(count);
-    const target = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    bytes.copy(target, 0, headerEnd + info.begin, headerEnd + info.end);
-    if (HOST_IS_BIG_ENDIAN) {
-      if (info.dtype === 'F32') target.swap32();
-      else target.swap16();
+    const width = DTYPE_BYTES[info.dtype];
+    if (width !== undefined && info.end - info.begin !== elementCount(info.shape) * width) {
+      fail(`tensor ${info.name}: ${info.end - info.begin} bytes do not hold ${info.dtype} ${JSON.stringify(info.shape)}`);
     }
-    tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
+    if (info.end > dataLength) fail(`tensor ${info.name} runs past the end of the file`);
     expectedBegin = info.end;
   }
   if (expectedBegin !== dataLength) fail(`the tensors cover ${expectedBegin} of ${dataLength} data bytes`);
+  return { metadata, entries: infos.map((i) => ({ ...i, begin: headerEnd + i.begin, end: headerEnd + i.end })) };
+}
+
+/** Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. */
+export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { metadata, entries } = parseSafetensorsHeader(bytes);
+  const tensors: SafetensorsTensor[] = entries.map((entry) => {
+    if (entry.dtype !== 'F32' && entry.dtype !== 'F16') fail(`tensor ${entry.name}: unsupported dtype ${JSON.stringify(entry.dtype)} (only F32 and F16)`);
+    const count = elementCount(entry.shape);
+    const data = entry.dtype === 'F32' ? new Float32Array(count) : new Uint16Array(count);
+    const target = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    bytes.copy(target, 0, entry.begin, entry.end);
+    if (HOST_IS_BIG_ENDIAN) {
+      if (entry.dtype === 'F32') target.swap32();
+      else target.swap16();
+    }
+    return { name: entry.name, dtype: entry.dtype, shape: entry.shape, data };
+  });
   return { metadata, tensors };
 }

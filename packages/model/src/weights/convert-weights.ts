@@ -8,6 +8,7 @@ import { writeKerasH5 } from './keras-h5';
 import { tfConvToTorch, tfDenseToTorch } from './layout';
 import type { LoadedWeights, WeightsFormat } from './load-weights';
 import { trainedPreprocess } from './preprocess-for-weights';
+import { safetensorsHeader } from '@layertap/storage/formats';
 import { type NamedTensor } from './safetensors';
 import { torchvisionKeyOf } from './tensor-names';
 import { TFJS_MODEL_JSON, encodeTfjsLayers } from './tfjs-layers';
@@ -126,23 +127,15 @@ async function refuseExisting(target: string, overwrite: boolean): Promise<void>
   await rm(target, { recursive: true, force: true });
 }
 
-/** Streams a safetensors file tensor by tensor (a 553 MB model is not assembled in memory a second time). */
+/**
+ * Streams a safetensors file tensor by tensor (a 553 MB model is not assembled in memory a second time): the
+ * format's one header writer, then each tensor's bytes.
+ */
 async function writeSafetensorsFile(file: string, tensors: readonly NamedTensor[], metadata: Record<string, string>): Promise<void> {
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const tensor of tensors) {
-    header[tensor.name] = { dtype: 'F32', shape: [...tensor.shape], data_offsets: [offset, offset + tensor.data.byteLength] };
-    offset += tensor.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const jsonBytes = Buffer.from(json, 'utf8');
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(jsonBytes.length));
+  const header = safetensorsHeader(tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [...t.shape] })), metadata);
   const handle = await open(file, 'w');
   try {
-    await handle.write(length);
-    await handle.write(jsonBytes);
+    await handle.write(header);
     for (const tensor of tensors) await handle.write(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
   } finally {
     await handle.close();

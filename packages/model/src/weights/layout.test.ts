@@ -5,7 +5,7 @@ import { pseudoRandom } from '../__tests__/reference';
 import { withTempDir } from './__tests__/helpers';
 import { tfConvToTorch, tfDenseToTorch, torchConvToTf, torchDenseToTf } from './layout';
 import { loadWeights } from './load-weights';
-import { encodeSafetensors } from './safetensors';
+import { safetensorsFile } from './__tests__/helpers';
 
 const [C, H, W] = [512, 7, 7];
 const FLAT = C * H * W;
@@ -96,7 +96,7 @@ describe('torchvision <-> TF layout', () => {
       fillUniform(weight, 12345, 0.01);
       const bias = pseudoRandom(units, 9);
       const file = path.join(dir, 'fc1.safetensors');
-      await writeFile(file, encodeSafetensors([
+      await writeFile(file, safetensorsFile([
         { name: 'classifier.0.weight', shape: [units, FLAT], data: weight },
         { name: 'classifier.0.bias', shape: [units], data: bias },
       ], {}));

@@ -8,7 +8,8 @@ import { CONV_LAYERS, PARITY, parityIndex, rejection, seededWeights, withTempDir
 import { loadH5wasm } from './h5wasm';
 import { writeKerasH5 } from './keras-h5';
 import { loadWeights } from './load-weights';
-import { encodeSafetensors, type NamedTensor } from './safetensors';
+import type { NamedTensor } from './safetensors';
+import { safetensorsFile } from './__tests__/helpers';
 import { encodeTfjsLayers } from './tfjs-layers';
 
 const BLOCKS_1_2 = ['block1_conv1', 'block1_conv2', 'block2_conv1', 'block2_conv2'];
@@ -140,13 +141,13 @@ describe('loadWeights', () => {
     await withTempDir(async (dir) => {
       const keras = path.join(dir, 'keras.safetensors');
       const bad = new Float32Array(3 * 3 * 4 * 64);
-      await writeFile(keras, encodeSafetensors([{ name: 'block1_conv1/kernel', shape: [3, 3, 4, 64], data: bad }, { name: 'block1_conv1/bias', shape: [64], data: new Float32Array(64) }], {}));
+      await writeFile(keras, safetensorsFile([{ name: 'block1_conv1/kernel', shape: [3, 3, 4, 64], data: bad }, { name: 'block1_conv1/bias', shape: [64], data: new Float32Array(64) }], {}));
       const err = await rejection(loadWeights(keras));
       expect(err.code).toBe(ErrorCode.InvalidWeights);
       expect(err.message).toContain('block1_conv1/kernel has shape [3, 3, 4, 64], expected [3, 3, 3, 64]');
 
       const torch = path.join(dir, 'torch.safetensors');
-      await writeFile(torch, encodeSafetensors([{ name: 'features.0.weight', shape: [64, 4, 3, 3], data: bad }, { name: 'features.0.bias', shape: [64], data: new Float32Array(64) }], {}));
+      await writeFile(torch, safetensorsFile([{ name: 'features.0.weight', shape: [64, 4, 3, 3], data: bad }, { name: 'features.0.bias', shape: [64], data: new Float32Array(64) }], {}));
       const err2 = await rejection(loadWeights(torch, { layers: ['features.0'] }));
       expect(err2.message).toContain('block1_conv1/kernel has shape [3, 3, 4, 64], expected [3, 3, 3, 64] (stored as features.0.weight [64, 4, 3, 3])');
     });
@@ -157,7 +158,7 @@ describe('loadWeights', () => {
       const file = path.join(dir, 'no-bias.safetensors');
       const weights = seededWeights(1, ['block1_conv1', 'block1_conv2']);
       weights.delete('block1_conv2/bias');
-      await writeFile(file, encodeSafetensors(named(weights), {}));
+      await writeFile(file, safetensorsFile(named(weights), {}));
       const err = await rejection(loadWeights(file, { layers: ['block1_pool'] }));
       expect(err.code).toBe(ErrorCode.InvalidWeights);
       expect(err.message).toContain('block1_conv2/bias is missing (expected shape [64])');
@@ -176,11 +177,11 @@ describe('loadWeights', () => {
       expect(notWeights.message).toContain('474946383961'); // the first bytes, in hex
 
       const other = path.join(dir, 'bert.safetensors');
-      await writeFile(other, encodeSafetensors([{ name: 'encoder.layer.0.weight', shape: [2], data: new Float32Array(2) }], {}));
+      await writeFile(other, safetensorsFile([{ name: 'encoder.layer.0.weight', shape: [2], data: new Float32Array(2) }], {}));
       expect((await rejection(loadWeights(other))).message).toContain('found encoder.layer.0.weight');
 
       const mixed = path.join(dir, 'mixed.safetensors');
-      await writeFile(mixed, encodeSafetensors([{ name: 'features.0.bias', shape: [64], data: new Float32Array(64) }, { name: 'block1_conv1/bias', shape: [64], data: new Float32Array(64) }], {}));
+      await writeFile(mixed, safetensorsFile([{ name: 'features.0.bias', shape: [64], data: new Float32Array(64) }, { name: 'block1_conv1/bias', shape: [64], data: new Float32Array(64) }], {}));
       expect((await rejection(loadWeights(mixed))).message).toContain('mixes torchvision keys');
 
       const json = path.join(dir, 'config.json');
@@ -284,7 +285,7 @@ describe('loadWeights', () => {
           : { name: key, shape: t.shape, data: t.data };
       });
       const file = path.join(dir, 'torch.safetensors');
-      await writeFile(file, encodeSafetensors(torch, {}));
+      await writeFile(file, safetensorsFile(torch, {}));
       expectSameTensors((await loadWeights(file)).tensors, weights);
     });
   });

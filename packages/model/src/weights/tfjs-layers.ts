@@ -2,7 +2,7 @@
 // shards, concatenated, hold its weights back to back in manifest order.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import type { WeightsMap } from '../weight-specs';
-import { float16ToFloat32 } from './float16';
+import { float16BitsToFloat32 } from '@layertap/storage/formats';
 import type { NamedTensor } from './safetensors';
 import { kerasWeightKey } from './tensor-names';
 
@@ -108,7 +108,7 @@ function decodeValues(bytes: Uint8Array, entry: TfjsWeightEntry, count: number, 
     if (entry.dtype !== 'float32') throw new ValidationError(ErrorCode.InvalidWeights, `${source}: weight ${entry.name} is ${entry.dtype}, not float32`);
     return new Float32Array(raw);
   }
-  if (quantization.dtype === 'float16') return float16ToFloat32(new Uint16Array(raw, 0, count));
+  if (quantization.dtype === 'float16') return float16BitsToFloat32(new Uint16Array(raw, 0, count));
   const q = quantization.dtype === 'uint8' ? new Uint8Array(raw) : new Uint16Array(raw, 0, count);
   const scale = quantization.scale ?? 1;
   const min = quantization.min ?? 0;

@@ -5,7 +5,7 @@
 // Little-endian only. Tensors may be views into a shared storage (offset, strides); values come out as
 // float32 in C order.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { bfloat16ToFloat32, float16ToFloat32 } from './float16';
+import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '@layertap/storage/formats';
 import {
   DTYPE_BYTES,
   PyGlobal,
@@ -268,8 +268,8 @@ export function tensorValues(tensor: TensorRef, storage: Uint8Array, what: strin
   let values: ArrayLike<number>;
   if (dtype === 'float32') values = new Float32Array(span);
   else if (dtype === 'float64') values = new Float64Array(span);
-  else if (dtype === 'float16') values = float16ToFloat32(new Uint16Array(span));
-  else values = bfloat16ToFloat32(new Uint16Array(span));
+  else if (dtype === 'float16') values = float16BitsToFloat32(new Uint16Array(span));
+  else values = bfloat16BitsToFloat32(new Uint16Array(span));
   return gather(values, tensor.offset, tensor.shape, tensor.stride, count);
 }
 

@@ -1,4 +1,5 @@
 // Test helpers for the weights readers: fixtures, a tiny .npy reader, a local HTTP server, seeded tensors.
+import { encodeSafetensors } from '@layertap/storage/formats';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -146,4 +147,9 @@ export function countingFetch(): { fetchBytes: (uri: string) => Promise<Uint8Arr
       return new Uint8Array(await res.arrayBuffer());
     },
   };
+}
+
+/** A safetensors file of float32 tensors (the storage package's one writer). */
+export function safetensorsFile(tensors: readonly { name: string; shape: readonly number[]; data: Float32Array }[], metadata: Record<string, string> = {}): Buffer {
+  return encodeSafetensors(tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: [...t.shape], data: t.data })), metadata);
 }
