@@ -120,8 +120,11 @@ function fail(problem: string): never {
   throw new SafetensorsFormatError(`not a valid safetensors file: ${problem}`);
 }
 
-/** Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. */
-export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
+/**
+ * Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. With
+ * `only`, just those tensors are copied out (a shard holds every layer of a chunk; a reader wants one).
+ */
+export function decodeSafetensors(buf: Uint8Array, only?: ReadonlySet<string>): DecodedSafetensors {
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (bytes.length < LENGTH_BYTES) fail('shorter than the 8-byte header length');
   const n = bytes.readBigUInt64LE(0);
@@ -163,6 +166,8 @@ export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
     if (info.begin !== expectedBegin || info.end < info.begin) fail(`tensor ${info.name}: data_offsets [${info.begin}, ${info.end}] leave a gap or overlap`);
     if (info.end - info.begin !== safetensorsByteLength(info)) fail(`tensor ${info.name}: ${info.end - info.begin} bytes do not hold ${info.dtype} ${JSON.stringify(info.shape)}`);
     if (info.end > dataLength) fail(`tensor ${info.name} runs past the end of the file`);
+    expectedBegin = info.end;
+    if (only && !only.has(info.name)) continue;
     const count = elementCount(info.shape);
     const data = info.dtype === 'F32' ? new Float32Array(count) : new Uint16Array(count);
     const target = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -172,7 +177,6 @@ export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
       else target.swap16();
     }
     tensors.push({ name: info.name, dtype: info.dtype, shape: info.shape, data });
-    expectedBegin = info.end;
   }
   if (expectedBegin !== dataLength) fail(`the tensors cover ${expectedBegin} of ${dataLength} data bytes`);
   return { metadata, tensors };
