@@ -292,7 +292,6 @@ describe('layertap export: 10,000 samples in bounded memory', () => {
     const kept = Array.from({ length: N }, (_, i) => i).filter((i) => !failed(i));
     const result = JSON.parse(stdout) as { shape: number[]; bytes: number };
     expect(result.shape).toEqual([kept.length, ...shape]);
-    // eslint-disable-next-line no-console
     console.log(`export of ${kept.length} samples (${(result.bytes / 1e6).toFixed(0)} MB stacked): peak RSS ${(peakKb / 1024).toFixed(0)} MiB, ${seconds.toFixed(1)} s`);
     expect(peakKb).toBeGreaterThan(0);
     expect(peakKb * 1024).toBeLessThan(300 * 1024 * 1024);
