@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh clone: pnpm, redis-server (Debian package) when missing, dependencies, build.
-# With --test it also installs what only the tests need (Debian's chromium for the browser test).
+# With --test it also installs what only the tests need (Debian's chromium for the browser test, python3-numpy
+# for the export test).
 # Safe to run again; it only does what is missing. Used by the README's Quick start and by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +24,13 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm -v 2>/dev/null)" != "$PNPM_VER
 fi
 
 # Debian packages layertap needs here: redis-server always (the demo and tests start their own servers on
-# free ports), chromium for the browser test.
+# free ports), chromium for the browser test, python3-numpy for the export test.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if $for_tests && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
+# The export test runs the README's numpy snippet with Debian's Python.
+if $for_tests && ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then missing+=(python3-numpy); fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"

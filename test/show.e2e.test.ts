@@ -151,4 +151,41 @@ describe('layertap show: a feature-map montage of a real dataset', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no dataset "nope" in Redis');
   });
+
+  it('works from the output folder with Redis stopped: samples from the manifest, layers and preprocessing from dataset.json', async () => {
+    const byId = path.join(h.tmp, 'coffee-by-id.png');
+    expect((await h.layertap(['show', 'maps', '--sample', 'coffee', '--layer', 'block3_pool', '--out', byId])).code).toBe(0);
+    await h.services.redisServer.stop();
+
+    const byUri = path.join(h.tmp, 'coffee-by-uri.png');
+    const res = await h.layertap(['show', 's3://layertap/out/maps', '--sample', 'coffee', '--layer', 'block3_pool', '--out', byUri, '--json']);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({ datasetId: 'maps', sample: 'coffee', layer: 'block3_pool', shape: [256, 8, 8], path: byUri });
+    // The same picture as through Redis: the same array, input crop and title.
+    const [a, b] = await Promise.all([byId, byUri].map((f) => sharp(f).raw().toBuffer()));
+    expect(b!.equals(a!)).toBe(true);
+
+    // Defaults (the manifest's first ok sample, the first layer) and a sample by its file path, from shards.
+    const first = (await h.manifest('layertap', 'out', 'sharded')).find((l) => l.status === 'ok')!;
+    const shardDefault = await h.layertap(['show', 's3://layertap/out/sharded', '--out', path.join(h.tmp, 'shard-default.png'), '--json']);
+    expect(shardDefault.code).toBe(0);
+    expect(JSON.parse(shardDefault.stdout)).toMatchObject({ datasetId: 'sharded', sample: first.id, layer: 'block1_pool', shape: [64, 32, 32] });
+    const byPath = await h.layertap(['show', 's3://layertap/out/pooled', '--sample', path.join(images, 'chelsea.jpg'), '--out', path.join(h.tmp, 'p.png'), '--json']);
+    expect(JSON.parse(byPath.stdout)).toMatchObject({ sample: 'chelsea', layer: 'block3_pool', shape: [256] });
+
+    const failed = await h.layertap(['show', 's3://layertap/out/maps', '--sample', 'broken']);
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toContain('error [invalid_request]: sample broken failed (decode_failed: ');
+    const layer = await h.layertap(['show', 's3://layertap/out/maps', '--layer', 'fc2']);
+    expect(layer.code).toBe(2);
+    expect(layer.stderr).toContain('dataset maps has no layer "fc2"; it has block1_pool, block3_pool');
+    const notDataset = await h.layertap(['show', 's3://layertap/out/nope']);
+    expect(notDataset.code).toBe(2);
+    expect(notDataset.stderr).toContain('s3://layertap/out/nope has no dataset.json: not a finished layertap dataset folder');
+    // By id it needs Redis, and says so.
+    const unreachable = await h.layertap(['show', 'maps']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toContain('cannot connect to Redis');
+  });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { ErrorCode, LayertapError, ValidationError, describeError, type Sample } from '@layertap/contracts';
+import { ErrorCode, LayertapError, ValidationError, describeError } from '@layertap/contracts';
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
 import { cancelDataset, retryDataset, type LayertapQueues } from '@layertap/queue';
 import type { Logger } from '@layertap/config';
@@ -8,8 +8,8 @@ import { rateChartSvg } from './chart';
 import type { DatasetViews } from './dataset-view';
 import type { SafeHtml } from './html';
 import { page } from './layout';
-import type { OutputReaders } from '@layertap/pipeline';
 import type { SampleFinder } from './sample-index';
+import type { OpenDataset } from './server';
 import { FORM_TOKEN_FIELD, datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
 import { FormTokens, crossSiteRefusal } from './write-guard';
 
@@ -17,7 +17,7 @@ export interface DatasetRoutesOptions {
   queues: LayertapQueues;
   views: DatasetViews;
   samples: SampleFinder;
-  outputs: OutputReaders;
+  datasets: OpenDataset;
   /** Reads samples' source images for montages. */
   fetcher: ImageFetcher;
   readOnly: boolean;
@@ -76,7 +76,7 @@ function noticeFrom(req: Request): { kind: 'ok' | 'error'; text: string } | unde
 
 /** The dataset pages, their JSON API, the montage images and the cancel/retry actions. */
 export function datasetRoutes(options: DatasetRoutesOptions): Router {
-  const { queues, views, samples, outputs, fetcher, readOnly, log } = options;
+  const { queues, views, samples, datasets, fetcher, readOnly, log } = options;
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '8kb' });
   const tokens = new FormTokens();
@@ -108,13 +108,6 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     const sample = await samples.find(datasetId, sampleId);
     if (!sample) throw notFound(`dataset ${datasetId} has no finished sample "${sampleId}" (samples appear once their chunk is done)`);
     return { dataset, sample };
-  }
-
-  /** The failed samples of a finished dataset, from its manifest (as `layertap retry` reads them). */
-  async function failedSamples(output: string, datasetId: string): Promise<Sample[]> {
-    const lines = await outputs.manifest(output, datasetId, true);
-    if (!lines) throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} has no manifest yet: wait for it to finish`);
-    return lines.filter((l) => l.status === 'failed').map((l) => ({ id: l.id, uri: l.uri }));
   }
 
   // --- JSON API -------------------------------------------------------------------------------------------
@@ -189,7 +182,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   router.get('/datasets/:id/samples/:sampleId/outputs/:layer', async (req, res) => {
     const { dataset, sample } = await sampleOr404(req.params.id, req.params.sampleId);
     const ref = sample.outputs[req.params.layer];
-    const body = ref ? await outputs.npy(dataset.config.output, ref) : undefined;
+    const body = ref ? await datasets(dataset.config).npy(ref) : undefined;
     if (!ref || !body) throw notFound(`sample ${sample.id} has no stored output for layer "${req.params.layer}"`);
     res
       .type('application/octet-stream')
@@ -201,7 +194,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     const layer = text(req.query.layer) || Object.keys(sample.outputs)[0] || '';
     const key = sample.outputs[layer];
     if (!key) throw notFound(`sample ${sample.id} has no output for layer "${layer}"`);
-    const activation = await outputs.activation(dataset.config.output, key);
+    const activation = await datasets(dataset.config).activation(key);
     if (!activation) throw notFound(`the output ${key} is gone from ${dataset.config.output}`);
     let input: Buffer | undefined;
     try {
@@ -240,7 +233,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   async function retry(req: Request, res: Response): Promise<void> {
     const id = String(req.params.id);
     if (!(await queues.store.latestRun(id))) throw notFound(`no dataset "${id}"`);
-    const result = await retryDataset(queues, id, { failedSamples: (config) => failedSamples(config.output, id) });
+    const result = await retryDataset(queues, id, { failedSamples: (config) => datasets(config).failedSamples() });
     log.info({ datasetId: id, run: result.run, retried: result.retried }, 'dataset retried from the dashboard');
     if (req.path.startsWith('/api/')) return void res.json(result);
     res.redirect(303, `${backTo(req, `/datasets/${encodeURIComponent(id)}`)}?done=retry&n=${result.retried}&run=${result.run ?? ''}`);

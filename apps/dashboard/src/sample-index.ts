@@ -2,7 +2,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ManifestLine, SampleErrorInfo } from '@layertap/contracts';
 import type { FoundSample, LayertapQueues } from '@layertap/queue';
-import type { OutputReaders } from '@layertap/pipeline';
+import type { OpenDataset } from './server';
 
 /** What the pages and the API show about one sample. */
 export interface SampleView {
@@ -40,7 +40,7 @@ function fromManifest(datasetId: string, line: ManifestLine): SampleView {
 
 export interface SampleFinderOptions {
   queues: LayertapQueues;
-  outputs: OutputReaders;
+  datasets: OpenDataset;
   /** Finished datasets whose manifest is kept in memory for the fallback. Default 8. */
   manifestsCached?: number;
 }
@@ -79,12 +79,12 @@ export class SampleFinder {
   }
 
   private async manifest(datasetId: string) {
-    const { queues, outputs } = this.options;
+    const { queues, datasets } = this.options;
     const [config, progress] = await Promise.all([queues.store.latestRun(datasetId), queues.store.progress(datasetId)]);
     if (!config || !progress?.finished) return undefined;
     const hit = this.manifests.get(datasetId);
     if (hit && hit.run === config.run) return hit;
-    const lines = (await outputs.manifest(config.output, datasetId, true)) ?? [];
+    const lines = (await datasets(config).manifest()) ?? [];
     const views = lines.map((l) => fromManifest(datasetId, l));
     const entry = { run: config.run, byId: new Map(views.map((v) => [v.id, v])), byUri: new Map(views.map((v) => [v.uri, v])) };
     this.manifests.delete(datasetId);

@@ -11,7 +11,7 @@ import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
 import { DatasetViews } from './dataset-view';
 import { createDashboardMetrics, metricsHandler } from './metrics';
-import { OutputReaders } from '@layertap/pipeline';
+import { DatasetReader } from '@layertap/pipeline';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';
 import { securityHeaders } from './security-headers';
@@ -22,10 +22,13 @@ export interface DashboardServerOptions {
   log: Logger;
 }
 
+/** A dataset's outputs (manifest, arrays), for a dataset config's `output` and `datasetId`. */
+export type OpenDataset = (dataset: { output: string; datasetId: string }) => DatasetReader;
+
 /** What the dashboard app reads from besides Redis: the outputs (manifests, arrays) and source images. */
 export interface DashboardAppDeps {
   queues: LayertapQueues;
-  outputs: OutputReaders;
+  datasets: OpenDataset;
   fetcher: ImageFetcher;
   log: Logger;
 }
@@ -37,7 +40,7 @@ export interface DashboardAppDeps {
  * requests (write-guard.ts).
  */
 export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConfig): Express {
-  const { queues, outputs, fetcher, log } = deps;
+  const { queues, datasets, fetcher, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.use(securityHeaders());
@@ -57,8 +60,8 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
     datasetRoutes({
       queues,
       views: new DatasetViews({ queues }),
-      samples: new SampleFinder({ queues, outputs }),
-      outputs,
+      samples: new SampleFinder({ queues, datasets }),
+      datasets,
       fetcher,
       readOnly: config.readOnly,
       log,
@@ -80,7 +83,6 @@ export class DashboardServer {
   private queues: LayertapQueues | undefined;
   private server: Server | undefined;
   private s3: S3Client | undefined;
-  private outputs: OutputReaders | undefined;
   private fetcher: ImageFetcher | undefined;
 
   constructor(private readonly options: DashboardServerOptions) {}
@@ -91,7 +93,9 @@ export class DashboardServer {
     this.redis = await connectRedis(config.redis.url, { mode: 'blocking' });
     this.queues = new LayertapQueues({ connection: this.redis, prefix: config.redis.prefix });
     this.s3 = new S3Client({ ...config.s3, maxAttempts: 3 });
-    this.outputs = new OutputReaders({ s3: this.s3 });
+    const s3 = this.s3;
+    // Readers on the shared client hold nothing of their own: one per use, nothing to close.
+    const datasets: OpenDataset = ({ output, datasetId }) => new DatasetReader({ output, datasetId, s3 });
     // Source images are read with the worker's limits and address policy.
     this.fetcher = new ImageFetcher({
       s3: this.s3,
@@ -100,7 +104,7 @@ export class DashboardServer {
       allowHosts: config.images.allowHosts,
       ...(config.images.fileRoots.length ? { allowedRoots: config.images.fileRoots } : {}),
     });
-    const app = createDashboardApp({ queues: this.queues, outputs: this.outputs, fetcher: this.fetcher, log }, config);
+    const app = createDashboardApp({ queues: this.queues, datasets, fetcher: this.fetcher, log }, config);
     const server = app.listen(config.port, config.host);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -126,7 +130,6 @@ export class DashboardServer {
     }
     await this.queues?.close();
     await this.redis?.quit().catch(() => undefined);
-    await this.outputs?.close();
     this.fetcher?.close();
     this.s3?.destroy();
   }

@@ -7,6 +7,7 @@ import { withContext } from './context';
 import { demoCommand } from './commands/demo';
 import { cancelCommand, retryCommand, statusCommand } from './commands/manage';
 import { registerBenchCommand } from './commands/bench';
+import { registerExportCommand } from './commands/export';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
@@ -132,6 +133,7 @@ program
 registerWeightsCommands(program, { run });
 registerBenchCommand(program, { run });
 registerShowCommand(program, { run });
+registerExportCommand(program, { run });
 
 program
   .command('demo')

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createQueueMetrics, type LayertapQueues } from '@layertap/queue';
 import { bodyLength, type ObjectBody, type OutputWriter, type PutOptions } from '@layertap/storage';
@@ -177,6 +178,10 @@ class MeteredOutputWriter implements OutputWriter {
 
   get(key: string): Promise<Buffer | undefined> {
     return this.inner.get(key);
+  }
+
+  read(key: string): Promise<Readable | undefined> {
+    return this.inner.read(key);
   }
 
   head(key: string, length: number): Promise<Buffer | undefined> {

@@ -1,4 +1,4 @@
-import { ChunkJob, DatasetConfig, ManifestLine, formatIssues } from './queue-contract';
+import { ChunkJob, DatasetConfig, DatasetDocument, ManifestLine, formatIssues } from './queue-contract';
 
 function config(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -147,6 +147,30 @@ describe('ManifestLine', () => {
     const found = issues(ManifestLine.safeParse({ ...ok, ...overrides }));
     expect(found).toHaveLength(1);
     expect(found[0]?.startsWith(`${field}: `)).toBe(true);
+  });
+});
+
+describe('DatasetDocument', () => {
+  const doc = {
+    layertap: { version: '0.1.0' },
+    datasetId: 'cats',
+    layers: [{ spec: 'features.9', canonical: 'block2_pool', shape: [128, 56, 56] }],
+    preprocessing: { mode: 'torchvision', imageSize: 224, mean: [0.485, 0.456, 0.406] },
+    imageSize: 224,
+    dtype: 'float16',
+    layout: 'chw',
+  };
+
+  it('reads what readers need, keeps the rest, and defaults pool and format of older documents', () => {
+    const parsed = DatasetDocument.parse(doc);
+    expect(parsed).toMatchObject({ datasetId: 'cats', dtype: 'float16', pool: 'none', format: 'npy', layertap: { version: '0.1.0' } });
+    expect(parsed.preprocessing).toEqual(doc.preprocessing);
+    expect(DatasetDocument.parse({ ...doc, pool: 'avg', format: 'shards' })).toMatchObject({ pool: 'avg', format: 'shards' });
+  });
+
+  it('refuses a document without layer shapes or with an unknown layout', () => {
+    expect(issues(DatasetDocument.safeParse({ ...doc, layers: [{ spec: 'fc2', canonical: 'fc2' }] }))).toEqual(['layers.0.shape: Invalid input: expected array, received undefined']);
+    expect(issues(DatasetDocument.safeParse({ ...doc, layout: 'nchw' }))[0]).toMatch(/^layout: /);
   });
 });
 

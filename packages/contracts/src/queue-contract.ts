@@ -109,6 +109,23 @@ export const ManifestLine = z.object({
 });
 export type ManifestLine = z.infer<typeof ManifestLine>;
 
+/**
+ * `dataset.json`, written beside the manifest when a run finishes. What readers rely on (layers and their
+ * stored shapes, dtype, layout, preprocessing) is checked; the rest (model, weights, backend, runs, times) is
+ * kept as written. Datasets from before `pool` and `format` existed read as `none` and `npy`.
+ */
+export const DatasetDocument = z.looseObject({
+  datasetId: SafeId,
+  layers: z.array(LayerRequest.extend({ shape: z.array(z.number().int().nonnegative()) })).min(1),
+  preprocessing: z.looseObject({ mode: Preprocess }),
+  imageSize: z.number().int().positive(),
+  dtype: Dtype,
+  layout: Layout,
+  pool: Pool.default('none'),
+  format: OutputFormat.default('npy'),
+});
+export type DatasetDocument = z.infer<typeof DatasetDocument>;
+
 /** What a chunk job returns (and what progress reports carry while it runs). */
 export const ChunkResult = z.object({
   chunk: z.number().int(),

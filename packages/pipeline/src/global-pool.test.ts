@@ -1,4 +1,4 @@
-import { globalPool } from './global-pool';
+import { globalPool, pooledShape } from './global-pool';
 
 describe('globalPool', () => {
   // 2 channels, 2x3 positions. Channel 0: 1..6, channel 1: -1..-6.
@@ -16,5 +16,12 @@ describe('globalPool', () => {
     const dense = Float32Array.from([1, 2, 3]);
     expect(globalPool(dense, [3], 'chw', 'avg').data).toBe(dense);
     expect(globalPool(chw, [2, 2, 3], 'chw', 'none')).toEqual({ data: chw, shape: [2, 2, 3] });
+  });
+
+  it('says the shape it gives without pooling anything', () => {
+    expect(pooledShape([2, 2, 3], 'chw', 'avg')).toEqual(globalPool(chw, [2, 2, 3], 'chw', 'avg').shape);
+    expect(pooledShape([2, 3, 2], 'hwc', 'max')).toEqual([2]);
+    expect(pooledShape([2, 2, 3], 'chw', 'none')).toEqual([2, 2, 3]);
+    expect(pooledShape([4096], 'hwc', 'avg')).toEqual([4096]);
   });
 });

@@ -1,5 +1,11 @@
 import type { Layout, Pool } from '@layertap/contracts';
 
+/** The shape `globalPool` gives: (C,) for a (C,H,W) or (H,W,C) array under a pooling mode, else the shape itself. */
+export function pooledShape(shape: readonly number[], layout: Layout, mode: Pool): number[] {
+  if (mode === 'none' || shape.length !== 3) return [...shape];
+  return [(layout === 'chw' ? shape[0] : shape[2]) as number];
+}
+
 /**
  * Global spatial pooling of one sample's array: (C,H,W) or (H,W,C) -> (C,) by mean or max over H and W.
  * Dense outputs (already (C,)) and `none` pass through unchanged.

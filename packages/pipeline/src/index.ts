@@ -5,9 +5,11 @@ export { sampleNpy, storeBatch, storedSample, type StoreSettings, type StoredBat
 export { datasetDocument, finalizeDataset, type FinalizeContext } from './finalize-dataset';
 export { defaultDatasetId, planLayers, planRun, prepareSubmission, sameSettings, type RunPlan, type Submission, type SubmitOptions } from './plan';
 export { IMAGE_EXTENSIONS, MAX_LINE_BYTES, normalizeUri, resolveSource, type ResolveSourceOptions } from './source';
-export { OutputReaders, type OutputReadersOptions, type StoredArray } from './dataset-reader';
+export { DatasetReader, type DatasetReaderOptions, type StoredArray } from './dataset-reader';
+export { findLayer, infoFromConfig, infoFromDocument, type DatasetInfo, type DatasetLayer } from './dataset-info';
+export { exportLayer, exportPaths, type ExportLayerOptions, type ExportResult } from './export-layer';
 export { storedShape } from './stored-shape';
-export { globalPool } from './global-pool';
+export { globalPool, pooledShape } from './global-pool';
 export { createLimiter, type Limiter } from './limiter';
 export { STAGES, type ChunkMetrics, type InferenceMemory, type Stage } from './metrics';
 export { InferenceHost, type InferenceHostOptions } from './inference/host';

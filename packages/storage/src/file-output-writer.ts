@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { mapFsError } from './fs-errors';
 import { assertListPrefix, assertOutputKey, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
@@ -83,6 +84,18 @@ export class FileOutputWriter implements OutputWriter {
     const path = this.pathOf(key);
     try {
       return await readFile(path);
+    } catch (err) {
+      if (ABSENT.has(errnoCode(err) ?? '')) return undefined;
+      throw mapFsError(err, 'read', path);
+    }
+  }
+
+  async read(key: string): Promise<Readable | undefined> {
+    const path = this.pathOf(key);
+    try {
+      // Opened here so that a missing file answers `undefined` rather than failing the stream later.
+      const handle = await open(path, 'r');
+      return handle.createReadStream();
     } catch (err) {
       if (ABSENT.has(errnoCode(err) ?? '')) return undefined;
       throw mapFsError(err, 'read', path);

@@ -17,7 +17,7 @@ export {
 } from './keys';
 export { decodeNpy, encodeNpy, npyByteLength, npyHeader, npyParts, shapeSize, type NpyArray } from './npy';
 export { openOutput, type OpenOutputOptions } from './open-output';
-export { bucketNameProblem, parseOutputUri, type OutputLocation } from './output-uri';
+export { bucketNameProblem, parseDatasetUri, parseOutputUri, type OutputLocation } from './output-uri';
 export {
   assertListPrefix,
   assertOutputKey,
@@ -32,7 +32,7 @@ export {
 export { mapS3Error, type S3ErrorContext } from './s3-errors';
 export { createS3Client, isS3Client, S3OutputWriter, type S3ClientSettings, type S3OutputWriterOptions } from './s3-output-writer';
 export { sampleArray, type BatchLayout, type SampleArray } from './sample-array';
-export { parsePart, readManifestParts, type MergedParts } from './manifest-parts';
+export { parseManifestLine, parsePart, readManifestParts, type MergedParts } from './manifest-parts';
 export {
   decodeSafetensors,
   encodeSafetensors,
@@ -47,3 +47,4 @@ export {
   type SafetensorsTensor,
 } from './safetensors';
 export { MAX_SHARD_BYTES, ShardBuilder, shardTensorName, type ShardBuilderOptions, type ShardLayer } from './shard-builder';
+export { StackedArrayWriter, type StackedArrayWriterOptions, type StackedFormat } from './stacked-array-writer';

@@ -11,22 +11,25 @@ export interface MergedParts {
   maxRun: number;
 }
 
-/** Parses one part file; a line that does not parse is a bug worth failing loudly on. */
+/** Parses line `lineNumber` (1-based) of `key`; a line that does not parse is a bug worth failing loudly on. */
+export function parseManifestLine(key: string, lineNumber: number, text: string): ManifestLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${key}:${lineNumber} is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = ManifestLine.safeParse(value);
+  if (!parsed.success) throw new Error(`${key}:${lineNumber} is not a manifest line: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+/** Parses one part file (or a whole manifest held in memory). */
 export function parsePart(key: string, body: string): ManifestLine[] {
   return body
     .split('\n')
     .filter((l) => l.trim().length > 0)
-    .map((l, i) => {
-      let value: unknown;
-      try {
-        value = JSON.parse(l);
-      } catch (err) {
-        throw new Error(`${key}:${i + 1} is not JSON: ${(err as Error).message}`);
-      }
-      const parsed = ManifestLine.safeParse(value);
-      if (!parsed.success) throw new Error(`${key}:${i + 1} is not a manifest line: ${parsed.error.message}`);
-      return parsed.data;
-    });
+    .map((l, i) => parseManifestLine(key, i + 1, l));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { parseOutputUri } from './output-uri';
+import { parseDatasetUri, parseOutputUri } from './output-uri';
 
 function problem(uri: string): string {
   try {
@@ -68,5 +68,22 @@ describe('parseOutputUri', () => {
     expect(message).not.toContain('AKIAKEY');
     expect(message).toMatch(/credentials do not belong in the URI/);
     expect(problem('https://user:hunter2@host/x')).not.toContain('hunter2');
+  });
+});
+
+describe('parseDatasetUri', () => {
+  it('splits a dataset folder into its output root and the dataset id', () => {
+    expect(parseDatasetUri('s3://bucket/acts/cats-1')).toEqual({ output: 's3://bucket/acts', datasetId: 'cats-1' });
+    expect(parseDatasetUri('s3://bucket/cats-1/')).toEqual({ output: 's3://bucket', datasetId: 'cats-1' });
+    expect(parseDatasetUri('file:///data/out/cats-1')).toEqual({ output: 'file:///data/out', datasetId: 'cats-1' });
+    expect(parseDatasetUri('/data/my%20out/cats-1')).toEqual({ output: 'file:///data/my%2520out', datasetId: 'cats-1' });
+    expect(parseDatasetUri('/cats-1')).toEqual({ output: 'file:///', datasetId: 'cats-1' });
+  });
+
+  it('refuses a URI without a dataset folder, or whose last segment is no dataset id', () => {
+    expect(() => parseDatasetUri('s3://bucket')).toThrow('invalid output "s3://bucket": name the dataset folder');
+    expect(() => parseDatasetUri('/')).toThrow('name the dataset folder');
+    expect(() => parseDatasetUri('s3://bucket/out/-x')).toThrow(`its last segment names the dataset, but "-x" may only contain`);
+    expect(() => parseDatasetUri('out/cats')).toThrow(ValidationError);
   });
 });

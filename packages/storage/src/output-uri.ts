@@ -1,4 +1,4 @@
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, idProblem, ValidationError } from '@layertap/contracts';
 import { isAbsolute, normalize } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -110,4 +110,21 @@ export function parseOutputUri(uri: string): OutputLocation {
   if (uri.startsWith('~')) invalid(uri, "'~' is not expanded; give an absolute path or file:///absolute/dir");
   if (!isAbsolute(uri)) invalid(uri, 'it is a relative path; give an absolute path or file:///absolute/dir');
   return fileLocation(uri, uri);
+}
+
+/**
+ * A dataset folder's URI (`s3://bucket/prefix/<datasetId>`, `file:///dir/<datasetId>` or `/dir/<datasetId>`)
+ * split into the output root it was written under and the dataset id, its last path segment.
+ */
+export function parseDatasetUri(uri: string): { output: string; datasetId: string } {
+  const location = parseOutputUri(uri);
+  const path = location.kind === 's3' ? location.prefix : location.dir;
+  const slash = path.lastIndexOf('/');
+  const datasetId = path.slice(slash + 1);
+  if (datasetId === '') invalid(uri, 'name the dataset folder: s3://bucket[/prefix]/<datasetId> or file:///dir/<datasetId>');
+  const problem = idProblem(datasetId);
+  if (problem) invalid(uri, `its last segment names the dataset, but ${JSON.stringify(datasetId)} ${problem}`);
+  const parent = path.slice(0, Math.max(slash, 0));
+  const output = location.kind === 's3' ? `s3://${location.bucket}${parent ? `/${parent}` : ''}` : pathToFileURL(parent || '/').href;
+  return { output, datasetId };
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 
 export interface PutOptions {
@@ -35,6 +36,11 @@ export interface OutputWriter {
   put(key: string, body: ObjectBody, options?: PutOptions): Promise<void>;
   /** The object's bytes, or `undefined` when there is none. */
   get(key: string): Promise<Buffer | undefined>;
+  /**
+   * The object's bytes as a stream, for objects too large to hold at once (a million-line manifest), or
+   * `undefined` when there is none. Reading it to the end or destroying it releases what it holds.
+   */
+  read(key: string): Promise<Readable | undefined>;
   /** The first `length` bytes of the object (fewer if it is shorter), or `undefined` when there is none. */
   head(key: string, length: number): Promise<Buffer | undefined>;
   /** Whether the object exists and, when `expectedSize` is given, has exactly that many bytes. */

@@ -9,6 +9,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { bucketNameProblem } from './output-uri';
 import { assertListPrefix, assertOutputKey, bodyBuffer, contentTypeFor, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
 import { mapS3Error } from './s3-errors';
@@ -134,6 +135,18 @@ export class S3OutputWriter implements OutputWriter {
       if (!res.Body) return Buffer.alloc(0);
       const bytes = await res.Body.transformToByteArray();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchKey') return undefined;
+      throw this.mapError(err, 'read', key);
+    }
+  }
+
+  async read(key: string): Promise<Readable | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      if (!res.Body) return Readable.from([]);
+      // In Node the SDK's body is a Readable (an IncomingMessage, or a checksum stream over one).
+      return res.Body instanceof Readable ? res.Body : Readable.from(res.Body as AsyncIterable<Uint8Array>);
     } catch (err) {
       if ((err as Error).name === 'NoSuchKey') return undefined;
       throw this.mapError(err, 'read', key);

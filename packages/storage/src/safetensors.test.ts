@@ -57,6 +57,10 @@ describe('encodeSafetensors', () => {
     ]);
     expect([...decoded.tensors[0]!.data]).toEqual([1.5, -2, 3.25, 0]);
     expect([...decoded.tensors[1]!.data]).toEqual([0x3800, 0x7bff, 0xbc00]);
+    // Only the tensors asked for are copied out; the file is still checked whole.
+    const fc2 = decodeSafetensors(out, new Set(['s1/fc2']));
+    expect(fc2.tensors.map((t) => [t.name, [...t.data]])).toEqual([['s1/fc2', [0x3800, 0x7bff, 0xbc00]]]);
+    expect(() => decodeSafetensors(out.subarray(0, out.length - 1), new Set(['s1/features.9']))).toThrow(SafetensorsFormatError);
   });
 
   it('refuses data that does not fit the shape, and non-string metadata', () => {

@@ -196,11 +196,14 @@ export function parseSafetensorsHeader(buf: Uint8Array): { metadata: Record<stri
   return { metadata, entries: infos.map((i) => ({ ...i, begin: headerEnd + i.begin, end: headerEnd + i.end })) };
 }
 
-/** Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. */
-export function decodeSafetensors(buf: Uint8Array): DecodedSafetensors {
+/**
+ * Reads a safetensors file with F32 and F16 tensors, checking it as strictly as the reference reader. With
+ * `only`, just those tensors are copied out (a shard holds every layer of a chunk; a reader wants one).
+ */
+export function decodeSafetensors(buf: Uint8Array, only?: ReadonlySet<string>): DecodedSafetensors {
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const { metadata, entries } = parseSafetensorsHeader(bytes);
-  const tensors: SafetensorsTensor[] = entries.map((entry) => {
+  const tensors: SafetensorsTensor[] = entries.filter((entry) => !only || only.has(entry.name)).map((entry) => {
     if (entry.dtype !== 'F32' && entry.dtype !== 'F16') fail(`tensor ${entry.name}: unsupported dtype ${JSON.stringify(entry.dtype)} (only F32 and F16)`);
     const count = elementCount(entry.shape);
     const data = entry.dtype === 'F32' ? new Float32Array(count) : new Uint16Array(count);

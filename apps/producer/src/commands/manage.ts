@@ -1,6 +1,5 @@
-import { ErrorCode, ManifestLine, ValidationError, type Sample } from '@layertap/contracts';
+import { DatasetReader } from '@layertap/pipeline';
 import { cancelDataset, datasetStatus, retryDataset, unknownDatasetError } from '@layertap/queue';
-import { manifestKey, openOutput } from '@layertap/storage';
 import type { CliContext } from '../context';
 import { formatStatus, watchDataset } from '../progress';
 import { printSummary, waitWithProgress } from './wait';
@@ -48,25 +47,11 @@ export async function cancelCommand(ctx: CliContext, datasetId: string, options:
   return 0;
 }
 
-/** Reads the failed samples of a finished dataset from its manifest. */
-async function failedSamples(ctx: CliContext, output: string, datasetId: string): Promise<Sample[]> {
-  const writer = openOutput(output, { s3: ctx.s3 });
-  const body = await writer.get(manifestKey(datasetId));
-  if (!body) throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} has no manifest yet: wait for it to finish`);
-  return body
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => ManifestLine.parse(JSON.parse(l)))
-    .filter((l) => l.status === 'failed')
-    .map((l) => ({ id: l.id, uri: l.uri }));
-}
-
 /** `layertap retry <id>`: runs the failed (and cancelled) samples of a finished dataset again, as a new run. */
 export async function retryCommand(ctx: CliContext, datasetId: string, options: { wait: boolean; json: boolean }): Promise<number> {
   const queues = await ctx.queues();
   const retried = await retryDataset(queues, datasetId, {
-    failedSamples: (config) => failedSamples(ctx, config.output, datasetId),
+    failedSamples: (config) => new DatasetReader({ output: config.output, datasetId, s3: ctx.s3 }).failedSamples(),
     attempts: ctx.config.chunkAttempts,
     backoffMs: ctx.config.chunkBackoffMs,
   });

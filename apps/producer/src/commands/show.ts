@@ -1,23 +1,16 @@
-// `layertap show <datasetId>`: a PNG of one sample's feature maps beside its input image.
+// `layertap show <dataset>`: a PNG of one sample's feature maps beside its input image.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { ErrorCode, ManifestLine, ValidationError, describeError, type DatasetConfig } from '@layertap/contracts';
+import { ErrorCode, ValidationError, describeError, type ManifestLine } from '@layertap/contracts';
 import { DEFAULT_MONTAGE_CHANNELS, DEFAULT_MONTAGE_TILE, ImageFetcher, renderMontage } from '@layertap/imaging';
-import { unknownDatasetError, type LayertapQueues } from '@layertap/queue';
-import {
-  decodeNpy,
-  decodeSafetensors,
-  float16BitsToFloat32,
-  manifestKey,
-  openOutput,
-  parseOutputRef,
-  readManifestParts,
-  type OutputWriter,
-} from '@layertap/storage';
+import { findLayer, type DatasetReader } from '@layertap/pipeline';
+import type { LayertapQueues } from '@layertap/queue';
+import { parseOutputRef } from '@layertap/storage';
 import { readProducerConfig } from '../config';
 import { withContext, type CliContext } from '../context';
+import { openDataset } from '../open-dataset';
 
 /** What a command action returns: its exit code. */
 type Action = () => Promise<number>;
@@ -42,42 +35,44 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** The dataset's manifest lines: `manifest.jsonl` once written, else the chunk parts stored so far. */
-async function readSamples(writer: OutputWriter, datasetId: string): Promise<ManifestLine[]> {
-  const body = await writer.get(manifestKey(datasetId));
-  if (!body) return [...(await readManifestParts(writer, datasetId)).lines.values()];
-  return body
-    .toString('utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => ManifestLine.parse(JSON.parse(l)));
+type ShownSample = Pick<ManifestLine, 'id' | 'uri' | 'status' | 'error' | 'outputs'>;
+
+/** The first manifest line that is `ok`, or whose id (else URI) is one of `forms`; the manifest is streamed. */
+async function findLine(reader: DatasetReader, forms: string[] | undefined): Promise<ShownSample | undefined> {
+  let byUri: ShownSample | undefined;
+  for await (const line of reader.lines()) {
+    if (!forms) {
+      if (line.status === 'ok') return line;
+    } else if (forms.includes(line.id)) return line;
+    else if (!byUri && forms.includes(line.uri)) byUri = line;
+  }
+  return byUri;
 }
 
-type ShownSample = Pick<ManifestLine, 'id' | 'uri' | 'status' | 'error' | 'outputs'>;
+/** The sample one of `forms` names in the store's sample index (filled as chunks finish). */
+async function indexedSample(queues: LayertapQueues, datasetId: string, forms: string[]): Promise<ShownSample | undefined> {
+  for (const q of forms) {
+    const found = await queues.store.findSample(datasetId, q);
+    if (found) {
+      return { id: found.id, uri: found.uri, status: found.status, outputs: found.outputs ?? {}, ...(found.code ? { error: { code: found.code, message: found.message ?? '' } } : {}) };
+    }
+  }
+  return undefined;
+}
 
 /**
  * The sample asked for, by id or URI (a local path also matches its `file://` URI): from the store's sample
- * index, else from the manifest. Without one, the first sample of the manifest that succeeded.
+ * index when the dataset was opened by id, else from the manifest. Without one, the first sample that succeeded.
  */
-async function pickSample(queues: LayertapQueues, writer: OutputWriter, datasetId: string, wanted: string | undefined): Promise<ShownSample> {
+async function pickSample(reader: DatasetReader, queues: LayertapQueues | undefined, wanted: string | undefined): Promise<ShownSample> {
+  const { datasetId } = reader;
   if (wanted === undefined) {
-    const first = (await readSamples(writer, datasetId)).find((l) => l.status === 'ok');
+    const first = await findLine(reader, undefined);
     if (!first) throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} has no successful sample yet`);
     return first;
   }
   const forms = path.isAbsolute(wanted) ? [wanted, pathToFileURL(wanted).href] : [wanted];
-  let line: ShownSample | undefined;
-  for (const q of forms) {
-    const found = await queues.store.findSample(datasetId, q);
-    if (found) {
-      line = { id: found.id, uri: found.uri, status: found.status, outputs: found.outputs ?? {}, ...(found.code ? { error: { code: found.code, message: found.message ?? '' } } : {}) };
-      break;
-    }
-  }
-  if (!line) {
-    const lines = await readSamples(writer, datasetId);
-    line = forms.map((q) => lines.find((l) => l.id === q) ?? lines.find((l) => l.uri === q)).find(Boolean);
-  }
+  const line = (queues && (await indexedSample(queues, datasetId, forms))) ?? (await findLine(reader, forms));
   if (!line) throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} has no sample with id or URI ${JSON.stringify(wanted)} (yet)`);
   if (line.status !== 'ok') {
     const reason = line.error ? `${line.error.code}: ${line.error.message}` : 'no reason recorded';
@@ -86,47 +81,17 @@ async function pickSample(queues: LayertapQueues, writer: OutputWriter, datasetI
   return line;
 }
 
-/** The layer's spec as the dataset names it: the spec itself or its canonical name; default the first. */
-function pickLayer(config: DatasetConfig, wanted: string | undefined): string {
-  if (wanted === undefined) return config.layers[0]!.spec;
-  const layer = config.layers.find((l) => l.spec === wanted) ?? config.layers.find((l) => l.canonical === wanted);
-  if (!layer) {
-    const known = config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ');
-    throw new ValidationError(ErrorCode.UnknownLayer, `dataset ${config.datasetId} has no layer ${JSON.stringify(wanted)}; it has ${known}`);
-  }
-  return layer.spec;
-}
-
-/**
- * The array a manifest `outputs` value names, as float32: a `.npy` key, or `<shard key>#<tensor>` for
- * `--format shards` (the shard is read whole). `undefined` when the object or the tensor is gone.
- */
-async function readActivation(writer: OutputWriter, ref: string): Promise<{ data: Float32Array; shape: number[] } | undefined> {
-  const { key, tensor } = parseOutputRef(ref);
-  const body = await writer.get(key);
-  if (!body) return undefined;
-  if (tensor === undefined) {
-    const npy = decodeNpy(body);
-    return { data: npy.dtype === 'float16' ? float16BitsToFloat32(npy.data) : npy.data, shape: npy.shape };
-  }
-  const found = decodeSafetensors(body).tensors.find((t) => t.name === tensor);
-  if (!found) return undefined;
-  return { data: found.dtype === 'F16' ? float16BitsToFloat32(found.data as Uint16Array) : (found.data as Float32Array), shape: found.shape };
-}
-
 /** Renders the montage and writes it; resolves with the path written. */
-export async function showCommand(ctx: CliContext, datasetId: string, options: ShowOptions): Promise<number> {
-  const queues = await ctx.queues();
-  const config = await queues.store.latestRun(datasetId);
-  if (!config) throw unknownDatasetError(datasetId);
-  const layer = pickLayer(config, options.layer);
-  const writer = openOutput(config.output, { s3: ctx.s3 });
+export async function showCommand(ctx: CliContext, dataset: string, options: ShowOptions): Promise<number> {
+  const { reader, info, queues } = await openDataset(ctx, dataset);
+  const { datasetId } = reader;
   try {
-    const sample = await pickSample(queues, writer, datasetId, options.sample);
+    const layer = findLayer(info, options.layer).spec;
+    const sample = await pickSample(reader, queues, options.sample);
     const ref = sample.outputs[layer];
-    const activation = ref ? await readActivation(writer, ref) : undefined;
+    const activation = ref ? await reader.activation(ref) : undefined;
     if (!ref || !activation) {
-      throw new ValidationError(ErrorCode.InvalidRequest, `sample ${sample.id} has no stored ${layer} output (${ref ? writer.urlFor(parseOutputRef(ref).key) : 'not in the manifest'})`);
+      throw new ValidationError(ErrorCode.InvalidRequest, `sample ${sample.id} has no stored ${layer} output (${ref ? reader.urlFor(parseOutputRef(ref).key) : 'not in the manifest'})`);
     }
 
     // The operator's own command on their own dataset: internal image servers are allowed, as at submit.
@@ -140,8 +105,8 @@ export async function showCommand(ctx: CliContext, datasetId: string, options: S
       fetcher.close();
     }
     const png = await renderMontage({
-      ...(input ? { input: { bytes: input, view: { preprocess: config.preprocess, imageSize: config.imageSize } } } : {}),
-      activation: { ...activation, layout: config.layout },
+      ...(input ? { input: { bytes: input, view: { preprocess: info.preprocess, imageSize: info.imageSize } } } : {}),
+      activation: { ...activation, layout: info.layout },
       channels: options.channels,
       size: options.size,
       title: `${datasetId} / ${sample.id} / ${layer} (${activation.shape.join('x')})`,
@@ -151,7 +116,7 @@ export async function showCommand(ctx: CliContext, datasetId: string, options: S
     process.stdout.write(options.json ? `${JSON.stringify({ datasetId, sample: sample.id, layer, shape: activation.shape, path: out })}\n` : `${out}\n`);
     return 0;
   } finally {
-    await writer.close();
+    await reader.close();
   }
 }
 
@@ -160,14 +125,14 @@ export function registerShowCommand(program: Command, options: ShowCommandOption
   return program
     .command('show')
     .description("write a PNG of one sample's most active feature maps beside its input image")
-    .argument('<datasetId>')
+    .argument('<dataset>', 'dataset id, or its output folder (s3://bucket/prefix/<id>, file:///dir/<id> or a path), read without Redis')
     .option('--sample <idOrUri>', 'sample id or URI (default: the first successful sample)')
     .option('--layer <spec>', 'layer spec or canonical name (default: the first layer of the dataset)')
     .option('--out <file.png>', 'where to write the PNG (default: <datasetId>-<sample>-<layer>.png)')
     .option('--channels <n>', 'channels shown, the most active by mean activation', positiveInt, DEFAULT_MONTAGE_CHANNELS)
     .option('--size <px>', 'side of one channel tile in pixels', positiveInt, DEFAULT_MONTAGE_TILE)
     .option('--json', 'print JSON', false)
-    .action((datasetId: string, opts: ShowOptions) =>
-      options.run(() => withContext(readProducerConfig(), 'command', (ctx) => showCommand(ctx, datasetId, opts))),
+    .action((dataset: string, opts: ShowOptions) =>
+      options.run(() => withContext(readProducerConfig(), 'command', (ctx) => showCommand(ctx, dataset, opts))),
     );
 }

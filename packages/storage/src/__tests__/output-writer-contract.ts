@@ -92,6 +92,22 @@ export function describeOutputWriterContract(name: string, harness: OutputWriter
       expect(await w.head('ds/missing.npy', 128)).toBeUndefined();
     });
 
+    it('streams an object with read(): the same bytes, undefined when missing', async () => {
+      const w = await writer();
+      const body = randomBytes(300_000);
+      await w.put('ds/manifest.jsonl', body);
+      const chunks: Buffer[] = [];
+      for await (const chunk of (await w.read('ds/manifest.jsonl'))!) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(body)).toBe(true);
+      // A large object arrives in pieces, so a reader can stop early without holding it all.
+      expect(chunks.length).toBeGreaterThan(1);
+      expect(await w.read('ds/missing.jsonl')).toBeUndefined();
+      await w.put('ds/empty.jsonl', '');
+      const empty: Buffer[] = [];
+      for await (const chunk of (await w.read('ds/empty.jsonl'))!) empty.push(chunk as Buffer);
+      expect(Buffer.concat(empty).length).toBe(0);
+    });
+
     it('overwrites an existing object', async () => {
       const w = await writer();
       await w.put('ds/a.json', 'first version, longer');
