@@ -188,8 +188,8 @@ describe('DatasetReader (a real file:// output)', () => {
       datasetId: 'ds',
       output: root,
       layers: [
-        { spec: 'features.9', canonical: 'block2_pool' },
-        { spec: 'fc2', canonical: 'fc2' },
+        { spec: 'features.9', canonical: 'block2_pool', shape: [16, 16, 128] },
+        { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
       seed: 0,
       preprocess: 'caffe',
