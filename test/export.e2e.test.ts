@@ -235,7 +235,7 @@ describe('layertap export: 10,000 samples in bounded memory', () => {
     const config = DatasetConfig.parse({
       datasetId: 'big',
       output: writer.uri,
-      layers: [{ spec: 'block2_pool', canonical: 'block2_pool' }],
+      layers: [{ spec: 'block2_pool', canonical: 'block2_pool', shape: [128, 8, 8] }],
       seed: 0,
       preprocess: 'torchvision',
       imageSize: 32,
