@@ -48,24 +48,28 @@ export function float16BitsToFloat32Bits(half: number): number {
 
 /**
  * Float32 values to float16 bit patterns (round to nearest, ties to even), into `out` when given (same
- * length). Values whose half is normal or zero (nearly all activations) are converted inline with a range
- * check and a few integer operations; the rest go through `float32BitsToFloat16Bits`.
+ * length). Values whose half is normal or zero (nearly all activations) are converted inline with integer
+ * operations and no data-dependent branch; the rest go through `float32BitsToFloat16Bits`.
  */
 export function float32ToFloat16Bits(values: Float32Array, out: Uint16Array = new Uint16Array(values.length)): Uint16Array {
   if (out.length !== values.length) throw new RangeError(`output holds ${out.length} values, the input ${values.length}`);
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  // Signed 32-bit views keep every operation below in V8's int32 arithmetic (a Uint32Array element above 2^31
+  // would be a double).
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
   const n = bits.length;
   for (let i = 0; i < n; i++) {
     const b = bits[i] as number;
     const abs = b & 0x7fffffff;
-    // Normal halves: |x| in [2^-14, 65520), i.e. abs in [0x38800000, 0x477ff000).
-    if (abs - 0x38800000 >>> 0 < 0x0efff000) {
-      const rebiased = abs - 0x38000000;
-      out[i] = ((b >>> 16) & 0x8000) | ((rebiased + 0xfff + ((rebiased >>> 13) & 1)) >>> 13);
-    } else if (abs <= 0x33000000) {
-      // Zero (half of all values after a ReLU) and magnitudes that round to it.
-      out[i] = (b >>> 16) & 0x8000;
-    } else out[i] = float32BitsToFloat16Bits(b);
+    const sign = (b >> 16) & 0x8000;
+    // Normal halves: |x| in [2^-14, 65520), i.e. abs in [0x38800000, 0x477ff000). Without a branch on it:
+    // activations after a ReLU are zero or not about at random, which a branch predictor cannot learn.
+    const fromMin = abs - 0x38800000;
+    const normal = ~((fromMin | (0x0efff000 - 1 - fromMin)) >> 31);
+    const rebiased = abs - 0x38000000;
+    const half = sign | (normal & ((rebiased + 0xfff + ((rebiased >> 13) & 1)) >> 13));
+    // Not normal and not rounding to zero (subnormal halves, overflow, infinities, NaN): rare, exact path.
+    if ((~normal & ((0x33000000 - abs) >> 31)) !== 0) out[i] = float32BitsToFloat16Bits(b >>> 0);
+    else out[i] = half;
   }
   return out;
 }
