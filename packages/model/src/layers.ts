@@ -126,6 +126,16 @@ export function resolveLayerSpecs(specs: readonly string[]): ResolvedLayer[] {
   });
 }
 
+/** The table rows of a model's requested outputs, each tensor once (a builder's input); throws for none or a repeat. */
+export function outputLayers(specs: readonly string[]): Vgg16Layer[] {
+  if (specs.length === 0) throw new ValidationError(ErrorCode.InvalidRequest, 'no output layers given');
+  const layers = specs.map(layerInfo);
+  const names = layers.map((layer) => layer.name);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated) throw new ValidationError(ErrorCode.InvalidRequest, `output layer ${repeated} is given twice`);
+  return layers;
+}
+
 /** The canonical name of the layer furthest along the forward pass (the model is truncated after it). */
 export function deepestLayer(layers: readonly string[]): string {
   let deepest: Vgg16Layer | undefined;

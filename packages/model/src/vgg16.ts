@@ -1,9 +1,9 @@
 // Builds VGG16 as TF.js layers, like keras.applications.VGG16, truncated after the deepest requested layer.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
+import { ErrorCode, LayertapError } from '@layertap/contracts';
 import { adaptiveAvgPool2d } from './adaptive-avg-pool';
-import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, layerInfo, type Vgg16Layer } from './layers';
+import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, layerInfo, outputLayers, type Vgg16Layer } from './layers';
 import { randomWeight } from './random-weights';
 import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
 
@@ -42,7 +42,7 @@ export interface Vgg16Options {
  */
 export function buildVgg16(options: Vgg16Options): tfl.LayersModel {
   checkImageSize(options.imageSize);
-  const outputs = uniqueLayers(options.outputs);
+  const outputs = outputLayers(options.outputs);
   const deepest = outputs.reduce((a, b) => (b.order > a.order ? b : a));
   if (options.weights) validateWeights(options.weights, requiredWeights([deepest.name]));
   const split = new Set([
@@ -67,14 +67,6 @@ export function buildVgg16(options: Vgg16Options): tfl.LayersModel {
   });
 }
 
-function uniqueLayers(specs: readonly string[]): Vgg16Layer[] {
-  if (specs.length === 0) throw new ValidationError(ErrorCode.InvalidRequest, 'no output layers given');
-  const layers = specs.map(layerInfo);
-  const names = layers.map((layer) => layer.name);
-  const repeated = names.find((name, i) => names.indexOf(name) !== i);
-  if (repeated) throw new ValidationError(ErrorCode.InvalidRequest, `output layer ${repeated} is given twice`);
-  return layers;
-}
 
 function missingTensor(name: string): never {
   // Only reachable if a fused pre-activation were asked for, which `split` rules out.

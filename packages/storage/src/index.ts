@@ -1,6 +1,5 @@
-export { NpyFormatError, SafetensorsFormatError } from './errors';
 export { FileOutputWriter, type FileOutputWriterOptions } from './file-output-writer';
-export { bfloat16BitsToFloat32, float16BitsToFloat32, float16BitsToFloat32Bits, float32BitsToFloat16Bits, float32ToFloat16Bits } from './float16';
+export * from './formats';
 export {
   datasetKey,
   datasetPrefix,
@@ -15,7 +14,6 @@ export {
   shardOutputRef,
   SHARDS_DIR,
 } from './keys';
-export { decodeNpy, encodeNpy, npyByteLength, npyHeader, npyParts, shapeSize, type NpyArray } from './npy';
 export { openOutput, type OpenOutputOptions } from './open-output';
 export { bucketNameProblem, parseDatasetUri, parseOutputUri, type OutputLocation } from './output-uri';
 export {
@@ -33,18 +31,5 @@ export { mapS3Error, type S3ErrorContext } from './s3-errors';
 export { createS3Client, isS3Client, S3OutputWriter, type S3ClientSettings, type S3OutputWriterOptions } from './s3-output-writer';
 export { sampleArray, type BatchLayout, type SampleArray } from './sample-array';
 export { parseManifestLine, parsePart, readManifestParts, type MergedParts } from './manifest-parts';
-export {
-  decodeSafetensors,
-  encodeSafetensors,
-  looksLikeSafetensors,
-  parseSafetensorsHeader,
-  safetensorsByteLength,
-  safetensorsHeader,
-  type DecodedSafetensors,
-  type SafetensorsDtype,
-  type SafetensorsEntry,
-  type SafetensorsHeaderEntry,
-  type SafetensorsTensor,
-} from './safetensors';
 export { MAX_SHARD_BYTES, ShardBuilder, shardTensorName, type ShardBuilderOptions, type ShardLayer } from './shard-builder';
 export { StackedArrayWriter, type StackedArrayWriterOptions, type StackedFormat } from './stacked-array-writer';

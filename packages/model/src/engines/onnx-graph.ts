@@ -1,8 +1,8 @@
 // Generates VGG16 as an ONNX model from the layer table and TF-layout weights, truncated after the deepest
 // requested layer, with the requested layers as graph outputs.
-import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
+import { ErrorCode, LayertapError } from '@layertap/contracts';
 import { adaptivePoolMatrix } from '../adaptive-avg-pool';
-import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, layerInfo, pooledSize, type Vgg16Layer } from '../layers';
+import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, outputLayers, pooledSize, type Vgg16Layer } from '../layers';
 import { randomWeight } from '../random-weights';
 import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from '../weight-specs';
 import type { TensorLayout } from './engine';
@@ -62,7 +62,7 @@ export interface Vgg16Onnx {
 export function buildVgg16Onnx(options: Vgg16OnnxOptions): Vgg16Onnx {
   const { imageSize } = options;
   checkImageSize(imageSize);
-  const outputs = uniqueLayers(options.outputs);
+  const outputs = outputLayers(options.outputs);
   const deepest = outputs.reduce((a, b) => (b.order > a.order ? b : a));
   if (options.weights) validateWeights(options.weights, requiredWeights([deepest.name]));
   const wanted = new Set(outputs.map((layer) => layer.name));
@@ -222,14 +222,6 @@ function ownerOf(row: Vgg16Layer): string {
   return row.weights;
 }
 
-function uniqueLayers(specs: readonly string[]): Vgg16Layer[] {
-  if (specs.length === 0) throw new ValidationError(ErrorCode.InvalidRequest, 'no output layers given');
-  const layers = specs.map(layerInfo);
-  const names = layers.map((layer) => layer.name);
-  const repeated = names.find((name, i) => names.indexOf(name) !== i);
-  if (repeated) throw new ValidationError(ErrorCode.InvalidRequest, `output layer ${repeated} is given twice`);
-  return layers;
-}
 
 /** A weight's TF-layout values: from the given map, else made from the seed when first needed. */
 function weightSource(weights: WeightsMap | undefined, seed: number): (name: string) => Float32Array {
