@@ -116,6 +116,11 @@ describe('readWorkerConfig', () => {
     expect((err as ValidationError).message).toMatch(/^--engine \w+ --backend \w+ is not a combination layertap has; valid: --engine onnx --backend auto\|cuda\|webgpu\|cpu; /);
   });
 
+  it('turns on TF.js WebGPU im2col from LAYERTAP_WEBGPU_IM2COL', () => {
+    expect(readWorkerConfig({}, { LAYERTAP_WEBGPU_IM2COL: '1' }).im2col).toBe(true);
+    expect(readWorkerConfig({}, {}).im2col).toBeUndefined();
+  });
+
   it('takes every pair the bench takes, onnx on the CPU included', () => {
     expect(readWorkerConfig({ engine: 'onnx', backend: 'cpu' }, {})).toMatchObject({ engine: 'onnx', backend: 'cpu' });
     expect(readWorkerConfig({}, { LAYERTAP_ENGINE: 'auto', LAYERTAP_BACKEND: 'webgpu' })).toMatchObject({ engine: 'auto', backend: 'webgpu' });

@@ -19,6 +19,8 @@ const WorkerEnv = z.object({
   LAYERTAP_ENGINE: EngineName.default('auto'),
   /** ONNX Runtime threads per inference process (default: cores / concurrency). */
   LAYERTAP_THREADS: positiveInt.optional(),
+  /** 1: TF.js WebGPU computes convolutions with its separate im2col shader (slices sized to fit the adapter). */
+  LAYERTAP_WEBGPU_IM2COL: z.enum(['0', '1', 'true', 'false']).optional(),
   LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
   LAYERTAP_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
   LAYERTAP_DECODE_CONCURRENCY: positiveInt.default(4),
@@ -61,6 +63,7 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     backend,
     engine,
     ...(flags.threads ?? e.LAYERTAP_THREADS ? { threads: (flags.threads ?? e.LAYERTAP_THREADS) as number } : {}),
+    ...(e.LAYERTAP_WEBGPU_IM2COL === '1' || e.LAYERTAP_WEBGPU_IM2COL === 'true' ? { im2col: true } : {}),
     exitWhenIdle: flags.exitWhenIdle ?? false,
     lockDurationMs: flags.lockDuration ?? e.LAYERTAP_LOCK_DURATION_MS,
     shutdownTimeoutMs: e.LAYERTAP_SHUTDOWN_TIMEOUT_MS,
