@@ -35,11 +35,15 @@ export async function readFileSource(
     throw context.fail(ErrorCode.PathNotAllowed, 'path is outside the allowed roots');
   }
 
-  let real: string;
-  try {
-    real = await realpath(absolute);
-  } catch (err) {
-    throw fileError(err, context);
+  // Links matter only against roots: without them, the path is opened as written (a realpath per image costs
+  // a third of a millisecond of CPU).
+  let real = absolute;
+  if (roots) {
+    try {
+      real = await realpath(absolute);
+    } catch (err) {
+      throw fileError(err, context);
+    }
   }
   if (roots && !roots.real.some((root) => isInside(real, root))) {
     throw context.fail(ErrorCode.PathNotAllowed, 'path resolves (through a symbolic link) outside the allowed roots');
