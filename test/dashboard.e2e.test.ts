@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { findFreePort } from '@layertap/devservices';
 import { BIN, Harness, SAMPLES, waitForHttp } from './support/harness';
 
@@ -61,6 +62,32 @@ describe('layertap-dashboard', () => {
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
+    }
+  });
+
+  it('serves metrics without the password on --metrics-port (beating the environment), and stops when it cannot', async () => {
+    const [port, metricsPort, unused] = [await findFreePort(), await findFreePort(), await findFreePort()];
+    const env = { ...credentials, LAYERTAP_DASHBOARD_METRICS_PORT: String(unused), LAYERTAP_DASHBOARD_METRICS_HOST: '127.0.0.1' };
+    const server = h.spawn(BIN.dashboard, ['--port', String(port), '--metrics-port', String(metricsPort)], env);
+    try {
+      await waitForHttp(`http://127.0.0.1:${metricsPort}/healthz`);
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/^layertap_queue_jobs\{queue="chunks",state="waiting"\} 3$/m);
+      await expect(fetch(`http://127.0.0.1:${unused}/metrics`)).rejects.toThrow();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+    // The port is taken: the dashboard says which and exits 1 rather than run without the metrics asked for.
+    const taken = createServer().listen(metricsPort, '127.0.0.1');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    try {
+      const res = await h.run(BIN.dashboard, ['--port', String(port), '--metrics-port', String(metricsPort)], env);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`the metrics listener (LAYERTAP_DASHBOARD_METRICS_PORT, --metrics-port) cannot listen on 127.0.0.1:${metricsPort}: listen EADDRINUSE`);
+    } finally {
+      taken.close();
     }
   });
 

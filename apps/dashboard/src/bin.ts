@@ -19,6 +19,7 @@ const program = new Command('layertap-dashboard')
   .option('--host <host>', 'listen address (default 127.0.0.1)')
   .option('--read-only', 'no retries, cleaning or removal from the UI')
   .option('--insecure-no-auth', 'serve without a password (local use only: dashboard access is Redis access)')
+  .option('--metrics-port <n>', 'also serve /metrics and /healthz, without a password, on this port (0: off; default LAYERTAP_DASHBOARD_METRICS_PORT or 0)', port)
   .showHelpAfterError();
 
 async function main(): Promise<void> {

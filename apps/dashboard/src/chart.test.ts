@@ -1,4 +1,4 @@
-import { niceMax, rateChartSvg } from './chart';
+import { niceMax, rateChartSvg, tickLabel } from './chart';
 
 describe('rateChartSvg', () => {
   it('rounds the axis up to 1, 2 or 5 times a power of ten', () => {
@@ -21,6 +21,15 @@ describe('rateChartSvg', () => {
     expect(svg).toContain('>12:01:00 UTC</text>');
     expect(svg).toContain('aria-label="images per second over time, latest 2"');
     expect(svg.match(/<path /g)).toHaveLength(2);
+  });
+
+  it('labels the y axis 0, half and the maximum, each distinct, however small the rates', () => {
+    const yTicks = (svg: string) => [...svg.matchAll(/<text class="y-tick"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    // 0.08 images/s at most: axis 0.1, half 0.05 (both were "0.1").
+    expect(yTicks(rateChartSvg([{ t: 0, rate: 0 }, { t: 60_000, rate: 0.08 }]).value)).toEqual(['0.05', '0.1', '0']);
+    expect(yTicks(rateChartSvg([{ t: 0, rate: 0.4 }, { t: 60_000, rate: 0.3 }]).value)).toEqual(['0.25', '0.5', '0']);
+    expect(yTicks(rateChartSvg([{ t: 0, rate: 3 }, { t: 60_000, rate: 170 }]).value)).toEqual(['100', '200', '0']);
+    expect([0.05, 0.1, 2.5, 0.30000000000000004, 1e-3].map(tickLabel)).toEqual(['0.05', '0.1', '2.5', '0.3', '0.001']);
   });
 
   it('says so instead of drawing fewer than two points', () => {

@@ -9,6 +9,8 @@ export interface RatePoint {
 export interface ChartOptions {
   width?: number;
   height?: number;
+  /** Shown instead of a line with fewer than two points. Default: "not enough progress to chart yet". */
+  emptyText?: string;
 }
 
 /** A round axis maximum at or above `value` (1, 2, 5 x 10^n). */
@@ -27,6 +29,11 @@ function num(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
 }
 
+/** An axis label: the value to 6 significant digits, so 0.05 and 0.1 (or 0.25 and 0.5) stay apart. */
+export function tickLabel(value: number): string {
+  return String(Number(value.toPrecision(6)));
+}
+
 /**
  * An inline SVG line chart of images/s over time: a filled line, a y axis from 0 to a round maximum, and the
  * first and last times (UTC) under it. Every value drawn is a number or escaped text.
@@ -43,7 +50,7 @@ export function rateChartSvg(points: readonly RatePoint[], options: ChartOptions
   const sorted = points.filter((p) => Number.isFinite(p.t) && Number.isFinite(p.rate)).sort((a, b) => a.t - b.t);
   const frame = html`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#3a3f4b"/>`;
   if (sorted.length < 2) {
-    return html`<svg class="chart" role="img" aria-label="images per second: no data yet" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${frame}<text x="${left + plotW / 2}" y="${top + plotH / 2}" text-anchor="middle" fill="#8a93a6" font-size="12">not enough progress to chart yet</text></svg>`;
+    return html`<svg class="chart" role="img" aria-label="images per second: no data yet" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">${frame}<text x="${left + plotW / 2}" y="${top + plotH / 2}" text-anchor="middle" fill="#8a93a6" font-size="12">${options.emptyText ?? 'not enough progress to chart yet'}</text></svg>`;
   }
   const t0 = sorted[0]!.t;
   const t1 = sorted.at(-1)!.t;
@@ -54,13 +61,13 @@ export function rateChartSvg(points: readonly RatePoint[], options: ChartOptions
   const line = sorted.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.rate).toFixed(1)}`).join(' ');
   const area = `${line} L${x(t1).toFixed(1)},${(top + plotH).toFixed(1)} L${x(t0).toFixed(1)},${(top + plotH).toFixed(1)} Z`;
   const last = sorted.at(-1)!;
-  const grid = [0.5, 1].map((f) => html`<line x1="${left}" x2="${left + plotW}" y1="${y(max * f)}" y2="${y(max * f)}" stroke="#2a2f3a"/><text x="${left - 4}" y="${y(max * f) + 4}" text-anchor="end" font-size="10" fill="#8a93a6">${num(max * f)}</text>`);
+  const grid = [0.5, 1].map((f) => html`<line x1="${left}" x2="${left + plotW}" y1="${y(max * f)}" y2="${y(max * f)}" stroke="#2a2f3a"/><text class="y-tick" x="${left - 4}" y="${y(max * f) + 4}" text-anchor="end" font-size="10" fill="#8a93a6">${tickLabel(max * f)}</text>`);
   return html`<svg class="chart" role="img" aria-label="${`images per second over time, latest ${num(last.rate)}`}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}">
 ${grid}${frame}
 <path d="${area}" fill="#4f8cff" fill-opacity="0.18"/>
 <path d="${line}" fill="none" stroke="#4f8cff" stroke-width="1.6"/>
-<text x="${left - 4}" y="${top + plotH + 4}" text-anchor="end" font-size="10" fill="#8a93a6">0</text>
-<text x="${left}" y="${height - 6}" font-size="10" fill="#8a93a6">${clock(t0)}</text>
-<text x="${left + plotW}" y="${height - 6}" text-anchor="end" font-size="10" fill="#8a93a6">${clock(t1)} UTC</text>
+<text class="y-tick" x="${left - 4}" y="${top + plotH + 4}" text-anchor="end" font-size="10" fill="#8a93a6">0</text>
+<text class="x-start" x="${left}" y="${height - 6}" font-size="10" fill="#8a93a6">${clock(t0)}</text>
+<text class="x-end" x="${left + plotW}" y="${height - 6}" text-anchor="end" font-size="10" fill="#8a93a6">${clock(t1)} UTC</text>
 </svg>`;
 }

@@ -60,6 +60,17 @@ describe('readDashboardConfig', () => {
     expect(readDashboardConfig({ host: '::1', port: 0, readOnly: false }, env)).toMatchObject({ host: '::1', port: 0, readOnly: false });
   });
 
+  it('serves no metrics listener by default; its port and address from the environment, --metrics-port beats it', () => {
+    expect(readDashboardConfig({}, creds).metrics).toEqual({ port: 0, host: '0.0.0.0' });
+    const env = { ...creds, LAYERTAP_DASHBOARD_METRICS_PORT: '9465', LAYERTAP_DASHBOARD_METRICS_HOST: '127.0.0.1' };
+    expect(readDashboardConfig({}, env).metrics).toEqual({ port: 9465, host: '127.0.0.1' });
+    expect(readDashboardConfig({ metricsPort: 0 }, env).metrics).toEqual({ port: 0, host: '127.0.0.1' });
+    expect(readDashboardConfig({ metricsPort: 9100 }, creds).metrics.port).toBe(9100);
+    expect(refusal(() => readDashboardConfig({}, { ...creds, LAYERTAP_DASHBOARD_METRICS_PORT: '65536' })).message).toMatch(
+      /^invalid environment: LAYERTAP_DASHBOARD_METRICS_PORT: /,
+    );
+  });
+
   it.each([['70000'], ['-1'], ['http']])('refuses PORT=%j naming it', (port) => {
     const err = refusal(() => readDashboardConfig({}, { ...creds, PORT: port }));
     expect(err.message).toMatch(/^invalid environment: PORT: /);

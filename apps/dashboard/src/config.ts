@@ -11,6 +11,11 @@ export interface DashboardConfig extends CommonConfig {
   readOnly: boolean;
   /** Limits for reading samples' source images (montages), as the worker applies them. */
   images: { fileRoots: string[]; allowHosts: string[]; maxBytes: number; timeoutMs: number };
+  /**
+   * The metrics listener: `GET /metrics` and `/healthz` only, without authentication, on a port of its own (so
+   * Prometheus needs no operator password). Port 0 (the default) serves none.
+   */
+  metrics: { port: number; host: string };
 }
 
 const DashboardEnv = z.object({
@@ -37,6 +42,10 @@ const DashboardEnv = z.object({
   LAYERTAP_MAX_IMAGE_BYTES: z.coerce.number().int().positive().default(50 * 1024 * 1024),
   /** Time allowed to fetch a source image, in ms (default 30 000). */
   LAYERTAP_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** Port of the unauthenticated metrics listener (`/metrics`, `/healthz`); 0, the default, serves none. */
+  LAYERTAP_DASHBOARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  /** Its listen address (default 0.0.0.0: Prometheus scrapes from another host or pod). */
+  LAYERTAP_DASHBOARD_METRICS_HOST: z.string().min(1).default('0.0.0.0'),
 });
 
 export interface DashboardFlags {
@@ -44,6 +53,8 @@ export interface DashboardFlags {
   host?: string;
   readOnly?: boolean;
   insecureNoAuth?: boolean;
+  /** `--metrics-port`: beats LAYERTAP_DASHBOARD_METRICS_PORT. */
+  metricsPort?: number;
 }
 
 function list(value: string, separator: string): string[] {
@@ -79,5 +90,6 @@ export function readDashboardConfig(flags: DashboardFlags, env: Env = process.en
       maxBytes: e.LAYERTAP_MAX_IMAGE_BYTES,
       timeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
     },
+    metrics: { port: flags.metricsPort ?? e.LAYERTAP_DASHBOARD_METRICS_PORT, host: e.LAYERTAP_DASHBOARD_METRICS_HOST },
   };
 }

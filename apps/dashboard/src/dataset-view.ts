@@ -1,14 +1,13 @@
 import { PREPROCESSING } from '@layertap/imaging';
 import { datasetStatus, type DatasetStatus, type FailureExample, type LayertapQueues } from '@layertap/queue';
 import type { RatePoint } from './chart';
-import { averageRate, etaSeconds, rateSeries, type Completion } from './throughput';
+import { rateSeries, runTiming, type Completion, type RunTiming } from './throughput';
 
-/** What the dataset list shows (and `GET /api/datasets` returns): the status plus rate, ETA and where outputs go. */
-export interface DatasetSummary extends DatasetStatus {
-  /** Images/s of the running run: its samples done over its time so far; 0 once finished or when jobs are gone. */
-  rate: number;
-  /** Seconds left at that rate; 0 when nothing is pending, null when unknown. */
-  etaSeconds: number | null;
+/**
+ * What the dataset list shows (and `GET /api/datasets` returns): the status plus the latest run's timing (rate and
+ * ETA while it goes on, duration and average once it ended: see `RunTiming`) and where outputs go.
+ */
+export interface DatasetSummary extends DatasetStatus, RunTiming {
   /** `<output>/<datasetId>/` */
   outputLocation: string;
   /** `random, seed N` or the weights URI. */
@@ -17,7 +16,7 @@ export interface DatasetSummary extends DatasetStatus {
 
 /** What a dataset's page shows (and `GET /api/datasets/:id` returns). */
 export interface DatasetDetail extends DatasetSummary {
-  /** Images/s of the latest run over time. */
+  /** Images/s of the latest run over time, from its submission (0 then) to its end, or to now while it goes on. */
   throughput: RatePoint[];
   /** Up to a few failed samples per reason code. */
   failureExamples: Record<string, FailureExample[]>;
@@ -46,33 +45,29 @@ export class DatasetViews {
   }
 
   /**
-   * Images/s of the latest run over time: its chunk completions (`throughput()`), plus the last progress
-   * report of each chunk still running, from the run's start to now (or to its last completion once finished).
+   * Images/s of the latest run over time, from its submission (0 images/s then) to its end (or now while it goes
+   * on): its chunk completions (`throughput()`), plus the last progress report of each chunk still running.
    */
-  async throughput(status: DatasetStatus): Promise<RatePoint[]> {
-    const run = status.config.run;
-    const [points, reports] = await Promise.all([this.queues.store.throughput(status.datasetId), this.queues.store.chunkProgress(status.datasetId)]);
+  async throughput(summary: DatasetSummary): Promise<RatePoint[]> {
+    const run = summary.config.run;
+    const [points, reports] = await Promise.all([this.queues.store.throughput(summary.datasetId), this.queues.store.chunkProgress(summary.datasetId)]);
     const completions: Completion[] = [
       ...points.filter((p) => p.run === run).map((p) => ({ t: p.t, n: p.ok + p.failed })),
       ...reports.filter((c) => c.run === run && !c.final).map((c) => ({ t: c.updatedAt, n: c.ok + c.failed })),
     ];
     if (completions.length === 0) return [];
-    const first = Math.min(...completions.map((c) => c.t));
+    const submitted = Date.parse(summary.config.submittedAt);
     const last = Math.max(...completions.map((c) => c.t));
-    const start = Math.min(status.progress.startedAt ?? first, first);
-    return rateSeries(completions, start, status.progress.finished ? last : Math.max(last, this.now()));
+    const end = summary.finishedAt ?? (summary.progress.finished ? last : Math.max(last, this.now()));
+    const series = rateSeries(completions, submitted, end);
+    return series.length ? [{ t: submitted, rate: 0 }, ...series] : [];
   }
 
   private summarise(status: DatasetStatus): DatasetSummary {
-    const { config, progress } = status;
-    // A retry run covers only the retried samples: its own progress is its total less what is pending.
-    const live = !progress.finished && status.state !== 'unknown';
-    const rate = live ? averageRate(config.totalSamples - progress.pending, progress.startedAt, this.now()) : 0;
-    const eta = progress.finished ? 0 : etaSeconds(progress.pending, rate);
+    const { config } = status;
     return {
       ...status,
-      rate,
-      etaSeconds: eta ?? null,
+      ...runTiming(status, this.now()),
       outputLocation: `${config.output.replace(/\/+$/, '')}/${config.datasetId}/`,
       weights: config.weights ?? `random, seed ${config.seed}`,
     };
@@ -93,14 +88,15 @@ export class DatasetViews {
   async detail(datasetId: string): Promise<DatasetDetail | undefined> {
     const status = await datasetStatus(this.queues, datasetId);
     if (!status) return undefined;
+    const summary = this.summarise(status);
     const [throughput, failureExamples, runs] = await Promise.all([
-      this.throughput(status),
+      this.throughput(summary),
       this.queues.store.failureExamples(datasetId, this.options.examplesPerReason ?? 5),
       this.queues.store.runs(datasetId),
     ]);
     const p = PREPROCESSING[status.config.preprocess];
     return {
-      ...this.summarise(status),
+      ...summary,
       throughput,
       failureExamples,
       preprocessing: {

@@ -49,7 +49,7 @@ button { font:inherit; padding:5px 12px; border-radius:5px; border:1px solid var
 button.danger { border-color:#e7b4af; color:var(--red); } button.primary { background:var(--blue); border-color:var(--blue); color:#fff; }
 button:disabled { opacity:.5; cursor:not-allowed; }
 .notice { padding:8px 12px; border-radius:6px; margin-bottom:14px; } .notice.ok { background:#e5f5ec; } .notice.error { background:#fbe9e7; }
-.error { color:var(--red); }
+.error { color:var(--red); } .warning { color:var(--orange); }
 .montage { max-width:100%; border-radius:6px; border:1px solid var(--line); background:#181818; }
 .tabs a { margin-right:10px; } .tabs a.active { font-weight:700; color:var(--ink); text-decoration:none; }
 svg.chart { max-width:100%; height:auto; }

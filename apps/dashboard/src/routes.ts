@@ -4,13 +4,12 @@ import { ErrorCode, LayertapError, ValidationError, describeError } from '@layer
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
 import { cancelDataset, retryDataset, type LayertapQueues } from '@layertap/queue';
 import type { Logger } from '@layertap/config';
-import { rateChartSvg } from './chart';
 import type { DatasetViews } from './dataset-view';
 import type { SafeHtml } from './html';
 import { page } from './layout';
 import type { SampleFinder } from './sample-index';
 import type { OpenDataset } from './server';
-import { FORM_TOKEN_FIELD, datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
+import { FORM_TOKEN_FIELD, datasetChart, datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
 import { FormTokens, crossSiteRefusal } from './write-guard';
 
 export interface DatasetRoutesOptions {
@@ -165,7 +164,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   });
   router.get('/datasets/:id/throughput.svg', async (req, res) => {
     const detail = await detailOr404(req.params.id);
-    res.set('Cache-Control', 'no-store').type('image/svg+xml').send(rateChartSvg(detail.throughput).value);
+    res.set('Cache-Control', 'no-store').type('image/svg+xml').send(datasetChart(detail).value);
   });
   router.get('/datasets/:id/samples', async (req, res) => {
     const q = text(req.query.q);

@@ -10,7 +10,8 @@ import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layerta
 import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
 import { DatasetViews } from './dataset-view';
-import { createDashboardMetrics, metricsHandler } from './metrics';
+import type { Registry } from 'prom-client';
+import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
 import { DatasetReader } from '@layertap/pipeline';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';
@@ -31,6 +32,8 @@ export interface DashboardAppDeps {
   datasets: OpenDataset;
   fetcher: ImageFetcher;
   log: Logger;
+  /** The Prometheus registry `/metrics` serves (shared with the metrics listener); default: a new one. */
+  metrics?: Registry;
 }
 
 /**
@@ -55,7 +58,8 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
     options: { uiConfig: { boardTitle: 'layertap' } },
   });
 
-  app.get('/metrics', metricsHandler(createDashboardMetrics(queues)));
+  // Kept behind the password too (the header links it; scrapers configured with credentials go on working).
+  app.get('/metrics', metricsHandler(deps.metrics ?? createDashboardMetrics(queues)));
   app.use(
     datasetRoutes({
       queues,
@@ -82,6 +86,7 @@ export class DashboardServer {
   private redis: Redis | undefined;
   private queues: LayertapQueues | undefined;
   private server: Server | undefined;
+  private metricsServer: Server | undefined;
   private s3: S3Client | undefined;
   private fetcher: ImageFetcher | undefined;
 
@@ -104,20 +109,28 @@ export class DashboardServer {
       allowHosts: config.images.allowHosts,
       ...(config.images.fileRoots.length ? { allowedRoots: config.images.fileRoots } : {}),
     });
-    const app = createDashboardApp({ queues: this.queues, datasets, fetcher: this.fetcher, log }, config);
-    const server = app.listen(config.port, config.host);
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.port;
+    const metrics = createDashboardMetrics(this.queues);
+    const app = createDashboardApp({ queues: this.queues, datasets, fetcher: this.fetcher, log, metrics }, config);
+    this.server = app.listen(config.port, config.host);
+    const port = await listening(this.server, config.port);
     log.info({ url: `http://${config.host}:${port}/`, redis: safeRedisUrl(config.redis.url), readOnly: config.readOnly, auth: config.auth ? 'basic' : 'none' }, 'dashboard listening');
+    if (config.metrics.port > 0) {
+      // Asked for by port: one that cannot be bound stops the dashboard (unlike a worker's, there is one per host).
+      this.metricsServer = createMetricsApp(metrics).listen(config.metrics.port, config.metrics.host);
+      const metricsPort = await listening(this.metricsServer, config.metrics.port).catch((err: unknown) => {
+        throw new Error(`the metrics listener (LAYERTAP_DASHBOARD_METRICS_PORT, --metrics-port) cannot listen on ${config.metrics.host}:${config.metrics.port}: ${(err as Error).message}`);
+      });
+      log.info({ metrics: `http://${config.metrics.host}:${metricsPort}/metrics`, auth: 'none' }, 'metrics listener started');
+    }
     return port;
   }
 
   async close(): Promise<void> {
+    const metricsServer = this.metricsServer;
+    if (metricsServer) {
+      metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+    }
     const server = this.server;
     if (server) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -133,4 +146,14 @@ export class DashboardServer {
     this.fetcher?.close();
     this.s3?.destroy();
   }
+}
+
+/** Resolves with the port `server` listens on once it does; rejects with its listen error (EADDRINUSE, EACCES). */
+async function listening(server: Server, requested: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : requested;
 }

@@ -28,6 +28,69 @@ describe('views', () => {
     expect(page.match(/<form method="post" action="\/datasets\/cats-1\/(cancel|retry)"><input type="hidden" name="csrf" value="tok">/g)).toHaveLength(2);
   });
 
+  it('shows a finished dataset with its duration and average, not a rate or an ETA, in the list and on its page', () => {
+    const done = detail({
+      state: 'done',
+      progress: { ...detail().progress, ok: 98, failed: 2, pending: 0, finished: true },
+      rate: 0,
+      etaSeconds: null,
+      finishedAt: Date.parse('2025-03-01T12:02:05.000Z'),
+      durationSeconds: 125,
+      averageRate: 0.8,
+    });
+    const page = datasetPage(done, { readOnly: false, formToken: 'tok' }).body.value;
+    expect(page).toContain('<span>average images/s</span><b class="big" data-field="average">0.8 img/s</b>');
+    expect(page).toContain('<span>took</span><b class="big" data-field="duration">2m05s</b>');
+    expect(page).toContain('run 0 · submitted 2025-03-01 12:00:00Z · finished 2025-03-01 12:02:05Z · chunks:');
+    expect(page).not.toContain('data-field="rate"');
+    expect(page).not.toContain('data-field="eta"');
+    expect(page).not.toContain('ETA');
+    const row = datasetsPage([done]).body.value;
+    expect(row).toMatch(/<td class="num rate" title="[^"]+"><span data-field="average">0.8 img\/s<\/span> avg<\/td>/);
+    expect(row).toMatch(/<td class="num time" title="[^"]+">took <span data-field="duration">2m05s<\/span><\/td>/);
+    expect(row).not.toContain('data-field="eta"');
+  });
+
+  it('shows a failed dataset with when it failed and no ETA', () => {
+    const failed = detail({ state: 'failed', rate: 0, etaSeconds: null, finishedAt: Date.parse('2025-03-01T12:00:12.000Z'), durationSeconds: 12, averageRate: null });
+    const page = datasetPage(failed, { readOnly: false, formToken: 'tok' }).body.value;
+    expect(page).toContain('<span>failed after</span><b class="big" data-field="duration">12s</b>');
+    expect(page).toContain('<b class="big" data-field="average">--</b>');
+    expect(page).toContain('· failed 2025-03-01 12:00:12Z ·');
+    expect(page).toContain('>the run was too short, or finished no sample, to chart</text>');
+    expect(page).not.toContain('ETA');
+    const row = datasetsPage([failed]).body.value;
+    expect(row).toContain('failed after <span data-field="duration">12s</span></td>');
+    expect(row).toMatch(/<span data-field="average">--<\/span><\/td>/);
+    expect(row.slice(row.indexOf('<tbody>'))).not.toContain('ETA');
+    // Cancelled and still stopping: its rate, no ETA.
+    const stopping = datasetPage(detail({ state: 'cancelled', cancelled: true, etaSeconds: null }), { readOnly: false, formToken: 'tok' }).body.value;
+    expect(stopping).toContain('<b class="big" data-field="rate">5.3 img/s</b>');
+    expect(stopping).not.toContain('ETA');
+  });
+
+  it('shows the engines with their devices and warnings, the format, weights and why this preprocessing, escaped', () => {
+    const d = detail({
+      config: { ...detail().config, format: 'shards', weights: `s3://w/${hostile}.h5`, preprocessReason: 'the weights were trained with it' },
+      weights: `s3://w/${hostile}.h5`,
+      engines: [
+        { engine: 'onnx', backend: 'cpu', device: { kind: 'cpu', description: 'AMD EPYC (2 threads)' }, reason: 'requested', warnings: [] },
+        { engine: 'tfjs', backend: 'webgpu', device: { kind: 'gpu', description: `llvmpipe ${hostile}`, software: true }, reason: 'r', warnings: [`software adapter ${hostile}`] },
+      ],
+    });
+    const page = datasetPage(d, { readOnly: false, formToken: 'tok' }).body.value;
+    expect(page).toContain('<dd id="engines"><div title="requested">onnx / cpu on AMD EPYC (2 threads)</div><div title="r">tfjs / webgpu on llvmpipe &lt;img');
+    expect(page).toContain('<div class="warning">warning: software adapter &lt;img src=x onerror=alert(1)&gt;</div>');
+    expect(page).toContain(`<dd id="format">shards: one safetensors file per chunk, with its samples&#39; arrays</dd>`);
+    expect(page).toContain('<dd class="mono" id="weights">s3://w/&lt;img src=x onerror=alert(1)&gt;.h5</dd>');
+    expect(page).toContain('<dd id="preprocessing">torchvision at 224px, RGB<div class="muted">why: the weights were trained with it</div>');
+    expect(page).not.toContain(hostile);
+    expect(datasetPage(detail(), { readOnly: false, formToken: 'tok' }).body.value).toContain(
+      '<dd id="engines"><span class="muted">shown once a worker has loaded the model</span></dd>',
+    );
+    expect(datasetPage(detail(), { readOnly: false, formToken: 'tok' }).body.value).toContain('<dd id="format">npy: one .npy file per sample and layer</dd>');
+  });
+
   it('disables both actions in read-only mode', () => {
     const page = datasetPage(detail({ progress: { ...detail().progress, pending: 0, finished: true }, state: 'done' }), { readOnly: true, formToken: 'tok' }).body.value;
     expect(page.match(/disabled title="the dashboard is read-only"/g)).toHaveLength(2);
@@ -54,6 +117,11 @@ describe('views', () => {
     expect(failed).toContain('<span class="badge failed" id="sample-status">failed</span>');
     expect(failed).not.toContain(hostile);
     expect(failed).toContain('<input type="hidden" name="back" value="/datasets/cats-1/samples/bad-1">');
+    // The actions are the dataset's: apart from the sample's heading, and labelled so.
+    expect(failed).toMatch(/<h1><span class="mono">bad-1<\/span> <span class="badge failed" id="sample-status">failed<\/span><\/h1>/);
+    expect(failed).toContain('<div class="card" id="dataset-actions"><h2>Dataset actions (all samples of cats-1, not only this one)</h2>');
+    expect(failed).toMatch(/name="cancel" title="workers stop after their current batch">Cancel the whole dataset<\/button>/);
+    expect(failed).toMatch(/name="retry" disabled title="retry needs a finished dataset with failed samples">Retry the dataset&#39;s 2 failed samples<\/button>/);
 
     const ok = samplePage(
       {

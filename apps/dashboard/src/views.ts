@@ -32,8 +32,55 @@ export function progressText(d: Pick<DatasetSummary, 'progress'>): string {
   return `${ok + failed} / ${total} done (${failed} failed)`;
 }
 
-function rateText(d: DatasetSummary): string {
-  return d.progress.finished ? '--' : `${d.rate.toFixed(1)} img/s`;
+/** Whether the run goes on and an ETA means something (not once it ended, failed, or was cancelled). */
+function moving(d: DatasetSummary): boolean {
+  return d.finishedAt === null && (d.state === 'running' || d.state === 'finishing');
+}
+
+function liveRateText(d: DatasetSummary): string {
+  return `${d.rate.toFixed(1)} img/s`;
+}
+
+function averageText(d: DatasetSummary): string {
+  return d.averageRate === null ? '--' : `${d.averageRate.toFixed(1)} img/s`;
+}
+
+/** "took" or "failed after", before an ended run's duration. */
+function endedWord(d: DatasetSummary): string {
+  return d.state === 'failed' ? 'failed after' : 'took';
+}
+
+const DURATION_TITLE = 'from submission to the manifest written (or the dataset failing), queue wait included';
+
+/** The list's images/s cell: the live rate while it runs, the run's average once it ended. */
+function rateCell(d: DatasetSummary): SafeHtml {
+  if (d.finishedAt === null) return html`<td class="num rate" data-field="rate">${liveRateText(d)}</td>`;
+  return html`<td class="num rate" title="${`average over the run: ${DURATION_TITLE}`}"><span data-field="average">${averageText(d)}</span>${d.averageRate === null ? '' : ' avg'}</td>`;
+}
+
+/** The list's time cell: the ETA while it runs, how long it took (or ran until it failed) once it ended. */
+function timeCell(d: DatasetSummary): SafeHtml {
+  if (d.finishedAt !== null) return html`<td class="num time" title="${DURATION_TITLE}">${endedWord(d)} <span data-field="duration">${formatDuration(d.durationSeconds ?? undefined)}</span></td>`;
+  if (moving(d)) return html`<td class="num time">ETA <span data-field="eta">${formatDuration(d.etaSeconds ?? undefined)}</span></td>`;
+  return html`<td class="num time">--</td>`;
+}
+
+/** The dataset page's figures after the counts: rate and ETA while it runs, average and duration once it ended. */
+function timingStats(d: DatasetSummary): SafeHtml {
+  if (d.finishedAt !== null) {
+    return html`<div title="${`the run's samples over its duration: ${DURATION_TITLE}`}"><span>average images/s</span><b class="big" data-field="average">${averageText(d)}</b></div>
+    <div title="${DURATION_TITLE}"><span>${endedWord(d)}</span><b class="big" data-field="duration">${formatDuration(d.durationSeconds ?? undefined)}</b></div>`;
+  }
+  return html`<div><span>images/s</span><b class="big" data-field="rate">${liveRateText(d)}</b></div>${
+    moving(d) ? html`
+    <div><span>ETA</span><b class="big" data-field="eta">${formatDuration(d.etaSeconds ?? undefined)}</b></div>` : ''
+  }`;
+}
+
+/** When the latest run was submitted and, once it ended, when it ended. */
+function runTimes(d: DatasetSummary): string {
+  const ended = d.finishedAt === null ? '' : ` · ${d.state === 'failed' ? 'failed' : 'finished'} ${when(new Date(d.finishedAt).toISOString())}`;
+  return `submitted ${when(d.config.submittedAt)}${ended}`;
 }
 
 function layersText(d: DatasetSummary): string {
@@ -67,7 +114,8 @@ function fill(root, d) {
   var set = function (name, text) { root.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; }); };
   set('progress', (p.ok + p.failed) + ' / ' + p.total + ' done (' + p.failed + ' failed)');
   set('ok', String(p.ok)); set('failed', String(p.failed)); set('pending', String(p.pending));
-  set('rate', p.finished ? '--' : d.rate.toFixed(1) + ' img/s'); set('eta', fmtEta(d.etaSeconds));
+  // Only a running dataset's page or row has these two; an ended one is rendered whole (a reload on the change).
+  set('rate', d.rate.toFixed(1) + ' img/s'); set('eta', fmtEta(d.etaSeconds));
   set('chunks', d.chunks.done + ' done, ' + d.chunks.failed + ' failed, ' + d.chunks.pending + ' pending of ' + d.chunks.total);
   root.querySelectorAll('[data-field="state"]').forEach(function (el) { el.textContent = d.state; el.className = 'badge ' + d.state; });
   root.querySelectorAll('[data-field="bar"]').forEach(function (el) {
@@ -78,12 +126,12 @@ function fill(root, d) {
 
 export function datasetsPage(datasets: DatasetSummary[]): { title: string; body: SafeHtml; script: SafeHtml } {
   const rows = datasets.map(
-    (d) => html`<tr data-dataset="${d.datasetId}">
+    (d) => html`<tr data-dataset="${d.datasetId}" data-state="${d.state}">
   <td><a href="${datasetLink(d.datasetId)}" class="mono">${d.datasetId}</a><div class="muted">run ${d.config.run} · ${when(d.config.submittedAt)}</div></td>
   <td>${badge(d.state)}</td>
   <td>${progressBar(d)}<div class="muted" data-field="progress">${progressText(d)}</div></td>
-  <td class="num" data-field="rate">${rateText(d)}</td>
-  <td class="num" data-field="eta">${formatDuration(d.etaSeconds ?? undefined)}</td>
+  ${rateCell(d)}
+  ${timeCell(d)}
   <td class="mono">${layersText(d)}</td>
   <td class="mono">${d.outputLocation}</td>
 </tr>`,
@@ -93,7 +141,7 @@ export function datasetsPage(datasets: DatasetSummary[]): { title: string; body:
   ${
     datasets.length
       ? html`<table>
-    <thead><tr><th>dataset</th><th>state</th><th>progress</th><th class="num">images/s</th><th class="num">ETA</th><th>layers</th><th>output</th></tr></thead>
+    <thead><tr><th>dataset</th><th>state</th><th>progress</th><th class="num">images/s</th><th class="num">ETA / duration</th><th>layers</th><th>output</th></tr></thead>
     <tbody>${rows}</tbody>
   </table>`
       : html`<p class="muted">No datasets yet. Submit one with <code>layertap submit &lt;source&gt; --layer … --output …</code>.</p>`
@@ -105,9 +153,14 @@ async function poll() {
     var res = await fetch('/api/datasets', { headers: { accept: 'application/json' } });
     if (res.ok) {
       var body = await res.json();
-      body.datasets.forEach(function (d) {
+      // A new dataset, or one whose state changed (its figures change kind): render the list afresh.
+      var changed = body.datasets.some(function (d) {
         var row = document.querySelector('tr[data-dataset="' + CSS.escape(d.datasetId) + '"]');
-        if (row) fill(row, d);
+        return !row || row.getAttribute('data-state') !== d.state;
+      });
+      if (changed) { location.reload(); return; }
+      body.datasets.forEach(function (d) {
+        fill(document.querySelector('tr[data-dataset="' + CSS.escape(d.datasetId) + '"]'), d);
       });
     }
   } catch (e) {}
@@ -117,17 +170,48 @@ setTimeout(poll, 2000);`;
   return { title: 'Datasets', body, script };
 }
 
+/** The buttons' texts: short on the dataset's page, explicit about acting on the whole dataset elsewhere. */
+interface ActionLabels {
+  cancel: string;
+  retry: string;
+}
+
+const DATASET_PAGE_LABELS: ActionLabels = { cancel: 'Cancel', retry: 'Retry failed samples' };
+
+function datasetWideLabels(d: DatasetSummary): ActionLabels {
+  const n = d.progress.failed;
+  return { cancel: 'Cancel the whole dataset', retry: n > 0 ? `Retry the dataset's ${n} failed sample${n === 1 ? '' : 's'}` : "Retry the dataset's failed samples" };
+}
+
 /** Cancel and Retry; `back` is the page the browser returns to afterwards. */
-function actionForms(d: DatasetSummary, ctx: ViewContext, back: string): SafeHtml {
+function actionForms(d: DatasetSummary, ctx: ViewContext, back: string, labels: ActionLabels = DATASET_PAGE_LABELS): SafeHtml {
   const base = datasetLink(d.datasetId);
   const why = ctx.readOnly ? 'the dashboard is read-only' : '';
   const canCancel = !d.progress.finished && !d.cancelled;
   const canRetry = d.progress.finished && d.progress.failed > 0;
   const hidden = html`<input type="hidden" name="${FORM_TOKEN_FIELD}" value="${ctx.formToken}"><input type="hidden" name="back" value="${back}">`;
   return html`<div class="actions">
-  <form method="post" action="${base}/cancel">${hidden}<button class="danger" type="submit" name="cancel"${!canCancel || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canCancel ? 'workers stop after their current batch' : 'only a running dataset can be cancelled')}">Cancel</button></form>
-  <form method="post" action="${base}/retry">${hidden}<button class="primary" type="submit" name="retry"${!canRetry || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canRetry ? 'run the failed samples again as a new run' : 'retry needs a finished dataset with failed samples')}">Retry failed samples</button></form>
+  <form method="post" action="${base}/cancel">${hidden}<button class="danger" type="submit" name="cancel"${!canCancel || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canCancel ? 'workers stop after their current batch' : 'only a running dataset can be cancelled')}">${labels.cancel}</button></form>
+  <form method="post" action="${base}/retry">${hidden}<button class="primary" type="submit" name="retry"${!canRetry || ctx.readOnly ? raw(' disabled') : ''} title="${why || (canRetry ? 'run the failed samples again as a new run' : 'retry needs a finished dataset with failed samples')}">${labels.retry}</button></form>
 </div>`;
+}
+
+/** The dataset's images/s chart (the page's, and the one its script fetches while the run goes on). */
+export function datasetChart(d: DatasetDetail): SafeHtml {
+  return rateChartSvg(d.throughput, d.finishedAt === null ? {} : { emptyText: 'the run was too short, or finished no sample, to chart' });
+}
+
+const FORMAT_TEXT: Record<DatasetSummary['config']['format'], string> = {
+  npy: 'npy: one .npy file per sample and layer',
+  shards: "shards: one safetensors file per chunk, with its samples' arrays",
+};
+
+/** Each engine that ran the dataset's chunks: engine / backend on its device (why it was chosen on hover), warnings. */
+function enginesText(d: DatasetSummary): SafeHtml {
+  if (d.engines.length === 0) return html`<span class="muted">shown once a worker has loaded the model</span>`;
+  return html`${d.engines.map(
+    (e) => html`<div title="${e.reason}">${e.engine} / ${e.backend} on ${e.device.description}${e.warnings.map((w) => html`<div class="warning">warning: ${w}</div>`)}</div>`,
+  )}`;
 }
 
 function failuresCard(d: DatasetDetail): SafeHtml {
@@ -158,21 +242,24 @@ export function datasetPage(d: DatasetDetail, ctx: ViewContext): { title: string
     <div><span>ok</span><b class="big" data-field="ok">${d.progress.ok}</b></div>
     <div><span>failed</span><b class="big" data-field="failed">${d.progress.failed}</b></div>
     <div><span>pending</span><b class="big" data-field="pending">${d.progress.pending}</b></div>
-    <div><span>images/s</span><b class="big" data-field="rate">${rateText(d)}</b></div>
-    <div><span>ETA</span><b class="big" data-field="eta">${formatDuration(d.etaSeconds ?? undefined)}</b></div>
+    ${timingStats(d)}
   </div>
-  <p class="muted">run ${c.run} · chunks: <span data-field="chunks">${d.chunks.done} done, ${d.chunks.failed} failed, ${d.chunks.pending} pending of ${d.chunks.total}</span>${
+  <p class="muted">run ${c.run} · ${runTimes(d)} · chunks: <span data-field="chunks">${d.chunks.done} done, ${d.chunks.failed} failed, ${d.chunks.pending} pending of ${d.chunks.total}</span>${
     d.parentJob ? html` · <a href="/queues/queue/datasets/${seg(d.parentJob.id)}">flow in Bull Board</a>` : ''
   }</p>
   <h2>Images per second</h2>
-  <div id="chart">${rateChartSvg(d.throughput)}</div>
+  <div id="chart">${datasetChart(d)}</div>
 </div>
 <div class="grid">
   <div class="card"><h2>Configuration</h2><dl>
     <dt>layers</dt><dd class="mono">${layersText(d)}</dd>
     <dt>output</dt><dd class="mono" id="output-location">${d.outputLocation}</dd>
-    <dt>weights</dt><dd class="mono">${d.weights}</dd>
-    <dt>preprocessing</dt><dd>${d.preprocessing.mode} at ${d.preprocessing.imageSize}px, ${d.preprocessing.channelOrder}<div class="muted">${d.preprocessing.reference}</div><div class="muted">resize: ${d.preprocessing.resize}; crop: ${d.preprocessing.crop}</div></dd>
+    <dt>engine</dt><dd id="engines">${enginesText(d)}</dd>
+    <dt>weights</dt><dd class="mono" id="weights">${d.weights}</dd>
+    <dt>preprocessing</dt><dd id="preprocessing">${d.preprocessing.mode} at ${d.preprocessing.imageSize}px, ${d.preprocessing.channelOrder}${
+      c.preprocessReason ? html`<div class="muted">why: ${c.preprocessReason}</div>` : ''
+    }<div class="muted">${d.preprocessing.reference}</div><div class="muted">resize: ${d.preprocessing.resize}; crop: ${d.preprocessing.crop}</div></dd>
+    <dt>format</dt><dd id="format">${FORMAT_TEXT[c.format]}</dd>
     <dt>stored as</dt><dd>${c.dtype}, ${c.layout}${c.pool !== 'none' ? `, ${c.pool}-pooled` : ''}</dd>
     <dt>batches</dt><dd>${c.batchSize} per batch, ${c.chunkSize} samples per chunk</dd>
     <dt>runs</dt><dd>${d.runs.map((r) => html`<div>run ${r.run}: ${r.samples} samples, ${when(r.submittedAt)}</div>`)}</dd>
@@ -217,13 +304,16 @@ export function samplePage(v: SamplePageData, ctx: ViewContext): { title: string
   const layers = Object.keys(s.outputs).sort((a, b) => (order.indexOf(a) + 1 || Infinity) - (order.indexOf(b) + 1 || Infinity));
   const layer = v.layer && layers.includes(v.layer) ? v.layer : layers[0];
   const body = html`<p><a href="${datasetLink(d.datasetId)}">← ${d.datasetId}</a></p>
-<h1><span class="mono">${s.id}</span> <span class="badge ${s.status}" id="sample-status">${s.status}</span> ${actionForms(d, ctx, base)}</h1>
+<h1><span class="mono">${s.id}</span> <span class="badge ${s.status}" id="sample-status">${s.status}</span></h1>
 <div class="card"><dl>
   <dt>image</dt><dd class="mono">${s.uri}</dd>
   <dt>dataset</dt><dd><a class="mono" href="${datasetLink(d.datasetId)}">${d.datasetId}</a> ${badge(d.state)} run ${d.config.run}</dd>
   ${s.error ? html`<dt>error</dt><dd><code class="error" id="error-code">${s.error.code}</code> <span id="error-message">${s.error.message}</span></dd>` : ''}
   ${s.run !== undefined ? html`<dt>processed by</dt><dd>run ${s.run}</dd>` : ''}
 </dl></div>
+<div class="card" id="dataset-actions"><h2>Dataset actions (all samples of ${d.datasetId}, not only this one)</h2>
+${actionForms(d, ctx, base, datasetWideLabels(d))}
+</div>
 ${
   layers.length
     ? html`<div class="card"><h2>Outputs</h2>

@@ -106,6 +106,7 @@ describe('DatasetStore (real redis-server)', () => {
     const results = await store.results('ds');
     expect(results.get(0)).toMatchObject(result(8, 2, { decode_failed: 1, cancelled: 1 }));
     expect(typeof results.get(0)?.finishedAt).toBe('number');
+    expect((await store.progress('ds'))?.finishedAt).toBe(results.get(0)?.finishedAt);
   });
 
   it('counts the samples of a retry run as pending, not failed, until they are processed', async () => {

@@ -25,6 +25,8 @@ export interface DatasetProgress {
   updatedAt?: number;
   /** true once the latest run's manifest is written. */
   finished: boolean;
+  /** When the latest run's manifest was written (ms since the epoch), once finished. */
+  finishedAt?: number;
 }
 
 /** What the sample index keeps about one sample (`<prefix>:ds:<id>:samples`, one hash field per sample). */
@@ -381,7 +383,7 @@ export class DatasetStore {
     };
     const finished = results.get(latest.run);
     if (finished) {
-      return { ...base, ok: finished.ok, failed: finished.failed, pending: 0, failures: finished.failures, finished: true };
+      return { ...base, ok: finished.ok, failed: finished.failed, pending: 0, failures: finished.failures, finished: true, finishedAt: finished.finishedAt };
     }
     let ok = 0;
     let failed = 0;

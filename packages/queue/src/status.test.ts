@@ -111,7 +111,8 @@ describe('datasetStatus (real redis-server, real BullMQ workers)', () => {
     await waitUntil(async () => (await queues.datasets.getJobCountByTypes('completed')) === 1, 10_000, 'the parent job');
     status = await datasetStatus(queues, 'trip');
     expect(status?.state).toBe('done');
-    expect(status?.parentJob).toEqual({ id: 'trip~r0', state: 'completed' });
+    expect(status?.parentJob).toEqual({ id: 'trip~r0', state: 'completed', finishedOn: expect.any(Number) });
+    expect(Math.abs((status?.parentJob?.finishedOn ?? 0) - Date.now())).toBeLessThan(10_000);
     expect(status?.progress).toMatchObject({ total: 5, ok: 2, failed: 3, pending: 0, finished: true });
   });
 

@@ -21,7 +21,8 @@ export interface DatasetStatus {
   cancelled: boolean;
   /** The engines that ran (or run) its chunks: engine, backend, device, why, warnings. */
   engines: EngineInfo[];
-  parentJob?: { id: string; state: string; failedReason?: string };
+  /** The latest run's dataset job; `finishedOn` (ms since the epoch) once it completed or failed for good. */
+  parentJob?: { id: string; state: string; failedReason?: string; finishedOn?: number };
 }
 
 /** Everything `layertap status` and the dashboard show about one dataset, from Redis alone. */
@@ -46,7 +47,12 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
       const jobId = key.split(':').pop() ?? key;
       chunkFailures.push({ chunk: parseJobId(jobId)?.chunk ?? -1, jobId, reason });
     }
-    parentJob = { id: parent.id ?? '', state: jobState, ...(parent.failedReason ? { failedReason: parent.failedReason } : {}) };
+    parentJob = {
+      id: parent.id ?? '',
+      state: jobState,
+      ...(parent.failedReason ? { failedReason: parent.failedReason } : {}),
+      ...((jobState === 'completed' || jobState === 'failed') && parent.finishedOn ? { finishedOn: parent.finishedOn } : {}),
+    };
     if (jobState === 'completed') state = 'done';
     else if (jobState === 'failed') state = 'failed';
     else if (jobState === 'waiting-children') state = 'running';
