@@ -1,6 +1,6 @@
 // One chunk job, from dequeued to recorded: load the model, run the samples through the BatchRunner, store
 // each sample's arrays (or the chunk's shard), write the chunk's manifest part, record the result.
-import { ChunkResult, ErrorCode, describeError, isLayertapError, type BackendName, type ChunkJob, type EngineName, type Sample } from '@layertap/contracts';
+import { ChunkResult, ErrorCode, describeError, isLayertapError, storedUri, type BackendName, type ChunkJob, type EngineName, type Sample } from '@layertap/contracts';
 import type { Logger } from '@layertap/config';
 import { PREPROCESSING, decodeImage, fitPixels, type ImageFetcher } from '@layertap/imaging';
 import { autoBatchSize } from '@layertap/model/batch-size';
@@ -136,7 +136,7 @@ export class ChunkRunner {
       failures: ledger.failures,
       backend: model?.backend ?? 'none',
       ...(model ? { engine: model.engine } : {}),
-      weights: model?.weights ?? { description: dataset.weights ?? `random, seed ${dataset.seed}` },
+      weights: model?.weights ?? { description: dataset.weights ? storedUri(dataset.weights) : `random, seed ${dataset.seed}` },
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       timings: ledger.timings(),
@@ -320,7 +320,7 @@ function shardMetadata(job: ChunkJob, model: ModelInfo, version = 'unknown'): Re
     model: dataset.model,
     weights: model.weights.description,
     ...(model.weights.sha256 ? { weightsSha256: model.weights.sha256 } : {}),
-    ...(dataset.weights ? { weightsSource: dataset.weights } : {}),
+    ...(dataset.weights ? { weightsSource: storedUri(dataset.weights) } : {}),
     backend: model.backend,
     engine: `${model.engine.engine}/${model.engine.backend} on ${model.engine.device.description}`,
     layertapVersion: version,

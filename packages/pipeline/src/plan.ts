@@ -6,6 +6,7 @@ import {
   ValidationError,
   idProblem,
   shortHash,
+  storedUri,
   type Dtype,
   type Layout,
   type LayerRequest,
@@ -170,7 +171,8 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
 /** Settings that must not change between submissions of the same dataset id. */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
   const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
-  for (const key of keys) if (a[key] !== b[key]) return `${key} (${String(a[key])} then ${String(b[key])})`;
+  const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
+  for (const key of keys) if (a[key] !== b[key]) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
