@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
-import { defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
+import { caseCollisionWarning, defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
@@ -239,6 +239,16 @@ describe('prepareSubmission', () => {
     const block1 = ['block1_conv1_preact', 'block1_conv1', 'block1_conv2_preact', 'block1_conv2'];
     const huge = await prepareSubmission({ ...request, layers: block1, imageSize: 1024, batchSize: 1 }, { s3 }).catch((e: unknown) => e);
     expect((huge as ValidationError).message).toMatch(/^4 layers \(block1_conv1_preact 64x1024x1024, .*\) at 1024 px need 8\.5 GiB per sample, .* over the memory limit of 8 GiB/);
+  });
+
+  it('warns about sample ids that differ only by case when the output is file:// (s3://: the e2e test)', async () => {
+    await tmp.files({ 'cased/Cat.jpg': 'x', 'cased/cat.png': 'x', 'cased/dog.jpg': 'x' });
+    const onDisk = await prepareSubmission(options({ source: tmp.path('cased'), output: pathToFileURL(tmp.path('out')).href }), { s3 });
+    expect(onDisk.warnings).toEqual([expect.stringMatching(/^2 sample ids differ from another only by case \(Cat = cat\): their files collide on a case-insensitive file system/)]);
+    // A few groups are named, each with a few of its ids.
+    expect(caseCollisionWarning([['A', 'a'], ['Bb', 'bb', 'BB', 'bB'], ['C', 'c'], ['D', 'd'], ['E', 'e'], ['F', 'f']])).toMatch(
+      /^14 sample ids differ from another only by case \(A = a, Bb = bb = BB = \.\.\., C = c, D = d, and 2 more groups\): /,
+    );
   });
 
   it('refuses an unknown layer with UnknownLayer', async () => {

@@ -22,7 +22,7 @@ import { getModel } from '@layertap/model/models';
 import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
-import { normalizeUri, resolveSource } from './source';
+import { caseCollisions, normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
 
 export interface SubmitOptions {
@@ -67,7 +67,7 @@ export interface Submission {
   weightsDescription: string;
   /**
    * Lines for the terminal about a submission that still runs: `--preprocess` contradicts the weights, a batch
-   * workers will run smaller.
+   * workers will run smaller, sample ids that collide on a case-insensitive disk.
    */
   warnings: string[];
 }
@@ -127,6 +127,10 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
   });
   await writer.checkWritable();
+  if (/^file:/i.test(options.output)) {
+    const collisions = caseCollisionWarning(caseCollisions(samples));
+    if (collisions) warnings.push(collisions);
+  }
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.
@@ -275,4 +279,19 @@ export function checkMemory(layers: readonly LayerRequest[], options: Pick<Submi
     );
   }
   return `--batch-size ${batch}: ${what} at ${options.imageSize} px ${need} ${sizes}, ${over}: workers with that budget run batches of ${Math.floor(limit / perSample)}`;
+}
+
+/** One line about sample ids that differ only by case, with a few examples; undefined when none do. */
+export function caseCollisionWarning(groups: readonly string[][], examples = 4): string | undefined {
+  if (groups.length === 0) return undefined;
+  const ids = groups.reduce((sum, group) => sum + group.length, 0);
+  const shown = groups
+    .slice(0, examples)
+    .map((group) => group.slice(0, 3).join(' = ') + (group.length > 3 ? ' = ...' : ''))
+    .join(', ');
+  const rest = groups.length - examples;
+  return (
+    `${ids} sample ids differ from another only by case (${shown}${rest > 0 ? `, and ${rest} more group${rest === 1 ? '' : 's'}` : ''}): ` +
+    'their files collide on a case-insensitive file system (macOS, Windows), where one overwrites the other; give ids that differ by more than case, or write to s3://'
+  );
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, MAX_URI_BYTES, ValidationError } from '@layertap/contracts';
-import { MAX_LINE_BYTES, normalizeUri, parseCsvLine, resolveSource, toSamples } from './source';
+import { MAX_LINE_BYTES, caseCollisions, normalizeUri, parseCsvLine, resolveSource, toSamples } from './source';
 import { TempDir } from './__tests__/temp-dir';
 
 const fileUri = (p: string) => pathToFileURL(p).href;
@@ -328,5 +328,15 @@ describe('resolveSource: limits', () => {
     expect(err.message).toBe(`list.jsonl:2: the URI is ${Buffer.byteLength(uri)} bytes, over the limit of 4096 bytes`);
     expect(Buffer.byteLength(uri)).toBeGreaterThan(4096);
     expect(uri.length).toBeLessThan(4096);
+  });
+});
+
+describe('caseCollisions', () => {
+  it('groups ids that differ only by case, in order of first appearance', () => {
+    expect(caseCollisions(['Cat', 'dog', 'cat', 'DOG', 'Dog', 'bird', 'CAT'].map((id) => ({ id })))).toEqual([
+      ['Cat', 'cat', 'CAT'],
+      ['dog', 'DOG', 'Dog'],
+    ]);
+    expect(caseCollisions(['a', 'b', 'a_1'].map((id) => ({ id })))).toEqual([]);
   });
 });

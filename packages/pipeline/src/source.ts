@@ -285,3 +285,18 @@ export async function resolveSource(source: string, options: ResolveSourceOption
   // Ids from relative paths: `cats/001.jpg` -> `cats__001`, so equal file names in different folders differ.
   return toSamples(entries, names?.map((n) => n.split(/[\\/]/).join('__')));
 }
+
+/**
+ * Groups of sample ids that differ only by case (`Cat`, `cat`), in the order their first id appears: separate
+ * objects on S3 and files on Linux, one file on a case-insensitive file system (macOS, Windows).
+ */
+export function caseCollisions(samples: readonly Pick<Sample, 'id'>[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const { id } of samples) {
+    const key = id.toLowerCase();
+    const group = groups.get(key);
+    if (group) group.push(id);
+    else groups.set(key, [id]);
+  }
+  return [...groups.values()].filter((group) => group.length > 1);
+}

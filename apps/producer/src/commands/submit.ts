@@ -16,7 +16,7 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
   const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
   const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
-  // Runs as asked, but says so: another preprocessing than the training's, smaller batches.
+  // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
   for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
   const queues = await ctx.queues();
   const { datasetId } = prepared.config;
