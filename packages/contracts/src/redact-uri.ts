@@ -8,7 +8,8 @@ const SECRET_PARAM = /sig|signature|token|credential|secret|password|passwd|auth
  */
 export function redactUri(uri: string, maxLength = 300): string {
   let text = uri;
-  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(uri)) {
+  // Userinfo needs an `@` and parameters a `?`: most URIs have neither and need no parsing.
+  if ((uri.includes('@') || uri.includes('?')) && /^[a-z][a-z0-9+.-]+:\/\//i.test(uri)) {
     try {
       const url = new URL(uri);
       let changed = url.username !== '' || url.password !== '';

@@ -65,6 +65,17 @@ describe('defaultDatasetId', () => {
     expect(defaultDatasetId(options({ format: 'npy' }), samples)).toBe(id);
   });
 
+  it('does not change with the credentials in URIs: a fresh signature names the same dataset', () => {
+    const signed = (sig: string) => ({
+      weights: `https://u:${sig}@models.example.com/w.h5?X-Amz-Signature=${sig}`,
+      samples: samples.map((s) => ({ ...s, uri: `https://img.example.com/${s.id}.jpg?sig=${sig}` })),
+    });
+    const a = signed('one');
+    const b = signed('two');
+    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).toBe(defaultDatasetId(options({ weights: b.weights }), b.samples));
+    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).not.toBe(defaultDatasetId(options({ weights: 'https://models.example.com/other.h5' }), a.samples));
+  });
+
   it.each([
     ['/data/cats/', 'cats'],
     ['s3://bucket/photos/2024/', '2024'],
@@ -119,6 +130,14 @@ describe('sameSettings', () => {
     submittedAt: '2025-01-01T00:00:00.000Z',
     run: 0,
     ...overrides,
+  });
+
+  it('compares weights URIs without their credentials, and shows them without', () => {
+    const signed = (sig: string) => config({ weights: `https://u:${sig}@models.example.com/w.h5?sig=${sig}` });
+    expect(sameSettings(signed('one'), signed('two'))).toBeUndefined();
+    expect(sameSettings(signed('one'), config({ weights: 'https://u:one@models.example.com/v2.h5?sig=one' }))).toBe(
+      'weights (https://models.example.com/w.h5?sig=*** then https://models.example.com/v2.h5?sig=***)',
+    );
   });
 
   it('accepts changes that do not change the outputs', () => {

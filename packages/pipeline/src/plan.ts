@@ -81,16 +81,17 @@ export interface PrepareSubmissionDeps {
 
 /**
  * A readable default dataset id: the source's name plus a digest of what is being asked for (`weights` as
- * resolved: absent for random weights; `preprocess` as decided).
+ * resolved: absent for random weights; `preprocess` as decided). URIs count without their credentials, so a
+ * fresh signature names the same dataset.
  */
 export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
   const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
     JSON.stringify([
-      samples.map((s) => [s.id, s.uri]),
+      samples.map((s) => [s.id, storedUri(s.uri)]),
       options.layers,
       options.output.replace(/\/+$/, ''),
-      options.weights ?? null,
+      options.weights ? storedUri(options.weights) : null,
       options.preprocess ?? null,
       options.imageSize,
       options.dtype,
@@ -194,11 +195,14 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
   };
 }
 
-/** Settings that must not change between submissions of the same dataset id. */
+/**
+ * Settings that must not change between submissions of the same dataset id. URIs are compared without their
+ * credentials: the same weights behind a fresh signature are the same setting.
+ */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
   const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
   const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
-  for (const key of keys) if (a[key] !== b[key]) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
+  for (const key of keys) if (shown(a[key]) !== shown(b[key])) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
