@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DeleteBucketCommand, ListBucketsCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { findFreePort } from '@layertap/devservices';
 import { BIN, Harness, SAMPLES, type RunResult, waitForHttp } from './support/harness';
 import { dumpRedis } from './support/redis-dump';
+import { redactUri } from '@layertap/imaging';
 
 /** A secret nothing else contains: a label and 24 random hex digits. */
 function secret(label: string): string {
   return `${label}${randomBytes(12).toString('hex')}`;
+}
+
+/** `user:password` as an HTTP Basic credential. */
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
 /** Every regular file under `dir`, recursively, with its contents. */
@@ -29,6 +37,11 @@ async function readTree(dir: string): Promise<Array<{ file: string; body: Buffer
  * Redis key of every type, every S3 object and s3rver's metadata files. The run includes failed samples,
  * failed chunks (S3 away, bucket gone) and failed commands, where credentials most often slip into messages.
  *
+ * Credentials inside URIs (a weights URI and sample URIs with `user:password@` and signed query strings,
+ * served by a local server that requires them) travel in job data, which workers need to fetch with, and
+ * nowhere else: not in dataset.json, the manifest, shard metadata, the sample index, status (text and JSON),
+ * the dashboard's pages and API (Bull Board's included), logs or the weights caches.
+ *
  * Limit: s3rver 3.7 does not verify SigV4 signatures, so a wrong secret key would not be noticed by the
  * server; the values are still unique and are what every process is given, which is what this test needs.
  */
@@ -40,13 +53,23 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     s3SecretKey: secret('s3secret'),
     s3SessionToken: secret('s3token'),
   };
+  /** Credentials inside URIs: allowed in job data (the worker fetches with them), nowhere else. */
+  const uriSecrets = {
+    weightsPassword: secret('weightspw'),
+    weightsSig: secret('weightssig'),
+    imagePassword: secret('imagepw'),
+    imageAmzCredential: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+    imageAmzSignature: secret('amzsig'),
+    imageSig: secret('imagesig'),
+    goneSig: secret('gonesig'),
+  };
   const dashboardUser = 'ops';
   const h = new Harness('secrets', {
     redis: { password: secrets.redisPassword },
     s3: { buckets: ['layertap', 'doomed'], credentials: { accessKeyId: secrets.s3AccessKeyId, secretAccessKey: secrets.s3SecretKey } },
   });
   /** Everything the run wrote that a person or another program could read, labelled by where it came from. */
-  const written: Array<{ where: string; text: string }> = [];
+  const written: Array<{ where: string; text: string; fetchable?: boolean }> = [];
   const env = { AWS_SESSION_TOKEN: secrets.s3SessionToken, LOG_LEVEL: 'trace' };
 
   const record = (where: string, res: RunResult) => {
@@ -62,11 +85,47 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     return w.output();
   };
 
+  /**
+   * The server behind the credentials: every path needs its Basic credential and its query parameter, else
+   * 403. `authorized` counts the requests that had both (the worker and submit really used them).
+   */
+  const authorized = new Map<string, number>();
+  let server: Server;
+  let origin = '';
+  const protectedRoutes = new Map<string, { auth: string; param: string; value: string; file?: string }>([
+    ['/w/blocks1-2.safetensors', { auth: basic('wuser', uriSecrets.weightsPassword), param: 'sig', value: uriSecrets.weightsSig, file: path.join(__dirname, 'fixtures/parity/weights/vgg16-blocks1-2-seed11.torchvision.safetensors') }],
+    ['/img/chelsea.jpg', { auth: basic('iuser', uriSecrets.imagePassword), param: 'X-Amz-Signature', value: uriSecrets.imageAmzSignature, file: path.join(SAMPLES, 'chelsea.jpg') }],
+    ['/img/rocket.jpg', { auth: basic('iuser', uriSecrets.imagePassword), param: 'sig', value: uriSecrets.imageSig, file: path.join(SAMPLES, 'rocket.jpg') }],
+    ['/img/gone.jpg', { auth: basic('iuser', uriSecrets.imagePassword), param: 'sig', value: uriSecrets.goneSig }],
+  ]);
+  const weightsUri = () => `http://wuser:${uriSecrets.weightsPassword}@${origin}/w/blocks1-2.safetensors?sig=${uriSecrets.weightsSig}`;
+  const imageUris = () => ({
+    chelsea: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/chelsea.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${uriSecrets.imageAmzCredential}&X-Amz-Signature=${uriSecrets.imageAmzSignature}`,
+    rocket: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/rocket.jpg?size=large&sig=${uriSecrets.imageSig}`,
+    gone: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/gone.jpg?sig=${uriSecrets.goneSig}`,
+  });
+
   beforeAll(async () => {
     await h.start();
     expect(h.services.redisUrl).toContain(encodeURIComponent(secrets.redisPassword)); // the password is in use
+    server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const route = protectedRoutes.get(url.pathname);
+      if (!route || req.headers.authorization !== route.auth || url.searchParams.get(route.param) !== route.value) {
+        res.writeHead(route ? 403 : 404).end();
+        return;
+      }
+      authorized.set(url.pathname, (authorized.get(url.pathname) ?? 0) + 1);
+      if (!route.file) return void res.writeHead(404).end();
+      void readFile(route.file).then((body) => res.writeHead(200, { 'content-length': body.length }).end(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   }, 60_000);
-  afterAll(() => h.close());
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await h.close();
+  });
 
   it('runs datasets with failing samples and failing chunks, then finds no secret anywhere', async () => {
     // 1. A dataset with good images, a file that is not an image and a missing one.
@@ -79,6 +138,34 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     await worker('mixed');
     const mixed = await h.manifest('layertap', 'out', 'mixed');
     expect(mixed.map((l) => l.error?.code ?? l.status).sort()).toEqual(['decode_failed', 'not_found', 'ok', 'ok']);
+
+    // 1b. Weights and samples behind credentials in their URIs, stored as shards (their metadata names the
+    // weights). Submit and the worker each have their own weights cache, so both download the weights.
+    const uris = imageUris();
+    const credsList = path.join(h.tmp, 'creds.jsonl');
+    await writeFile(credsList, Object.entries(uris).map(([id, uri]) => JSON.stringify({ id, uri })).join('\n') + '\n');
+    const caches = { submit: path.join(h.tmp, 'cache-submit'), worker: path.join(h.tmp, 'cache-worker') };
+    for (const dir of Object.values(caches)) await mkdir(dir);
+    const credsArgs = ['submit', credsList, '--layer', 'block1_pool', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--format', 'shards'];
+    const submitted = await cli([...credsArgs, '--weights', weightsUri(), '--output', 's3://layertap/out', '--dataset-id', 'creds', '--json'], { LAYERTAP_WEIGHTS_CACHE: caches.submit });
+    expect(submitted.code).toBe(0);
+    await worker('creds', { LAYERTAP_WEIGHTS_CACHE: caches.worker, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
+    // The credentials worked: submit and the worker downloaded the weights, the worker fetched the images.
+    expect(Object.fromEntries(authorized)).toEqual({ '/w/blocks1-2.safetensors': 2, '/img/chelsea.jpg': 1, '/img/rocket.jpg': 1, '/img/gone.jpg': 1 });
+    const creds = await h.manifest('layertap', 'out', 'creds');
+    const shown = (uri: string) => redactUri(uri, Number.POSITIVE_INFINITY);
+    expect(creds.map((l) => [l.id, l.status, l.error?.code ?? null, l.uri]).sort()).toEqual([
+      ['chelsea', 'ok', null, `http://${origin}/img/chelsea.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***&X-Amz-Signature=***`],
+      ['gone', 'failed', 'not_found', `http://${origin}/img/gone.jpg?sig=***`],
+      ['rocket', 'ok', null, `http://${origin}/img/rocket.jpg?size=large&sig=***`],
+    ]);
+    expect(creds.map((l) => l.uri).sort()).toEqual(Object.values(uris).map(shown).sort());
+    const credsDoc = JSON.parse((await h.getObject('layertap', 'out/creds/dataset.json'))!.toString('utf8'));
+    expect(credsDoc.model.weights.source).toBe(`http://${origin}/w/blocks1-2.safetensors?sig=***`);
+    const credsStatus = JSON.parse((await cli(['status', 'creds', '--json'])).stdout);
+    expect(credsStatus.config.weights).toBe(`http://${origin}/w/blocks1-2.safetensors?sig=***`);
+    expect((await cli(['status', 'creds'])).stdout).toContain(`weights http://${origin}/w/blocks1-2.safetensors?sig=***`);
+    for (const dir of Object.values(caches)) for (const { file, body } of await readTree(dir)) if (!file.endsWith('.safetensors')) written.push({ where: `weights cache ${file}`, text: body.toString('utf8') });
 
     // 2. Chunks that fail for good: S3 answers errors (the bucket is gone), then S3 is away.
     const failing = { LAYERTAP_CHUNK_ATTEMPTS: '1' };
@@ -132,6 +219,14 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
         '/queues/api/queues?activeQueue=datasets&status=completed',
         '/queues/api/queues?activeQueue=datasets&status=failed',
         '/queues/api/queues/datasets/no-bucket~r0/flow',
+        '/datasets/creds',
+        '/api/datasets/creds',
+        '/api/datasets/creds/failures',
+        '/datasets/creds/samples/chelsea',
+        '/api/datasets/creds/samples/gone',
+        `/api/lookup?q=${encodeURIComponent(uris.rocket)}`,
+        '/queues/api/queues/chunks/creds~r0~c0',
+        '/queues/api/queues/datasets/creds~r0',
       ];
       for (const p of paths) {
         for (const [label, headers] of [['no auth', {}], ['wrong password', wrong], ['auth', auth]] as const) {
@@ -142,6 +237,14 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
       }
       // The failed chunks' reasons are what the dashboard shows: make sure they were really read.
       expect(written.find((w) => w.where.startsWith('dashboard GET /queues/api/queues?activeQueue=chunks&status=failed (auth)'))!.text).toMatch(/no-bucket~r0~c0/);
+      // Samples are still found by the URI they were submitted with (credentials and all), and shown without them.
+      const lookup = await fetch(`${base}/api/lookup?q=${encodeURIComponent(uris.rocket)}`, { headers: auth });
+      expect(((await lookup.json()) as { samples: unknown[] }).samples).toEqual([expect.objectContaining({ datasetId: 'creds', id: 'rocket', uri: shown(uris.rocket) })]);
+      const found = await fetch(`${base}/datasets/creds/samples?q=${encodeURIComponent(uris.chelsea)}`, { headers: auth, redirect: 'manual' });
+      expect({ status: found.status, location: found.headers.get('location') }).toEqual({ status: 303, location: '/datasets/creds/samples/chelsea' });
+      // Bull Board shows the chunk's job data: read for real, credentials shown redacted.
+      const job = written.find((w) => w.where === 'dashboard GET /queues/api/queues/chunks/creds~r0~c0 (auth)')!.text;
+      expect(job).toContain(`http://${origin}/img/chelsea.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***&X-Amz-Signature=***`);
     } finally {
       dashboard.child.kill('SIGTERM');
       await dashboard.exited;
@@ -152,7 +255,20 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     const redis = new Redis(h.services.redisUrl);
     try {
       const keys = await dumpRedis(redis);
-      for (const k of keys) written.push({ where: `redis ${k.type} ${k.key}`, text: [k.key, ...k.values].join('\n') });
+      for (const k of keys) {
+        // Job data (a hash field `data` of a job) and the run configurations that `retry` submits again carry
+        // what workers fetch with: URI credentials are allowed there, every other secret is not.
+        const isJob = k.type === 'hash' && new RegExp(`^${h.prefix}:(chunks|datasets):[^:]+$`).test(k.key);
+        const isRuns = k.key === `${h.prefix}:ds:creds:runs`;
+        const isData = (_: string, i: number) => i % 2 === 1 && k.values[i - 1] === 'data';
+        const fetchable = isJob ? k.values.filter(isData) : isRuns ? k.values : [];
+        const rest = isJob ? k.values.filter((v, i) => !isData(v, i)) : isRuns ? [] : k.values;
+        written.push({ where: `redis ${k.type} ${k.key}`, text: [k.key, ...rest].join('\n') });
+        for (const data of fetchable) written.push({ where: `redis ${k.key} (job data or run configuration)`, text: data, fetchable: true });
+      }
+      // The credentials travel in job data: the worker fetched with them.
+      const jobData = written.filter((w) => w.fetchable).map((w) => w.text).join('\n');
+      for (const value of Object.values(uriSecrets)) expect(jobData).toContain(value);
       // The dump read BullMQ's structures, not just strings.
       expect([...new Set(keys.map((k) => k.type))].sort()).toEqual(expect.arrayContaining(['hash', 'stream', 'zset']));
       expect(keys.some((k) => k.values.some((v) => /upload_failed|NoSuchBucket|ECONNREFUSED/i.test(v)))).toBe(true);
@@ -175,9 +291,21 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
       if (core.length >= 16) needles.push([`${name} (random part)`, core.slice(0, 16)]);
     }
     needles.push(['dashboard basic-auth header', Buffer.from(`${dashboardUser}:${secrets.dashboardPassword}`).toString('base64')]);
+    const uriNeedles = new Set<string>();
+    for (const [name, value] of Object.entries(uriSecrets)) {
+      const core = value.replace(/^[a-z]+/, '').replace(/^AKIA/, '');
+      for (const needle of [value, Buffer.from(value).toString('base64'), core.slice(0, 16)]) uriNeedles.add(needle);
+      needles.push([name, value], [`${name} (base64)`, Buffer.from(value).toString('base64')], [`${name} (random part)`, core.slice(0, 16)]);
+    }
+    for (const [user, password] of [['wuser', uriSecrets.weightsPassword], ['iuser', uriSecrets.imagePassword]] as const) {
+      const header = basic(user, password).slice('Basic '.length);
+      uriNeedles.add(header);
+      needles.push([`${user} basic-auth header`, header]);
+    }
     const leaks: string[] = [];
-    for (const { where, text } of written) {
+    for (const { where, text, fetchable } of written) {
       for (const [name, needle] of needles) {
+        if (fetchable && uriNeedles.has(needle)) continue;
         const at = text.indexOf(needle);
         if (at >= 0) leaks.push(`${name} in ${where}: ...${text.slice(Math.max(0, at - 80), at + needle.length + 40)}...`);
       }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { ErrorCode, LayertapError, ValidationError, describeError } from '@layertap/contracts';
+import { ErrorCode, LayertapError, ValidationError, describeError, storedUri, type Sample } from '@layertap/contracts';
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
 import { cancelDataset, retryDataset, type LayertapQueues } from '@layertap/queue';
 import type { Logger } from '@layertap/config';
@@ -140,7 +140,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     if (!q) throw new HttpError(400, 'missing ?q= (a dataset id, sample id or URI)');
     const limit = intParam(req.query.limit, 20, 1, 200);
     const dataset = (await queues.store.latestRun(q)) ? [q] : [];
-    res.json({ query: q, datasets: dataset, samples: await samples.findAnywhere(q, limit) });
+    res.json({ query: storedUri(q), datasets: dataset, samples: await samples.findAnywhere(q, limit) });
   });
 
   // --- pages ----------------------------------------------------------------------------------------------
@@ -155,9 +155,9 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     if (found.length === 1) return void res.redirect(303, sampleLink(found[0]!.datasetId, found[0]!.id));
     if (found.length === 0) {
       res.status(404);
-      return send(res, messagePage('Nothing found', `No dataset id, and no finished sample with the id or URI "${q}".`), req, q);
+      return send(res, messagePage('Nothing found', `No dataset id, and no finished sample with the id or URI "${storedUri(q)}".`), req, storedUri(q));
     }
-    send(res, samplesFoundPage(q, found), req, q);
+    send(res, samplesFoundPage(storedUri(q), found), req, storedUri(q));
   });
   router.get('/datasets/:id', async (req, res) => {
     send(res, datasetPage(await detailOr404(req.params.id), { readOnly, formToken: tokens.tokenFor(req) }), req);
@@ -171,7 +171,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     const found = q ? await samples.find(req.params.id, q) : undefined;
     if (found) return void res.redirect(303, sampleLink(found.datasetId, found.id));
     res.status(404);
-    send(res, messagePage('Sample not found', `Dataset ${req.params.id} has no finished sample with the id or URI "${q}".`), req, q);
+    send(res, messagePage('Sample not found', `Dataset ${req.params.id} has no finished sample with the id or URI "${storedUri(q)}".`), req, storedUri(q));
   });
   router.get('/datasets/:id/samples/:sampleId', async (req, res) => {
     const { dataset, sample } = await sampleOr404(req.params.id, req.params.sampleId);

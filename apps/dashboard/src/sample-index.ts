@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ManifestLine, SampleErrorInfo } from '@layertap/contracts';
+import { storedUri, type ManifestLine, type SampleErrorInfo } from '@layertap/contracts';
 import type { FoundSample, LayertapQueues } from '@layertap/queue';
 import type { OpenDataset } from './server';
 
@@ -17,9 +17,13 @@ export interface SampleView {
   run?: number;
 }
 
-/** What to look up for a query: itself and, for an absolute local path, the `file://` URI submit records for it. */
+/**
+ * What to look up for a query: itself, a URI without its credentials (as manifests keep it) and, for an
+ * absolute local path, the `file://` URI submit records for it.
+ */
 export function queryForms(idOrUri: string): string[] {
-  return path.isAbsolute(idOrUri) ? [idOrUri, pathToFileURL(idOrUri).href] : [idOrUri];
+  const forms = path.isAbsolute(idOrUri) ? [idOrUri, pathToFileURL(idOrUri).href] : [idOrUri, storedUri(idOrUri)];
+  return [...new Set(forms)];
 }
 
 export function fromIndex(found: FoundSample): SampleView {

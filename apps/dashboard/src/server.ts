@@ -5,6 +5,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Logger } from '@layertap/config';
+import { redactUris } from '@layertap/contracts';
 import { ImageFetcher } from '@layertap/imaging';
 import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layertap/queue';
 import type { DashboardConfig } from './config';
@@ -53,7 +54,7 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   const board = new ExpressAdapter();
   board.setBasePath('/queues');
   createBullBoard({
-    queues: [queues.datasets, queues.chunks].map((q) => new BullMQAdapter(q, { readOnlyMode: config.readOnly })),
+    queues: [queues.datasets, queues.chunks].map((q) => redactedJobData(new BullMQAdapter(q, { readOnlyMode: config.readOnly }))),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'layertap' } },
   });
@@ -79,6 +80,16 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   // Express's own 404 would replace the CSP above with one without frame-ancestors.
   app.use((_req, res) => void res.status(404).type('text/plain').send('not found\n'));
   return app;
+}
+
+/**
+ * Job data carries sample and weights URIs as submitted (workers fetch with them): Bull Board shows them, and
+ * job results, without credentials (`storedUri`).
+ */
+function redactedJobData(adapter: BullMQAdapter): BullMQAdapter {
+  adapter.setFormatter('data', redactUris);
+  adapter.setFormatter('returnValue', redactUris);
+  return adapter;
 }
 
 /** The dashboard process: connects to Redis, serves the app, closes cleanly. */

@@ -1,9 +1,16 @@
 import { z } from 'zod';
+import { DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SOURCE_BYTES } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
 
 export interface ProducerConfig extends CommonConfig {
   /** Samples per chunk job when `--chunk-size` is not given. */
   defaultChunkSize: number;
+  /** The memory a worker gives one batch, which one sample of a request must fit (unset: the workers' default cap). */
+  memoryLimitBytes?: number;
+  /** Largest source (list or manifest file, or a listing's URIs) in bytes. */
+  maxSourceBytes: number;
+  /** Most samples of a source. */
+  maxSamples: number;
   chunkAttempts: number;
   chunkBackoffMs: number;
   /** Dashboard credentials (the demo passes them to the dashboard it starts). */
@@ -18,6 +25,15 @@ const ProducerEnv = z.object({
   LAYERTAP_CHUNK_ATTEMPTS: z.coerce.number().int().positive().default(5),
   /** First retry delay of a failed chunk in ms, doubled each attempt (default 2000). */
   LAYERTAP_CHUNK_BACKOFF_MS: z.coerce.number().int().positive().default(2000),
+  /**
+   * The memory budget of the workers' batches in MiB, as they are given it: a request whose single sample needs
+   * more is refused (default: 8 GiB, the most a worker's budget defaults to).
+   */
+  LAYERTAP_MEMORY_BUDGET_MB: z.coerce.number().int().positive().optional(),
+  /** Largest source in MiB: a list or manifest file, or the URIs of a directory or s3:// listing (default 64). */
+  LAYERTAP_MAX_SOURCE_MB: z.coerce.number().positive().default(DEFAULT_MAX_SOURCE_BYTES / 1024 ** 2),
+  /** Most samples one submission may hold (default 1000000). */
+  LAYERTAP_MAX_SAMPLES: z.coerce.number().int().positive().default(DEFAULT_MAX_SAMPLES),
   LAYERTAP_DASHBOARD_USER: z.string().min(1).optional(),
   LAYERTAP_DASHBOARD_PASSWORD: z.string().min(1).optional(),
 });
@@ -28,6 +44,9 @@ export function readProducerConfig(env: Env = process.env): ProducerConfig {
   return {
     ...readCommonConfig(env),
     defaultChunkSize: e.LAYERTAP_CHUNK_SIZE,
+    ...(e.LAYERTAP_MEMORY_BUDGET_MB ? { memoryLimitBytes: e.LAYERTAP_MEMORY_BUDGET_MB * 1024 ** 2 } : {}),
+    maxSourceBytes: Math.floor(e.LAYERTAP_MAX_SOURCE_MB * 1024 ** 2),
+    maxSamples: e.LAYERTAP_MAX_SAMPLES,
     chunkAttempts: e.LAYERTAP_CHUNK_ATTEMPTS,
     chunkBackoffMs: e.LAYERTAP_CHUNK_BACKOFF_MS,
     ...(e.LAYERTAP_DASHBOARD_USER ? { dashboardUser: e.LAYERTAP_DASHBOARD_USER } : {}),

@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import { z } from 'zod';
-import { BackendName, EngineName, engineTargets } from '@layertap/contracts';
+import { BackendName, DEFAULT_MEMORY_BUDGET_CAP_BYTES, EngineName, engineTargets } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type Env } from '@layertap/config';
 import { AllowList } from '@layertap/imaging';
 import type { WorkerSettings } from '@layertap/pipeline';
@@ -30,7 +30,11 @@ const WorkerEnv = z.object({
   /** Largest image download in bytes (default 50 MiB). */
   LAYERTAP_MAX_IMAGE_BYTES: positiveInt.default(50 * 1024 * 1024),
   LAYERTAP_FETCH_TIMEOUT_MS: positiveInt.default(30_000),
-  /** Memory for a batch's activations per inference process, in MiB, for `--batch-size auto` (default: half the machine's memory shared out between the processes, at most 8 GiB each). */
+  /**
+   * Memory for one batch's activations per inference process (its and the worker's copies, weights excluded), in
+   * MiB: a limit (a batch size that does not fit runs smaller) and what `--batch-size auto` fills (default: half
+   * the machine's memory shared out between the processes, at most 8 GiB each).
+   */
   LAYERTAP_MEMORY_BUDGET_MB: positiveInt.optional(),
   /** Colon-separated directories images may be read from (default: anywhere). */
   LAYERTAP_FILE_ROOTS: z.string().default(''),
@@ -74,7 +78,7 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     fetchTimeoutMs: e.LAYERTAP_FETCH_TIMEOUT_MS,
     memoryBudgetBytes: e.LAYERTAP_MEMORY_BUDGET_MB
       ? e.LAYERTAP_MEMORY_BUDGET_MB * 1024 ** 2
-      : Math.min(8 * 1024 ** 3, Math.floor(totalmem() / 2 / (flags.concurrency ?? e.LAYERTAP_CONCURRENCY))),
+      : Math.min(DEFAULT_MEMORY_BUDGET_CAP_BYTES, Math.floor(totalmem() / 2 / (flags.concurrency ?? e.LAYERTAP_CONCURRENCY))),
     fileRoots: list(e.LAYERTAP_FILE_ROOTS, ':'),
     allowHosts: checkedAllowHosts(list(e.LAYERTAP_ALLOW_HOSTS, ',')),
   };

@@ -15,3 +15,24 @@ export const CHUNK_SIZE = { min: 1, max: 100_000 } as const;
  * chunks would need more are refused, saying which chunk size fits.
  */
 export const MAX_SHARD_BYTES = 2 * 1024 ** 3;
+
+/**
+ * Longest sample URI accepted at submit, in UTF-8 bytes: every URI travels in job data (Redis) and is kept in
+ * manifests and the sample index. Presigned URLs are well under it.
+ */
+export const MAX_URI_BYTES = 4096;
+
+/**
+ * Default limits of a source (`LAYERTAP_MAX_SOURCE_MB`, `LAYERTAP_MAX_SAMPLES`): `submit` holds every sample
+ * in memory and writes them all to Redis in one flow, so a huge list is refused before it is read whole.
+ * Split bigger datasets into several, or raise the limits.
+ */
+export const DEFAULT_MAX_SOURCE_BYTES = 64 * 1024 ** 2;
+export const DEFAULT_MAX_SAMPLES = 1_000_000;
+
+/**
+ * The most a worker's memory budget for one batch's activations defaults to (`LAYERTAP_MEMORY_BUDGET_MB`
+ * unset: half the machine shared out between its inference processes, capped here). `submit` refuses a
+ * request whose single sample needs more than this (or the producer's `LAYERTAP_MEMORY_BUDGET_MB`).
+ */
+export const DEFAULT_MEMORY_BUDGET_CAP_BYTES = 8 * 1024 ** 3;

@@ -1,10 +1,9 @@
-import { ErrorCode, SampleError } from '@layertap/contracts';
+import { ErrorCode, SampleError, redactUri } from '@layertap/contracts';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { AddressBlockedError, type HostPolicy } from './host-policy';
 import { BodyTooLargeError, readLimited } from './read-limited';
-import { redactUri } from './redact-uri';
 import type { SourceContext } from './source-context';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);

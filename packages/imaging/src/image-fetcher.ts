@@ -1,5 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { ErrorCode, LayertapError, SampleError } from '@layertap/contracts';
+import { ErrorCode, LayertapError, SampleError, redactUri } from '@layertap/contracts';
 import { realpath } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -9,7 +9,6 @@ import { readFileSource, type AllowedRoots } from './file-source';
 import { HostPolicy } from './host-policy';
 import { readHttpSource } from './http-source';
 import { BodyTooLargeError } from './read-limited';
-import { redactUri } from './redact-uri';
 import { readS3Source } from './s3-source';
 import type { SourceContext } from './source-context';
 

@@ -6,7 +6,7 @@ export { ALLOW_ENTRY_FORMS, AllowList, AllowListError, parseAllowEntry } from '.
 export type { AllowEntry } from './allow-list';
 export { HostPolicy } from './host-policy';
 export type { HostPolicyOptions } from './host-policy';
-export { redactUri } from './redact-uri';
+export { redactUri } from '@layertap/contracts';
 export { parseS3Uri } from './s3-source';
 export { decodeImage, DECODABLE_FORMATS, DEFAULT_MAX_PIXELS } from './decode';
 export type { DecodeOptions, DecodedImage, ImageSourceInfo } from './decode';

@@ -9,4 +9,5 @@ export * from './extractor';
 export type { LogFn } from './log';
 export * from './weights';
 export * from './engines';
-export { MAX_AUTO_BATCH, autoBatchSize, sampleMemoryBytes } from './batch-size';
+export { HOOKED_COPIES, MAX_AUTO_BATCH, autoBatchSize, budgetedBatchSize, sampleMemoryBytes } from './batch-size';
+export type { BudgetedBatch } from './batch-size';

@@ -1,5 +1,5 @@
 import type { Logger } from '@layertap/config';
-import type { ChunkJob, ChunkResult, ManifestLine } from '@layertap/contracts';
+import { storedUri, type ChunkJob, type ChunkResult, type ManifestLine } from '@layertap/contracts';
 import type { ChunkMetrics, Stage } from './metrics';
 
 /** Milliseconds per stage, summed over a chunk (stages overlap, so the sum exceeds the wall time). */
@@ -9,7 +9,10 @@ export function emptyStageTimes(): StageTimes {
   return { fetch: 0, decode: 0, preprocess: 0, transfer: 0, inference: 0, readback: 0, encode: 0, write: 0 };
 }
 
-/** Bookkeeping of one chunk's samples: each ends with exactly one manifest line. */
+/**
+ * Bookkeeping of one chunk's samples: each ends with exactly one manifest line. A line's `uri` is the sample's
+ * URI without credentials (`storedUri`): lines go to the outputs and the sample index.
+ */
 export class ChunkLedger {
   readonly lines: Array<ManifestLine | undefined>;
   readonly stages = emptyStageTimes();
@@ -41,7 +44,7 @@ export class ChunkLedger {
   fail(index: number, code: string, message: string, options: { quiet?: boolean } = {}): void {
     const sample = this.job.samples[index];
     if (!sample || this.lines[index]) return;
-    this.lines[index] = { id: sample.id, uri: sample.uri, status: 'failed', error: { code, message }, outputs: {}, shape: {}, dtype: this.job.dataset.dtype };
+    this.lines[index] = { id: sample.id, uri: storedUri(sample.uri), status: 'failed', error: { code, message }, outputs: {}, shape: {}, dtype: this.job.dataset.dtype };
     this.failed++;
     this.failures[code] = (this.failures[code] ?? 0) + 1;
     this.metrics?.sample('failed', code);
@@ -51,7 +54,7 @@ export class ChunkLedger {
   succeed(index: number, outputs: Record<string, string>, shape: Record<string, number[]>): void {
     const sample = this.job.samples[index];
     if (!sample || this.lines[index]) return;
-    this.lines[index] = { id: sample.id, uri: sample.uri, status: 'ok', outputs, shape, dtype: this.job.dataset.dtype };
+    this.lines[index] = { id: sample.id, uri: storedUri(sample.uri), status: 'ok', outputs, shape, dtype: this.job.dataset.dtype };
     this.ok++;
     this.metrics?.sample('ok');
   }

@@ -1,9 +1,9 @@
 // One chunk job, from dequeued to recorded: load the model, run the samples through the BatchRunner, store
 // each sample's arrays (or the chunk's shard), write the chunk's manifest part, record the result.
-import { ChunkResult, ErrorCode, describeError, isLayertapError, type BackendName, type ChunkJob, type EngineName, type Sample } from '@layertap/contracts';
+import { ChunkResult, ErrorCode, describeError, isLayertapError, storedUri, type BackendName, type ChunkJob, type EngineName, type Sample } from '@layertap/contracts';
 import type { Logger } from '@layertap/config';
 import { PREPROCESSING, decodeImage, fitPixels, type ImageFetcher } from '@layertap/imaging';
-import { autoBatchSize } from '@layertap/model/batch-size';
+import { budgetedBatchSize, type BudgetedBatch } from '@layertap/model/batch-size';
 import { getModel } from '@layertap/model/models';
 import type { DatasetStore } from '@layertap/queue';
 import { npyByteLength, npyHeader, partKey, sampleKey, ShardBuilder, shardKey, shardOutputRef, shardTensorName, type ObjectBody, type OutputWriter } from '@layertap/storage';
@@ -45,7 +45,7 @@ export interface ChunkRunnerOptions {
   uploadConcurrency: number;
   /** Largest decoded image accepted, in pixels (decompression bombs). */
   maxPixels: number;
-  /** Memory one inference slot may use for a batch's activations (`--batch-size auto`). */
+  /** Memory one inference slot may use for a batch's activations: a limit, and what `--batch-size auto` fills. */
   memoryBudgetBytes: number;
   /** Where samples, stage times and inference memory are reported. Default: nowhere. */
   metrics?: ChunkMetrics;
@@ -147,7 +147,7 @@ export class ChunkRunner {
       failures: ledger.failures,
       backend: model?.backend ?? 'none',
       ...(model ? { engine: model.engine } : {}),
-      weights: model?.weights ?? { description: dataset.weights ?? `random, seed ${dataset.seed}` },
+      weights: model?.weights ?? { description: dataset.weights ? storedUri(dataset.weights) : `random, seed ${dataset.seed}` },
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       timings: ledger.timings(),
@@ -172,9 +172,10 @@ export class ChunkRunner {
   ): Promise<void> {
     const o = this.options;
     const { dataset, samples } = job;
-    const batchSize =
-      dataset.batchSize === 'auto' ? autoBatchSize(dataset.layers.map((l) => l.canonical), dataset.imageSize, o.memoryBudgetBytes, getModel(dataset.model)) : dataset.batchSize;
-    if (dataset.batchSize === 'auto') log.info({ batchSize, budgetMiB: Math.round(o.memoryBudgetBytes / 1024 ** 2) }, 'batch size auto');
+    // The memory budget is a limit: a batch size its activations cannot fit runs smaller (said once per chunk).
+    const batch = budgetedBatchSize(dataset.batchSize, dataset.layers.map((l) => l.canonical), dataset.imageSize, o.memoryBudgetBytes, getModel(dataset.model));
+    const { batchSize } = batch;
+    logBatchSize(log, dataset.batchSize, batch, o.memoryBudgetBytes);
     // The plan's shapes: what the inference process gives back must be exactly these.
     const shapes = dataset.layers.map((l) => l.shape);
     const checkShapes = (result: InferResult): void => {
@@ -331,11 +332,19 @@ function shardMetadata(job: ChunkJob, model: ModelInfo, version = 'unknown'): Re
     model: dataset.model,
     weights: model.weights.description,
     ...(model.weights.sha256 ? { weightsSha256: model.weights.sha256 } : {}),
-    ...(dataset.weights ? { weightsSource: dataset.weights } : {}),
+    ...(dataset.weights ? { weightsSource: storedUri(dataset.weights) } : {}),
     backend: model.backend,
     engine: `${model.engine.engine}/${model.engine.backend} on ${model.engine.device.description}`,
     layertapVersion: version,
   };
+}
+
+/** Says, once per chunk, which batch size runs when the memory budget decided it (`auto`, or less than asked). */
+function logBatchSize(log: Logger, requested: number | 'auto', batch: BudgetedBatch, budgetBytes: number): void {
+  const figures = { requested, sampleMiB: Number((batch.sampleBytes / 1024 ** 2).toFixed(1)), batchSize: batch.batchSize, budgetMiB: Math.round(budgetBytes / 1024 ** 2) };
+  if (batch.overBudget) log.warn(figures, 'one sample needs more than the memory budget (LAYERTAP_MEMORY_BUDGET_MB): batches of 1');
+  else if (batch.shrunk) log.info(figures, 'batch size shrunk to fit the memory budget (LAYERTAP_MEMORY_BUDGET_MB)');
+  else if (requested === 'auto') log.info(figures, 'batch size auto');
 }
 
 /** Records the sample as done when every layer's `.npy` is already stored whole. */

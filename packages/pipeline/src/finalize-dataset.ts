@@ -3,6 +3,7 @@ import {
   ChunkJob,
   ChunkResult,
   ErrorCode,
+  storedUri,
   type DatasetConfig,
   type EngineInfo,
   type DatasetJob,
@@ -52,7 +53,7 @@ export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext
     if (hasPart) continue;
     const failedLines: ManifestLine[] = parsed.data.samples.map((s) => ({
       id: s.id,
-      uri: s.uri,
+      uri: storedUri(s.uri),
       status: 'failed',
       error: { code: ErrorCode.ChunkFailed, message: `chunk ${parsed.data.chunk} failed after its retries: ${reason}` },
       outputs: {},
@@ -99,7 +100,9 @@ export function datasetDocument(
   engines: EngineInfo[] = [],
 ) {
   const backends = [...new Set(chunks.map((c) => c.backend).filter((b) => b !== 'none'))];
-  const weights = chunks.find((c) => c.backend !== 'none')?.weights ?? { description: dataset.weights ?? `random, seed ${dataset.seed}` };
+  // The weights URI as given may carry credentials (a presigned URL): what is stored is its `storedUri`.
+  const source = dataset.weights ? storedUri(dataset.weights) : undefined;
+  const weights = chunks.find((c) => c.backend !== 'none')?.weights ?? { description: source ?? `random, seed ${dataset.seed}` };
   const startedAt = chunks.map((c) => c.startedAt).sort()[0] ?? dataset.submittedAt;
   return {
     layertap: { version },
@@ -107,7 +110,7 @@ export function datasetDocument(
     model: {
       name: dataset.model,
       architecture: getModel(dataset.model).architecture,
-      weights: { source: dataset.weights ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
+      weights: { source: source ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
     },
     layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: l.shape })),
     preprocessing: {

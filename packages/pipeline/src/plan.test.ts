@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
-import { defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
+import { caseCollisionWarning, defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
@@ -65,6 +65,17 @@ describe('defaultDatasetId', () => {
     expect(defaultDatasetId(options({ format: 'npy' }), samples)).toBe(id);
   });
 
+  it('does not change with the credentials in URIs: a fresh signature names the same dataset', () => {
+    const signed = (sig: string) => ({
+      weights: `https://u:${sig}@models.example.com/w.h5?X-Amz-Signature=${sig}`,
+      samples: samples.map((s) => ({ ...s, uri: `https://img.example.com/${s.id}.jpg?sig=${sig}` })),
+    });
+    const a = signed('one');
+    const b = signed('two');
+    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).toBe(defaultDatasetId(options({ weights: b.weights }), b.samples));
+    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).not.toBe(defaultDatasetId(options({ weights: 'https://models.example.com/other.h5' }), a.samples));
+  });
+
   it.each([
     ['/data/cats/', 'cats'],
     ['s3://bucket/photos/2024/', '2024'],
@@ -119,6 +130,14 @@ describe('sameSettings', () => {
     submittedAt: '2025-01-01T00:00:00.000Z',
     run: 0,
     ...overrides,
+  });
+
+  it('compares weights URIs without their credentials, and shows them without', () => {
+    const signed = (sig: string) => config({ weights: `https://u:${sig}@models.example.com/w.h5?sig=${sig}` });
+    expect(sameSettings(signed('one'), signed('two'))).toBeUndefined();
+    expect(sameSettings(signed('one'), config({ weights: 'https://u:one@models.example.com/v2.h5?sig=one' }))).toBe(
+      'weights (https://models.example.com/w.h5?sig=*** then https://models.example.com/v2.h5?sig=***)',
+    );
   });
 
   it('accepts changes that do not change the outputs', () => {
@@ -215,6 +234,42 @@ describe('prepareSubmission', () => {
     expect((await prepareSubmission({ ...big, format: 'npy' }, { s3 })).config.format).toBe('npy');
   });
 
+  it('refuses a request whose one sample needs more than the memory limit, and says when workers will run smaller batches', async () => {
+    const output = pathToFileURL(tmp.path('out')).href;
+    const request = options({ source: tmp.path('imgs'), output, layers: ['block1_conv1', 'features.4'], imageSize: 224, batchSize: 16 });
+    // block1_conv1 (64x224x224) and block1_pool: input 150528 + two convs 2*3211264 + 8*(3211264 + 802816) values.
+    const perSample = 4 * (150528 + 2 * 3211264 + 8 * (3211264 + 802816));
+    expect((await prepareSubmission({ ...request, memoryLimitBytes: perSample * 16 }, { s3 })).warnings).toEqual([]);
+    const shrunk = await prepareSubmission({ ...request, memoryLimitBytes: perSample * 5 }, { s3 });
+    expect(shrunk.warnings).toEqual([
+      '--batch-size 16: 2 layers at 224 px need 147.6 MiB per sample, 2.3 GiB for a batch of 16, over the memory limit of 737.9 MiB a worker gives one batch ' +
+        '(LAYERTAP_MEMORY_BUDGET_MB): workers with that budget run batches of 5',
+    ]);
+    const err = await prepareSubmission({ ...request, memoryLimitBytes: perSample - 1 }, { s3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).code).toBe(ErrorCode.InvalidRequest);
+    expect((err as ValidationError).message).toBe(
+      '2 layers (block1_conv1 64x224x224, features.4 64x112x112) at 224 px need 147.6 MiB per sample, 2.3 GiB for a batch of 16: over the memory limit of ' +
+        '147.6 MiB a worker gives one batch (LAYERTAP_MEMORY_BUDGET_MB); even a batch of 1 does not fit: ask for fewer or smaller layers, or a smaller --image-size',
+    );
+    // auto: only one sample has to fit.
+    expect((await prepareSubmission({ ...request, batchSize: 'auto', memoryLimitBytes: perSample }, { s3 })).warnings).toEqual([]);
+    // The default limit is the most a worker's budget defaults to, 8 GiB: block 1's four outputs at 1024 px do not fit.
+    const block1 = ['block1_conv1_preact', 'block1_conv1', 'block1_conv2_preact', 'block1_conv2'];
+    const huge = await prepareSubmission({ ...request, layers: block1, imageSize: 1024, batchSize: 1 }, { s3 }).catch((e: unknown) => e);
+    expect((huge as ValidationError).message).toMatch(/^4 layers \(block1_conv1_preact 64x1024x1024, .*\) at 1024 px need 8\.5 GiB per sample, .* over the memory limit of 8 GiB/);
+  });
+
+  it('warns about sample ids that differ only by case when the output is file:// (s3://: the e2e test)', async () => {
+    await tmp.files({ 'cased/Cat.jpg': 'x', 'cased/cat.png': 'x', 'cased/dog.jpg': 'x' });
+    const onDisk = await prepareSubmission(options({ source: tmp.path('cased'), output: pathToFileURL(tmp.path('out')).href }), { s3 });
+    expect(onDisk.warnings).toEqual([expect.stringMatching(/^2 sample ids differ from another only by case \(Cat = cat\): their files collide on a case-insensitive file system/)]);
+    // A few groups are named, each with a few of its ids.
+    expect(caseCollisionWarning([['A', 'a'], ['Bb', 'bb', 'BB', 'bB'], ['C', 'c'], ['D', 'd'], ['E', 'e'], ['F', 'f']])).toMatch(
+      /^14 sample ids differ from another only by case \(A = a, Bb = bb = BB = \.\.\., C = c, D = d, and 2 more groups\): /,
+    );
+  });
+
   it('refuses an unknown layer with UnknownLayer', async () => {
     const err = await prepareSubmission(options({ source: tmp.path('imgs'), output: pathToFileURL(tmp.path('out')).href, layers: ['conv9_9'] }), { s3 }).catch(
       (e: unknown) => e,
@@ -260,7 +315,7 @@ describe('prepareSubmission', () => {
       const keras = await prepareSubmission({ ...base(), weights: file }, { s3 });
       expect(keras.config).toMatchObject({ weights: pathToFileURL(file).href, preprocess: 'caffe' });
       expect(keras.config.preprocessReason).toContain("keras-applications' VGG16 is the original Caffe training");
-      expect(keras.warning).toBeUndefined();
+      expect(keras.warnings).toEqual([]);
       const torch = await prepareSubmission({ ...base(), weights: ZIP_PTH }, { s3 });
       expect(torch.config).toMatchObject({ weights: pathToFileURL(ZIP_PTH).href, preprocess: 'torchvision' });
       expect(torch.config.preprocessReason).toContain('torchvision state_dict keys');
@@ -272,8 +327,8 @@ describe('prepareSubmission', () => {
       const prepared = await prepareSubmission({ ...base(), weights: await kerasWeights(), preprocess: 'torchvision' }, { s3 });
       expect(prepared.config.preprocess).toBe('torchvision');
       expect(prepared.config.preprocessReason).toMatch(/^--preprocess torchvision given, although the weights expect caffe/);
-      expect(prepared.warning).toMatch(/^--preprocess torchvision contradicts the weights, which were trained with caffe preprocessing/);
-      expect(prepared.warning).not.toContain('\n');
+      expect(prepared.warnings).toEqual([expect.stringMatching(/^--preprocess torchvision contradicts the weights, which were trained with caffe preprocessing/)]);
+      expect(prepared.warnings[0]).not.toContain('\n');
     });
 
     it('a file called like a name is reached with a path', async () => {

@@ -1,11 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
+  DEFAULT_MEMORY_BUDGET_CAP_BYTES,
   DatasetConfig,
   ErrorCode,
   MAX_SHARD_BYTES,
   ValidationError,
   idProblem,
   shortHash,
+  storedUri,
   type Dtype,
   type Layout,
   type LayerRequest,
@@ -15,11 +17,12 @@ import {
   type Preprocess,
   type Sample,
 } from '@layertap/contracts';
+import { sampleMemoryBytes } from '@layertap/model/batch-size';
 import { getModel } from '@layertap/model/models';
 import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
-import { normalizeUri, resolveSource } from './source';
+import { caseCollisions, normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
 
 export interface SubmitOptions {
@@ -45,6 +48,16 @@ export interface SubmitOptions {
   format?: OutputFormat;
   datasetId?: string;
   seed: number;
+  /**
+   * The most memory a worker gives one batch's activations (its `LAYERTAP_MEMORY_BUDGET_MB`): a request whose
+   * single sample needs more is refused. Default `DEFAULT_MEMORY_BUDGET_CAP_BYTES` (8 GiB, the most a worker's
+   * budget defaults to).
+   */
+  memoryLimitBytes?: number;
+  /** Largest source in bytes (default `DEFAULT_MAX_SOURCE_BYTES`, 64 MiB). */
+  maxSourceBytes?: number;
+  /** Most samples of a source (default `DEFAULT_MAX_SAMPLES`, 1,000,000). */
+  maxSamples?: number;
 }
 
 export interface Submission {
@@ -52,8 +65,11 @@ export interface Submission {
   samples: Sample[];
   /** Provenance of the weights in one line (`random, seed 0`, or source, format and sha256). */
   weightsDescription: string;
-  /** One line for the terminal when `--preprocess` contradicts the weights (the submission still runs). */
-  warning?: string;
+  /**
+   * Lines for the terminal about a submission that still runs: `--preprocess` contradicts the weights, a batch
+   * workers will run smaller, sample ids that collide on a case-insensitive disk.
+   */
+  warnings: string[];
 }
 
 export interface PrepareSubmissionDeps {
@@ -65,16 +81,17 @@ export interface PrepareSubmissionDeps {
 
 /**
  * A readable default dataset id: the source's name plus a digest of what is being asked for (`weights` as
- * resolved: absent for random weights; `preprocess` as decided).
+ * resolved: absent for random weights; `preprocess` as decided). URIs count without their credentials, so a
+ * fresh signature names the same dataset.
  */
 export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
   const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
     JSON.stringify([
-      samples.map((s) => [s.id, s.uri]),
+      samples.map((s) => [s.id, storedUri(s.uri)]),
       options.layers,
       options.output.replace(/\/+$/, ''),
-      options.weights ?? null,
+      options.weights ? storedUri(options.weights) : null,
       options.preprocess ?? null,
       options.imageSize,
       options.dtype,
@@ -97,13 +114,24 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
 export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
   const layers = planLayers(options);
   if (options.format === 'shards') checkShardSize(layers, options);
+  const warnings: string[] = [];
+  const memory = checkMemory(layers, options);
+  if (memory) warnings.push(memory);
   if (options.datasetId !== undefined) {
     const problem = idProblem(options.datasetId);
     if (problem) throw new ValidationError(ErrorCode.InvalidId, `--dataset-id ${JSON.stringify(options.datasetId.slice(0, 80))} ${problem}`);
   }
   const writer = openOutput(options.output, { s3: deps.s3 });
-  const samples = await resolveSource(options.source, { s3: deps.s3 });
+  const samples = await resolveSource(options.source, {
+    s3: deps.s3,
+    ...(options.maxSourceBytes !== undefined ? { maxBytes: options.maxSourceBytes } : {}),
+    ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
+  });
   await writer.checkWritable();
+  if (/^file:/i.test(options.output)) {
+    const collisions = caseCollisionWarning(caseCollisions(samples));
+    if (collisions) warnings.push(collisions);
+  }
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.
@@ -138,7 +166,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     submittedAt: (deps.submittedAt ?? new Date()).toISOString(),
     run: 0,
   });
-  return { config, samples, weightsDescription: resolved.description, ...(resolved.warning ? { warning: resolved.warning } : {}) };
+  return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings] };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */
@@ -167,10 +195,14 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
   };
 }
 
-/** Settings that must not change between submissions of the same dataset id. */
+/**
+ * Settings that must not change between submissions of the same dataset id. URIs are compared without their
+ * credentials: the same weights behind a fresh signature are the same setting.
+ */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
   const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
-  for (const key of keys) if (a[key] !== b[key]) return `${key} (${String(a[key])} then ${String(b[key])})`;
+  const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
+  for (const key of keys) if (shown(a[key]) !== shown(b[key])) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
@@ -216,4 +248,54 @@ function checkShardSize(layers: readonly LayerRequest[], options: SubmitOptions)
         `${MAX_SHARD_BYTES / 1024 ** 3} GiB a worker holds in memory: use --chunk-size ${fits} or less`,
     );
   }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${Number((bytes / 1024 ** 3).toFixed(1))} GiB` : `${Number((bytes / 1024 ** 2).toFixed(1))} MiB`;
+}
+
+/**
+ * A batch's activation memory estimated from the plan (every layer's activation shape at the image size,
+ * times the batch; `sampleMemoryBytes`) against the memory limit of a worker's batch: a request whose single
+ * sample cannot fit is refused, naming the layers and their shapes, the batch and the limit. A batch that
+ * cannot fit while one sample does is run smaller by the workers (their budget is a limit): the line returned
+ * says so.
+ */
+export function checkMemory(layers: readonly LayerRequest[], options: Pick<SubmitOptions, 'model' | 'imageSize' | 'batchSize' | 'memoryLimitBytes'>): string | undefined {
+  const model = getModel(options.model);
+  const limit = options.memoryLimitBytes ?? DEFAULT_MEMORY_BUDGET_CAP_BYTES;
+  const perSample = sampleMemoryBytes(
+    layers.map((l) => l.canonical),
+    options.imageSize,
+    model,
+  );
+  const batch = options.batchSize === 'auto' ? 1 : options.batchSize;
+  if (perSample * batch <= limit) return undefined;
+  const what = layers.length === 1 ? '1 layer' : `${layers.length} layers`;
+  const need = layers.length === 1 ? 'needs' : 'need';
+  const sizes = `${formatBytes(perSample)} per sample` + (options.batchSize === 'auto' ? '' : `, ${formatBytes(perSample * batch)} for a batch of ${batch}`);
+  const over = `over the memory limit of ${formatBytes(limit)} a worker gives one batch (LAYERTAP_MEMORY_BUDGET_MB)`;
+  if (perSample > limit) {
+    const shapes = layers.map((l) => `${l.spec} ${model.outputShape(l.canonical, options.imageSize).join('x')}`).join(', ');
+    throw new ValidationError(
+      ErrorCode.InvalidRequest,
+      `${what} (${shapes}) at ${options.imageSize} px ${need} ${sizes}: ${over}; even a batch of 1 does not fit: ask for fewer or smaller layers, or a smaller --image-size`,
+    );
+  }
+  return `--batch-size ${batch}: ${what} at ${options.imageSize} px ${need} ${sizes}, ${over}: workers with that budget run batches of ${Math.floor(limit / perSample)}`;
+}
+
+/** One line about sample ids that differ only by case, with a few examples; undefined when none do. */
+export function caseCollisionWarning(groups: readonly string[][], examples = 4): string | undefined {
+  if (groups.length === 0) return undefined;
+  const ids = groups.reduce((sum, group) => sum + group.length, 0);
+  const shown = groups
+    .slice(0, examples)
+    .map((group) => group.slice(0, 3).join(' = ') + (group.length > 3 ? ' = ...' : ''))
+    .join(', ');
+  const rest = groups.length - examples;
+  return (
+    `${ids} sample ids differ from another only by case (${shown}${rest > 0 ? `, and ${rest} more group${rest === 1 ? '' : 's'}` : ''}): ` +
+    'their files collide on a case-insensitive file system (macOS, Windows), where one overwrites the other; give ids that differ by more than case, or write to s3://'
+  );
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { MAX_LINE_BYTES, normalizeUri, parseCsvLine, resolveSource, toSamples } from './source';
+import { ErrorCode, MAX_URI_BYTES, ValidationError } from '@layertap/contracts';
+import { MAX_LINE_BYTES, caseCollisions, normalizeUri, parseCsvLine, resolveSource, toSamples } from './source';
 import { TempDir } from './__tests__/temp-dir';
 
 const fileUri = (p: string) => pathToFileURL(p).href;
@@ -102,9 +102,10 @@ describe('resolveSource: text lists', () => {
     expect(err.message).toBe(`list.txt:3: line is longer than ${MAX_LINE_BYTES} bytes`);
   });
 
-  it('accepts a line of exactly MAX_LINE_BYTES bytes', async () => {
-    const uri = `s3://b/${'x'.repeat(MAX_LINE_BYTES - 11)}.jpg`;
-    expect(Buffer.byteLength(uri)).toBe(MAX_LINE_BYTES);
+  it('accepts a URI of exactly MAX_URI_BYTES bytes (the longest line is the URI, an id and the syntax)', async () => {
+    const uri = `s3://b/${'x'.repeat(MAX_URI_BYTES - 11)}.jpg`;
+    expect(Buffer.byteLength(uri)).toBe(MAX_URI_BYTES);
+    expect(MAX_LINE_BYTES).toBeGreaterThan(2 * MAX_URI_BYTES);
     const list = await tmp.write('list.txt', `${uri}\n`);
     const [sample] = await resolveSource(list);
     expect(sample?.uri).toBe(uri);
@@ -289,5 +290,53 @@ describe('toSamples', () => {
       { id: 'given', uri: 's3://b/x.jpg' },
       { id: 'y', uri: 's3://b/y.jpg' },
     ]);
+  });
+});
+
+describe('resolveSource: limits', () => {
+  it('refuses a file over the size limit before reading it, naming its size and the limit', async () => {
+    const text = Array.from({ length: 200_000 }, (_, i) => `${i}.jpg\n`).join('');
+    await tmp.files({ 'list.txt': text });
+    const err = await refusal(resolveSource(tmp.path('list.txt'), { maxBytes: 1024 ** 2 }));
+    expect(err.code).toBe(ErrorCode.InvalidSource);
+    expect(err.message).toBe(
+      `list.txt is ${Number((text.length / 1024 ** 2).toFixed(1))} MiB, over the limit of 1 MiB for a source (LAYERTAP_MAX_SOURCE_MB): split it into several datasets, or raise the limit`,
+    );
+    expect(await resolveSource(tmp.path('list.txt'), { maxBytes: text.length })).toHaveLength(200_000);
+  });
+
+  it('refuses more samples than the limit, naming the line (or the source of a listing)', async () => {
+    await tmp.files({ 'list.txt': 'a.jpg\nb.jpg\nc.jpg\n', 'dir/a.jpg': 'x', 'dir/b.jpg': 'x', 'dir/c.jpg': 'x' });
+    expect((await resolveSource(tmp.path('list.txt'), { maxSamples: 3 })).map((s) => s.id)).toEqual(['a', 'b', 'c']);
+    expect((await refusal(resolveSource(tmp.path('list.txt'), { maxSamples: 2 }))).message).toBe(
+      'list.txt:3: more than 2 samples (LAYERTAP_MAX_SAMPLES): split it into several datasets, or raise the limit',
+    );
+    expect((await refusal(resolveSource(tmp.path('dir'), { maxSamples: 2 }))).message).toBe(
+      `source ${tmp.path('dir')}: more than 2 samples (LAYERTAP_MAX_SAMPLES): split it into several datasets, or raise the limit`,
+    );
+    // A listing's paths (or s3:// URIs) count against the size limit: the third of three passes 100 bytes here.
+    expect(2 * tmp.path('dir/a.jpg').length).toBeLessThanOrEqual(100);
+    expect((await refusal(resolveSource(tmp.path('dir'), { maxBytes: 100 }))).message).toBe(
+      `the list of ${tmp.path('dir')} is ${3 * tmp.path('dir/a.jpg').length} bytes, over the limit of 100 bytes for a source (LAYERTAP_MAX_SOURCE_MB): split it into several datasets, or raise the limit`,
+    );
+  });
+
+  it('refuses a URI longer than 4096 bytes, naming the line', async () => {
+    const uri = `https://example.com/${'é'.repeat(2040)}.jpg`;
+    await tmp.files({ 'list.jsonl': `${JSON.stringify({ uri: 'https://example.com/a.jpg' })}\n${JSON.stringify({ uri })}\n` });
+    const err = await refusal(resolveSource(tmp.path('list.jsonl')));
+    expect(err.message).toBe(`list.jsonl:2: the URI is ${Buffer.byteLength(uri)} bytes, over the limit of 4096 bytes`);
+    expect(Buffer.byteLength(uri)).toBeGreaterThan(4096);
+    expect(uri.length).toBeLessThan(4096);
+  });
+});
+
+describe('caseCollisions', () => {
+  it('groups ids that differ only by case, in order of first appearance', () => {
+    expect(caseCollisions(['Cat', 'dog', 'cat', 'DOG', 'Dog', 'bird', 'CAT'].map((id) => ({ id })))).toEqual([
+      ['Cat', 'cat', 'CAT'],
+      ['dog', 'DOG', 'Dog'],
+    ]);
+    expect(caseCollisions(['a', 'b', 'a_1'].map((id) => ({ id })))).toEqual([]);
   });
 });

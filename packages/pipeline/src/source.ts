@@ -2,7 +2,16 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { ErrorCode, ValidationError, assignSampleIds, idProblem, type Sample } from '@layertap/contracts';
+import {
+  DEFAULT_MAX_SAMPLES,
+  DEFAULT_MAX_SOURCE_BYTES,
+  ErrorCode,
+  MAX_URI_BYTES,
+  ValidationError,
+  assignSampleIds,
+  idProblem,
+  type Sample,
+} from '@layertap/contracts';
 
 /** Image file endings picked up from directories and `s3://` prefixes. */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp', '.heic', '.heif']);
@@ -13,6 +22,19 @@ export const MAX_LINE_BYTES = 16 * 1024;
 export interface ResolveSourceOptions {
   /** Needed for `s3://` sources. */
   s3?: S3Client;
+  /**
+   * Largest source in bytes: a list or manifest file's size, or the URIs a directory or `s3://` prefix lists.
+   * Default `DEFAULT_MAX_SOURCE_BYTES` (64 MiB); the file is refused before it is read.
+   */
+  maxBytes?: number;
+  /** Most samples a source may hold. Default `DEFAULT_MAX_SAMPLES` (1,000,000). */
+  maxSamples?: number;
+}
+
+/** The limits a source is read under, with the settings that change them (for messages). */
+interface SourceLimits {
+  maxBytes: number;
+  maxSamples: number;
 }
 
 interface Entry {
@@ -26,6 +48,40 @@ function invalid(message: string): ValidationError {
   return new ValidationError(ErrorCode.InvalidSource, message);
 }
 
+function size(bytes: number): string {
+  if (bytes >= 1024 ** 2) return `${Number((bytes / 1024 ** 2).toFixed(1))} MiB`;
+  return bytes >= 1024 ? `${Number((bytes / 1024).toFixed(1))} KiB` : `${bytes} bytes`;
+}
+
+function tooBig(what: string, bytes: number, limits: SourceLimits): ValidationError {
+  return invalid(
+    `${what} is ${size(bytes)}, over the limit of ${size(limits.maxBytes)} for a source (LAYERTAP_MAX_SOURCE_MB): ` +
+      'split it into several datasets, or raise the limit',
+  );
+}
+
+function tooMany(where: string, limits: SourceLimits): ValidationError {
+  return invalid(`${where}: more than ${limits.maxSamples} samples (LAYERTAP_MAX_SAMPLES): split it into several datasets, or raise the limit`);
+}
+
+/** Counts entries as a source is read, refusing past the limits (before the whole source is in memory). */
+class EntryCounter {
+  private count = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly source: string,
+    private readonly limits: SourceLimits,
+  ) {}
+
+  add(uri: string, where?: string): void {
+    this.count++;
+    this.bytes += Buffer.byteLength(uri);
+    if (this.count > this.limits.maxSamples) throw tooMany(where ?? `source ${this.source}`, this.limits);
+    if (this.bytes > this.limits.maxBytes) throw tooBig(`the list of ${this.source}`, this.bytes, this.limits);
+  }
+}
+
 /** A URI with a scheme stays as it is; a plain path becomes an absolute `file://` URI. */
 export function normalizeUri(raw: string, baseDir: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) || /^[a-z][a-z0-9+.-]*:/i.test(raw) && !/^[a-z]:[\\/]/i.test(raw)) return raw;
@@ -36,7 +92,7 @@ function checkLine(line: string, where: string): void {
   if (Buffer.byteLength(line) > MAX_LINE_BYTES) throw invalid(`${where}: line is longer than ${MAX_LINE_BYTES} bytes`);
 }
 
-function parseJsonl(text: string, file: string, baseDir: string): Entry[] {
+function parseJsonl(text: string, file: string, baseDir: string, counter: EntryCounter): Entry[] {
   const entries: Entry[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const where = `${file}:${i + 1}`;
@@ -53,7 +109,9 @@ function parseJsonl(text: string, file: string, baseDir: string): Entry[] {
       throw invalid(`${where}: each line needs a "uri" string`);
     }
     if (record.id !== undefined && typeof record.id !== 'string') throw invalid(`${where}: "id" must be a string`);
-    entries.push({ uri: normalizeUri(record.uri.trim(), baseDir), ...(record.id !== undefined ? { id: record.id } : {}), where });
+    const uri = normalizeUri(record.uri.trim(), baseDir);
+    counter.add(uri, where);
+    entries.push({ uri, ...(record.id !== undefined ? { id: record.id } : {}), where });
   });
   return entries;
 }
@@ -81,7 +139,7 @@ export function parseCsvLine(line: string): string[] {
   return cells.map((c) => c.trim());
 }
 
-function parseCsv(text: string, file: string, baseDir: string): Entry[] {
+function parseCsv(text: string, file: string, baseDir: string, counter: EntryCounter): Entry[] {
   const lines = text.split(/\r?\n/);
   const header = parseCsvLine((lines[0] ?? '').replace(/^\uFEFF/, '')).map((h) => h.toLowerCase());
   const uriCol = header.indexOf('uri');
@@ -96,34 +154,41 @@ function parseCsv(text: string, file: string, baseDir: string): Entry[] {
     const uri = cells[uriCol];
     if (!uri) throw invalid(`${where}: empty uri`);
     const id = idCol >= 0 ? cells[idCol] : undefined;
-    entries.push({ uri: normalizeUri(uri, baseDir), ...(id ? { id } : {}), where });
+    const normalized = normalizeUri(uri, baseDir);
+    counter.add(normalized, where);
+    entries.push({ uri: normalized, ...(id ? { id } : {}), where });
   });
   return entries;
 }
 
-function parseList(text: string, file: string, baseDir: string): Entry[] {
+function parseList(text: string, file: string, baseDir: string, counter: EntryCounter): Entry[] {
   const entries: Entry[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const where = `${file}:${i + 1}`;
     const trimmed = line.trim();
     if (!trimmed || trimmed.startsWith('#')) return;
     checkLine(line, where);
-    entries.push({ uri: normalizeUri(trimmed, baseDir), where });
+    const uri = normalizeUri(trimmed, baseDir);
+    counter.add(uri, where);
+    entries.push({ uri, where });
   });
   return entries;
 }
 
-async function walk(dir: string, out: string[]): Promise<void> {
+async function walk(dir: string, out: string[], counter: EntryCounter): Promise<void> {
   const items = await readdir(dir, { withFileTypes: true });
   items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const item of items) {
     const full = path.join(dir, item.name);
-    if (item.isDirectory()) await walk(full, out);
-    else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(item.name).toLowerCase())) out.push(full);
+    if (item.isDirectory()) await walk(full, out, counter);
+    else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(item.name).toLowerCase())) {
+      counter.add(full);
+      out.push(full);
+    }
   }
 }
 
-async function listS3(source: string, s3: S3Client): Promise<Entry[]> {
+async function listS3(source: string, s3: S3Client, counter: EntryCounter): Promise<Entry[]> {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
   if (!m || !m[1]) throw invalid(`${source}: expected s3://bucket/prefix`);
   const bucket = m[1];
@@ -134,7 +199,9 @@ async function listS3(source: string, s3: S3Client): Promise<Entry[]> {
     const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
     for (const obj of page.Contents ?? []) {
       if (obj.Key && IMAGE_EXTENSIONS.has(path.extname(obj.Key).toLowerCase())) {
-        entries.push({ uri: `s3://${bucket}/${obj.Key}`, where: `s3://${bucket}/${obj.Key}` });
+        const uri = `s3://${bucket}/${obj.Key}`;
+        counter.add(uri);
+        entries.push({ uri, where: uri });
       }
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -147,11 +214,13 @@ function prefixLength(source: string): number {
   return prefix.endsWith('/') || prefix === '' ? prefix.length : prefix.lastIndexOf('/') + 1;
 }
 
-/** Ids for entries: the manifest's where given, else derived from the URI; all checked and unique. */
+/** Ids for entries: the manifest's where given, else derived from the URI; all checked and unique; URIs at most `MAX_URI_BYTES`. */
 export function toSamples(entries: readonly Entry[], relativeNames?: readonly string[]): Sample[] {
   const derived = assignSampleIds(relativeNames ?? entries.map((e) => e.uri));
   const seen = new Map<string, string>();
   return entries.map((entry, i) => {
+    const bytes = Buffer.byteLength(entry.uri);
+    if (bytes > MAX_URI_BYTES) throw invalid(`${entry.where}: the URI is ${bytes} bytes, over the limit of ${MAX_URI_BYTES} bytes`);
     const id = entry.id ?? (derived[i] as string);
     const problem = idProblem(id);
     if (problem) throw new ValidationError(ErrorCode.InvalidId, `${entry.where}: sample id ${JSON.stringify(id.slice(0, 80))} ${problem}`);
@@ -165,14 +234,17 @@ export function toSamples(entries: readonly Entry[], relativeNames?: readonly st
 /**
  * Reads a dataset source into samples: a text file of URIs, a `.jsonl` or `.csv` manifest (`uri`, optional
  * `id`), a local directory (images found recursively) or an `s3://` prefix. Throws a ValidationError naming
- * the file and line for anything wrong; an empty source is an error.
+ * the file and line for anything wrong; an empty source is an error, and so is one past the limits (a file
+ * over `maxBytes` is refused before it is read; a listing stops at the first sample over a limit).
  */
 export async function resolveSource(source: string, options: ResolveSourceOptions = {}): Promise<Sample[]> {
+  const limits: SourceLimits = { maxBytes: options.maxBytes ?? DEFAULT_MAX_SOURCE_BYTES, maxSamples: options.maxSamples ?? DEFAULT_MAX_SAMPLES };
+  const counter = new EntryCounter(source, limits);
   let entries: Entry[];
   let names: string[] | undefined;
   if (source.startsWith('s3://')) {
     if (!options.s3) throw invalid('s3:// sources need S3 settings');
-    entries = await listS3(source, options.s3);
+    entries = await listS3(source, options.s3, counter);
     names = entries.map((e) => e.uri.slice(`s3://${source.slice(5).split('/')[0]}/`.length + prefixLength(source)));
   } else {
     const local = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
@@ -184,10 +256,11 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     }
     if (info.isDirectory()) {
       const files: string[] = [];
-      await walk(local, files);
+      await walk(local, files, counter);
       entries = files.map((f) => ({ uri: pathToFileURL(f).href, where: f }));
       names = files.map((f) => path.relative(local, f));
     } else {
+      if (info.size > limits.maxBytes) throw tooBig(path.basename(local), info.size, limits);
       let text: string;
       try {
         // A UTF-8 byte order mark is not part of the first line.
@@ -198,10 +271,32 @@ export async function resolveSource(source: string, options: ResolveSourceOption
       const ext = path.extname(local).toLowerCase();
       const baseDir = path.dirname(local);
       const file = path.basename(local);
-      entries = ext === '.jsonl' || ext === '.ndjson' ? parseJsonl(text, file, baseDir) : ext === '.csv' ? parseCsv(text, file, baseDir) : parseList(text, file, baseDir);
+      // The file's size was its byte limit; its lines are counted, not their (absolute) URIs' bytes again.
+      const lines = new EntryCounter(source, { ...limits, maxBytes: Number.POSITIVE_INFINITY });
+      entries =
+        ext === '.jsonl' || ext === '.ndjson'
+          ? parseJsonl(text, file, baseDir, lines)
+          : ext === '.csv'
+            ? parseCsv(text, file, baseDir, lines)
+            : parseList(text, file, baseDir, lines);
     }
   }
   if (entries.length === 0) throw new ValidationError(ErrorCode.EmptyManifest, `source ${source} holds no images`);
   // Ids from relative paths: `cats/001.jpg` -> `cats__001`, so equal file names in different folders differ.
   return toSamples(entries, names?.map((n) => n.split(/[\\/]/).join('__')));
+}
+
+/**
+ * Groups of sample ids that differ only by case (`Cat`, `cat`), in the order their first id appears: separate
+ * objects on S3 and files on Linux, one file on a case-insensitive file system (macOS, Windows).
+ */
+export function caseCollisions(samples: readonly Pick<Sample, 'id'>[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const { id } of samples) {
+    const key = id.toLowerCase();
+    const group = groups.get(key);
+    if (group) group.push(id);
+    else groups.set(key, [id]);
+  }
+  return [...groups.values()].filter((group) => group.length > 1);
 }

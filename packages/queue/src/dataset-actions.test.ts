@@ -1,7 +1,8 @@
 import { Job } from 'bullmq';
-import { ErrorCode, ValidationError, type DatasetConfig } from '@layertap/contracts';
+import { ErrorCode, ValidationError, type ChunkJob, type DatasetConfig } from '@layertap/contracts';
 import { cancelDataset, retryDataset } from './dataset-actions';
 import { LayertapQueues } from './queues';
+import { datasetStatus } from './status';
 import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
 
 describe('cancelDataset and retryDataset (real redis-server)', () => {
@@ -77,6 +78,17 @@ describe('cancelDataset and retryDataset (real redis-server)', () => {
     const chunk = await Job.fromId(queues.chunks, 'again~r1~c0');
     expect((chunk?.data as { samples: unknown[] }).samples).toEqual([samples(5)[1], samples(5)[4]]);
     expect((await queues.store.latestRun('again'))?.run).toBe(1);
+  });
+
+  it('retries with the weights URI as submitted, credentials included, though the status shows it without them', async () => {
+    const weights = 'https://u:pw@models.example.com/w.h5?sig=s3cret';
+    await queues.submit(datasetConfig('signed', { totalSamples: 2, chunkSize: 10, weights }), samples(2));
+    await (await queues.datasetJob('signed'))!.remove();
+    await queues.store.setResult('signed', 0, { datasetId: 'signed', ok: 1, failed: 1, failures: { not_found: 1 }, manifestKey: 'signed/manifest.jsonl' });
+    expect((await datasetStatus(queues, 'signed'))?.config.weights).toBe('https://models.example.com/w.h5?sig=***');
+    await retryDataset(queues, 'signed', { failedSamples: async () => [samples(2)[1]!] });
+    const chunk = await Job.fromId(queues.chunks, 'signed~r1~c0');
+    expect((chunk?.data as ChunkJob).dataset.weights).toBe(weights);
   });
 
   it('adds nothing when no sample failed', async () => {

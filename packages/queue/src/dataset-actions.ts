@@ -42,10 +42,12 @@ export async function retryDataset(queues: LayertapQueues, datasetId: string, op
   if (!status.progress.finished) {
     throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} is still ${status.state}: retry once it has finished`);
   }
-  const samples = await options.failedSamples(status.config);
+  // The run's configuration as submitted (the status shows weights without credentials; workers need them).
+  const latest = (await queues.store.latestRun(datasetId)) ?? status.config;
+  const samples = await options.failedSamples(latest);
   if (samples.length === 0) return { datasetId, retried: 0, chunks: 0 };
-  const run = status.config.run + 1;
-  const config = { ...status.config, run, totalSamples: samples.length, submittedAt: new Date().toISOString() };
+  const run = latest.run + 1;
+  const config = { ...latest, run, totalSamples: samples.length, submittedAt: new Date().toISOString() };
   const { failedSamples: _, ...submitOptions } = options;
   const submitted = await queues.submit(config, samples, submitOptions);
   return { datasetId, run, retried: samples.length, chunks: submitted.chunks };

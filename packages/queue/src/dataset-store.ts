@@ -1,5 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
-import { ChunkResult, DatasetConfig, DatasetResult, EngineInfo, type ManifestLine } from '@layertap/contracts';
+import { ChunkResult, DatasetConfig, DatasetResult, EngineInfo, storedUri, type ManifestLine } from '@layertap/contracts';
 import type { Redis } from './connection';
 
 /** Progress of one chunk as its worker last reported it. */
@@ -110,7 +110,8 @@ export function bucketThroughput(points: readonly ThroughputPoint[], bucketMs: n
  * Dataset state that outlives BullMQ jobs: the submitted configuration of every run, per-chunk progress,
  * the final result, the cancel flag, and the sample index (`samples`: id -> SampleRecord JSON, `uris`: URI
  * -> id, `failex:<code>` and `failcodes`: failure examples, `throughput`: a sorted set of chunk
- * completions). Keys live under the queue prefix, `<prefix>:ds:<id>:*`, and the dataset list is
+ * completions). The index keeps URIs as the manifest does, without credentials (`storedUri`), and looks a URI
+ * up in that form, so the URI as submitted still finds its sample. Keys live under the queue prefix, `<prefix>:ds:<id>:*`, and the dataset list is
  * `<prefix>:datasets`: with a hash-tag prefix (`{layertap}`) every key is in one Redis Cluster slot, as the
  * transactions here need. Nothing is ever found by SCAN.
  */
@@ -210,22 +211,23 @@ export class DatasetStore {
       const records: Record<string, string> = {};
       const uris: Record<string, string> = {};
       for (const line of slice) {
+        const uri = storedUri(line.uri);
         const record: SampleRecord =
           line.status === 'ok'
-            ? { status: 'ok', chunk, run, uri: line.uri, outputs: line.outputs }
+            ? { status: 'ok', chunk, run, uri, outputs: line.outputs }
             : {
                 status: 'failed',
                 code: line.error?.code ?? 'unknown',
                 message: (line.error?.message ?? '').slice(0, MESSAGE_CHARS),
                 chunk,
                 run,
-                uri: line.uri,
+                uri,
               };
         records[line.id] = JSON.stringify(record);
-        uris[line.uri] = line.id;
+        uris[uri] = line.id;
         if (record.status === 'failed') {
           const list = examples.get(record.code ?? 'unknown') ?? [];
-          if (list.length < this.examplesPerReason) list.push({ id: line.id, uri: line.uri, message: record.message ?? '', chunk, run, at: now });
+          if (list.length < this.examplesPerReason) list.push({ id: line.id, uri, message: record.message ?? '', chunk, run, at: now });
           examples.set(record.code ?? 'unknown', list);
         }
       }
@@ -242,7 +244,7 @@ export class DatasetStore {
 
   /** A sample of a dataset by its id or its URI, from the sample index; `undefined` until its chunk is done. */
   async findSample(datasetId: string, idOrUri: string): Promise<FoundSample | undefined> {
-    const [byId, idOfUri] = await Promise.all([this.redis.hget(this.key(datasetId, 'samples'), idOrUri), this.redis.hget(this.key(datasetId, 'uris'), idOrUri)]);
+    const [byId, idOfUri] = await Promise.all([this.redis.hget(this.key(datasetId, 'samples'), idOrUri), this.redis.hget(this.key(datasetId, 'uris'), storedUri(idOrUri))]);
     if (byId) return { ...(JSON.parse(byId) as SampleRecord), datasetId, id: idOrUri };
     if (!idOfUri) return undefined;
     const record = await this.redis.hget(this.key(datasetId, 'samples'), idOfUri);
@@ -260,7 +262,7 @@ export class DatasetStore {
     for (let i = 0; i < datasets.length && found.length < limit; i += PAGE) {
       const page = datasets.slice(i, i + PAGE);
       const pipeline = this.redis.pipeline();
-      for (const id of page) pipeline.hget(this.key(id, 'samples'), idOrUri).hget(this.key(id, 'uris'), idOrUri);
+      for (const id of page) pipeline.hget(this.key(id, 'samples'), idOrUri).hget(this.key(id, 'uris'), storedUri(idOrUri));
       const replies = (await pipeline.exec()) ?? [];
       const byUri: Array<{ datasetId: string; sampleId: string }> = [];
       page.forEach((datasetId, k) => {

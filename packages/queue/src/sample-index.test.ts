@@ -133,6 +133,20 @@ describe('DatasetStore sample index (real redis-server)', () => {
     expect(await store.findSampleAnywhere('dog')).toEqual([]);
   });
 
+  it('keeps URIs without credentials, and finds a sample by the URI it was submitted with', async () => {
+    await store.saveRun(datasetConfig('signed', { totalSamples: 2 }));
+    const submitted = 'https://u:pw@img.example.com/a.jpg?w=1&X-Amz-Signature=abc';
+    const shown = 'https://img.example.com/a.jpg?w=1&X-Amz-Signature=***';
+    // The worker's lines already carry the stored form; the index applies it again (it is idempotent).
+    const lines = [{ ...ok('a'), uri: submitted }, { ...failed('b', 'not_found'), uri: 'https://u:pw@img.example.com/b.jpg?sig=zz' }];
+    await store.recordChunk('signed', result(0, 0, lines), lines);
+    for (const q of [submitted, shown]) expect(await store.findSample('signed', q)).toMatchObject({ id: 'a', uri: shown });
+    expect(await store.findSampleAnywhere(submitted)).toEqual([expect.objectContaining({ datasetId: 'signed', id: 'a', uri: shown })]);
+    expect((await store.failureExamples('signed')).not_found).toEqual([expect.objectContaining({ id: 'b', uri: 'https://img.example.com/b.jpg?sig=***' })]);
+    const stored = JSON.stringify([await env!.redis.hgetall(`${prefix}:ds:signed:samples`), await env!.redis.hgetall(`${prefix}:ds:signed:uris`), await env!.redis.lrange(`${prefix}:ds:signed:failex:not_found`, 0, -1)]);
+    expect(stored).not.toMatch(/pw|abc|zz/);
+  });
+
   it('caps the throughput series at the newest points and filters by time', async () => {
     const small = new DatasetStore(env!.redis, prefix, { throughputPoints: 3 });
     for (let chunk = 0; chunk < 5; chunk++) {

@@ -1,5 +1,5 @@
 import { Job } from 'bullmq';
-import type { DatasetConfig, EngineInfo } from '@layertap/contracts';
+import { storedUri, type DatasetConfig, type EngineInfo } from '@layertap/contracts';
 import type { DatasetProgress } from './dataset-store';
 import type { LayertapQueues } from './queues';
 import { parseJobId } from './job-ids';
@@ -14,6 +14,7 @@ export interface DatasetStatus {
   datasetId: string;
   /** queued: waiting for chunks; finishing: merging the manifest; done: manifest written; cancelled; failed; unknown: jobs gone from Redis. */
   state: 'running' | 'finishing' | 'done' | 'failed' | 'cancelled' | 'unknown';
+  /** The latest run's configuration as shown: a weights URI without credentials (`storedUri`). */
   config: DatasetConfig;
   progress: DatasetProgress;
   chunks: { total: number; done: number; failed: number; pending: number };
@@ -61,7 +62,8 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
     state = 'done';
   }
   if (cancelled && state !== 'done' && state !== 'failed') state = 'cancelled';
-  return { datasetId, state, config, progress, chunks, chunkFailures, cancelled, engines, ...(parentJob ? { parentJob } : {}) };
+  const shown = config.weights ? { ...config, weights: storedUri(config.weights) } : config;
+  return { datasetId, state, config: shown, progress, chunks, chunkFailures, cancelled, engines, ...(parentJob ? { parentJob } : {}) };
 }
 
 /** The chunk job of a run, if Redis still has it. */

@@ -1,5 +1,5 @@
 import type { CliContext } from '../context';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 import { openOutput } from '@layertap/storage';
 import { planRun, prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
 import { createProgressBar } from '../progress-bar';
@@ -12,10 +12,12 @@ export interface SubmitCommandOptions extends SubmitOptions {
 
 /** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
 export async function submitCommand(ctx: CliContext, options: SubmitCommandOptions): Promise<number> {
-  const download = createProgressBar(process.stderr, `downloading ${options.weights ?? 'weights'}`);
-  const prepared = await prepareSubmission(options, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
-  // Runs as asked, but says so: activations made with another preprocessing than the training's are off.
-  if (prepared.warning) process.stderr.write(`layertap: warning: ${prepared.warning}\n`);
+  const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
+  const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
+  const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
+  const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
+  // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
+  for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
   const queues = await ctx.queues();
   const { datasetId } = prepared.config;
   const previous = await queues.store.runs(datasetId);
@@ -59,9 +61,9 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
     }
   }
   summary.output = `${prepared.config.output}/${datasetId}/`;
-  summary.weights = prepared.config.weights ?? `random, seed ${prepared.config.seed}`;
+  summary.weights = prepared.config.weights ? storedUri(prepared.config.weights) : `random, seed ${prepared.config.seed}`;
   summary.preprocess = { mode: prepared.config.preprocess, reason: prepared.config.preprocessReason };
-  if (prepared.warning) summary.warning = prepared.warning;
+  if (prepared.warnings.length) summary.warnings = prepared.warnings;
   if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (!options.wait) return 0;
   const status = await waitWithProgress(ctx, datasetId);

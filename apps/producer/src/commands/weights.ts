@@ -170,7 +170,7 @@ function formatFromPath(output: string): Format {
 
 /** Loads any weights the CLI accepts, drawing a progress bar while a published name downloads. */
 async function loadWithProgress(m: typeof Model, uri: string, cacheDir: string | undefined, err: NodeJS.WritableStream): Promise<Model.LoadedWeights> {
-  const progress = createProgressBar(err, `downloading ${uri}`);
+  const progress = createProgressBar(err, `downloading ${m.displayUri(uri)}`);
   return m
     .loadWeights(uri, { fetchBytes: fetchBytes(), ...(cacheDir ? { cacheDir } : {}), published: { onProgress: progress.update } })
     .finally(progress.done);

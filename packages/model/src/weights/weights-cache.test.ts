@@ -129,5 +129,6 @@ describe('remote weights and the cache', () => {
   it('keeps credentials and query strings out of descriptions', () => {
     expect(displayUri('https://user:pw@host.example/w.h5?X-Amz-Signature=s3cr3t')).toBe('https://host.example/w.h5?…');
     expect(displayUri('s3://bucket/w.h5')).toBe('s3://bucket/w.h5');
+    expect(displayUri('s3://AKIA:secret@bucket/w.h5')).toBe('s3://bucket/w.h5');
   });
 });

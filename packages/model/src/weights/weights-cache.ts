@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 
 /**
  * Downloads a remote weights file (`http(s)://` or `s3://`) whole. The worker and the CLI supply one (with
@@ -36,10 +36,13 @@ export function localPath(uri: string): string {
   );
 }
 
-/** A URI fit for logs and provenance: no user:password, no query string (presigned URLs carry secrets). */
+/**
+ * A URI fit for logs and provenance: no user:password, no query string (presigned URLs carry secrets); other
+ * schemes without userinfo or credential parameters (`storedUri`).
+ */
 export function displayUri(uri: string): string {
   const scheme = uriScheme(uri);
-  if (scheme !== 'http' && scheme !== 'https') return uri;
+  if (scheme !== 'http' && scheme !== 'https') return storedUri(uri);
   try {
     const url = new URL(uri);
     url.username = '';

@@ -1,4 +1,4 @@
-import { redactUri } from './redact-uri';
+import { redactUri, redactUris, storedUri } from './redact-uri';
 
 describe('redactUri', () => {
   it('removes userinfo', () => {
@@ -37,5 +37,36 @@ describe('redactUri', () => {
     const long = `https://example.com/${'a'.repeat(1000)}.jpg`;
     expect(redactUri(long)).toHaveLength(300);
     expect(redactUri(long).endsWith('...')).toBe(true);
+  });
+});
+
+describe('storedUri', () => {
+  it('is redactUri without shortening, idempotent, and leaves URIs without credentials as written', () => {
+    const long = `https://u:p@example.com/${'a'.repeat(1000)}.jpg?sig=abc&w=1`;
+    expect(storedUri(long)).toBe(`https://example.com/${'a'.repeat(1000)}.jpg?sig=***&w=1`);
+    expect(storedUri(storedUri(long))).toBe(storedUri(long));
+    expect(storedUri('s3://bucket/a b.jpg')).toBe('s3://bucket/a b.jpg');
+    expect(storedUri('random, seed 0')).toBe('random, seed 0');
+  });
+});
+
+describe('redactUris', () => {
+  it('redacts every URI string in a JSON value and keeps the rest', () => {
+    const job = {
+      kind: 'chunk',
+      chunk: 3,
+      dataset: { datasetId: 'd', weights: 'http://w:pw@host/w.h5?X-Amz-Signature=s', seed: 0, layers: [{ spec: 'fc1', shape: [4096] }] },
+      samples: [{ id: 'a', uri: 'https://u:p@h/a.jpg?token=t' }, { id: 'b', uri: 's3://b/k.jpg' }],
+      done: null,
+    };
+    expect(redactUris(job)).toEqual({
+      kind: 'chunk',
+      chunk: 3,
+      dataset: { datasetId: 'd', weights: 'http://host/w.h5?X-Amz-Signature=***', seed: 0, layers: [{ spec: 'fc1', shape: [4096] }] },
+      samples: [{ id: 'a', uri: 'https://h/a.jpg?token=***' }, { id: 'b', uri: 's3://b/k.jpg' }],
+      done: null,
+    });
+    // The value given is not changed.
+    expect(job.samples[0]?.uri).toBe('https://u:p@h/a.jpg?token=t');
   });
 });

@@ -8,7 +8,8 @@ const SECRET_PARAM = /sig|signature|token|credential|secret|password|passwd|auth
  */
 export function redactUri(uri: string, maxLength = 300): string {
   let text = uri;
-  if (/^[a-z][a-z0-9+.-]+:\/\//i.test(uri)) {
+  // Userinfo needs an `@` and parameters a `?`: most URIs have neither and need no parsing.
+  if ((uri.includes('@') || uri.includes('?')) && /^[a-z][a-z0-9+.-]+:\/\//i.test(uri)) {
     try {
       const url = new URL(uri);
       let changed = url.username !== '' || url.password !== '';
@@ -44,4 +45,27 @@ function decodeURIComponentSafe(text: string): string {
   } catch {
     return text;
   }
+}
+
+/**
+ * The form of a sample or weights URI that outputs store and operators see (manifests, dataset.json, shard
+ * metadata, the sample index, status, the dashboard): `redactUri`, never shortened, so that it still tells
+ * samples apart. Idempotent, and a URI without credentials comes back exactly as written. The URI as given
+ * travels only in job data, which workers need to fetch with.
+ */
+export function storedUri(uri: string): string {
+  return redactUri(uri, Number.POSITIVE_INFINITY);
+}
+
+/**
+ * A copy of a JSON value with every string that is a URI with credentials replaced by its `storedUri` (for
+ * showing job data, e.g. in Bull Board). Other values are returned as they are.
+ */
+export function redactUris<T>(value: T): T {
+  if (typeof value === 'string') return storedUri(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactUris(v)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, redactUris(v)])) as T;
+  }
+  return value;
 }
