@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { ErrorCode, LayertapError, ValidationError, describeError, storedUri, type Sample } from '@layertap/contracts';
+import { ErrorCode, LayertapError, ValidationError, describeError, storedUri } from '@layertap/contracts';
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
 import { cancelDataset, retryDataset, type LayertapQueues } from '@layertap/queue';
 import type { Logger } from '@layertap/config';
