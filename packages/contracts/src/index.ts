@@ -3,3 +3,4 @@ export * from './ids';
 export * from './queue-contract';
 export * from './engines';
 export * from './limits';
+export * from './exit-codes';

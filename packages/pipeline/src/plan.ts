@@ -21,6 +21,8 @@ import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
 import { normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
+import { countLines } from './dataset-census';
+import { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';
 
 export interface SubmitOptions {
   /** The model (default `vgg16`). */
@@ -102,8 +104,10 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     if (problem) throw new ValidationError(ErrorCode.InvalidId, `--dataset-id ${JSON.stringify(options.datasetId.slice(0, 80))} ${problem}`);
   }
   const writer = openOutput(options.output, { s3: deps.s3 });
+  // Probes are bounded in time: a source or an output that hangs fails the submission instead.
+  await probeSource(options.source);
   const samples = await resolveSource(options.source, { s3: deps.s3 });
-  await writer.checkWritable();
+  await withDeadline(writer.checkWritable(), PROBE_TIMEOUT_MS, `checking that ${options.output} is writable`);
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.
@@ -160,8 +164,11 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
   if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
   const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
   const remaining = samples.filter((s) => !ok.has(s.id));
+  // What the run leaves alone, so that its counts add up to the whole dataset while it runs.
+  const running = new Set(remaining.map((s) => s.id));
+  const earlier = countLines([...parts.lines.values()].filter((l) => !running.has(l.id)));
   return {
-    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length },
+    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length, earlier },
     samples: remaining,
     alreadyDone: samples.length - remaining.length,
   };
