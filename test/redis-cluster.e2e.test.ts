@@ -43,7 +43,7 @@ describe('Redis Cluster', () => {
         "(BullMQ keeps each queue's keys in one slot): use one such as {layertap}\n",
     );
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...env, LAYERTAP_QUEUE_PREFIX: 'layertap' });
-    expect(await worker.exited).toBe(1);
+    expect(await worker.exited).toBe(2); // a bad configuration: ExitCode.BadRequest
     expect(worker.output()).toContain('LAYERTAP_QUEUE_PREFIX "layertap" has no hash tag');
   });
 
