@@ -169,7 +169,8 @@ program
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof CommanderError) {
-    if (isHelpOrVersion(err)) process.exit(err.exitCode);
+    // Help asked for: 0. Help shown because no command was given: a bad request.
+    if (isHelpOrVersion(err)) process.exit(err.exitCode === 0 ? ExitCode.Ok : ExitCode.BadRequest);
     fail(ExitCode.BadRequest, `error: ${usageErrorLine(err)}`);
   }
   fail(ExitCode.Error, `error: ${describeError(err)}`);
