@@ -148,7 +148,7 @@ export function nextStep(status: DatasetStatus): string {
         ? `fix the cause above, then \`layertap retry ${id}\` runs the ${failed + pending} samples that are not ok and writes the manifest; or \`layertap cancel ${id}\` writes the manifest now, with what never ran recorded as cancelled`
         : `fix the cause above, then \`layertap retry ${id}\` writes the manifest (every sample is stored)`;
     case 'unknown':
-      return `\`layertap retry ${id}\` (or submitting it again) runs what the output does not hold as ok and writes the manifest`;
+      return `submit the same source again: it runs what the output does not hold as ok and writes the manifest (\`layertap retry ${id}\` does the same for the samples recorded so far)`;
   }
 }
 
