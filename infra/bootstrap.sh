@@ -82,4 +82,8 @@ say "installing dependencies"
 pnpm install --frozen-lockfile --reporter=append-only
 say "building"
 pnpm run build --output-logs=errors-only
+
+# The commands on PATH (links to this checkout), so that `layertap ...` works from any directory.
+say "linking the commands"
+bash infra/install-commands.sh "${LAYERTAP_BIN_DIR:-}"
 say "ready"

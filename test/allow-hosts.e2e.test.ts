@@ -33,7 +33,7 @@ describe('LAYERTAP_ALLOW_HOSTS: host:port and CIDR entries', () => {
     const list = path.join(h.tmp, `${datasetId}.jsonl`);
     const names = ['a', 'b', 'c', 'd'];
     await writeFile(list, servers.map((s, i) => JSON.stringify({ id: names[i], uri: `${s.origin}/good.jpg` })).join('\n') + '\n');
-    const submit = await h.layertap(['submit', list, '--layer', 'block1_pool', '--output', 's3://layertap/allow', '--image-size', '32', '--dataset-id', datasetId]);
+    const submit = await h.layertap(['submit', list, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/allow', '--image-size', '32', '--dataset-id', datasetId]);
     expect(submit.code).toBe(0);
     await h.runWorker([], { LAYERTAP_ALLOW_HOSTS: allowHosts });
     const manifest: ManifestLine[] = await h.manifest('layertap', 'allow', datasetId);

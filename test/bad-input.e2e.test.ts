@@ -128,7 +128,7 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
   const byId = (manifest: ManifestLine[]) => new Map(manifest.map((l) => [l.id, l]));
 
   it('records each bad sample with its reason code and a readable message; the good ones are ok', async () => {
-    const submit = await h.layertap(['submit', list, '--layer', 'block1_pool', '--output', 's3://layertap/bad', '--image-size', '32', '--batch-size', '2', '--chunk-size', '64', '--dataset-id', 'bad']);
+    const submit = await h.layertap(['submit', list, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/bad', '--image-size', '32', '--batch-size', '2', '--chunk-size', '64', '--dataset-id', 'bad']);
     expect(submit.stderr).toBe('');
     expect(submit.code).toBe(0);
     expect(submit.stdout).toContain(`submitted dataset bad: ${Object.keys(cases).length} samples in 1 chunks`);
@@ -246,7 +246,7 @@ describe('more bad requests', () => {
   it('an unwritable file:// output (a path under a regular file) is refused and nothing is enqueued', async () => {
     await writeFile(path.join(h.tmp, 'a-file'), 'a regular file\n');
     const output = pathToFileURL(path.join(h.tmp, 'a-file', 'out')).href;
-    const res = await h.layertap(['submit', SAMPLES, '--layer', 'block1_pool', '--output', output]);
+    const res = await h.layertap(['submit', SAMPLES, '--weights', 'random', '--layer', 'block1_pool', '--output', output]);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/invalid_output/);
     expect(res.stderr).toMatch(/a-file\/out: a part of the path is (not a directory|a file, not a directory)/);

@@ -115,7 +115,7 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
   it('shows a running dataset moving: progress, images/s and ETA in the list and on its page, and the engine that runs it', async () => {
     submitStarted = Date.now();
     const submitted = await h.layertap([
-      'submit', images, '--layer', 'block1_pool,block4_pool', '--output', 's3://layertap/out', '--image-size', '224',
+      'submit', images, '--weights', 'random', '--layer', 'block1_pool,block4_pool', '--output', 's3://layertap/out', '--image-size', '224',
       '--batch-size', '2', '--chunk-size', '4', '--dataset-id', 'browse',
     ]);
     submitEnded = Date.now();
@@ -309,7 +309,7 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     await mkdir(photos);
     for (const photo of ['chelsea.jpg', 'rocket.jpg', 'coffee.jpg']) await copyFile(path.join(SAMPLES, photo), path.join(photos, photo));
     const once = { LAYERTAP_CHUNK_ATTEMPTS: '1' };
-    const submitted = await h.layertap(['submit', photos, '--layer', 'features.4', '--output', 's3://doomed/out', '--image-size', '32', '--chunk-size', '2', '--dataset-id', 'doomed'], once);
+    const submitted = await h.layertap(['submit', photos, '--weights', 'random', '--layer', 'features.4', '--output', 's3://doomed/out', '--image-size', '32', '--chunk-size', '2', '--dataset-id', 'doomed'], once);
     expect(submitted.code).toBe(0);
     // The bucket goes away before a worker runs: every write fails, the chunks and then the dataset fail for good.
     await h.s3.send(new DeleteBucketCommand({ Bucket: 'doomed' }));
@@ -389,7 +389,7 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     await mkdir(small);
     for (const photo of ['chelsea.jpg', 'rocket.jpg']) await copyFile(path.join(SAMPLES, photo), path.join(small, photo));
     await writeFile(path.join(small, 'bad.jpg'), 'nope');
-    const submitted = await h.layertap(['submit', small, '--layer', 'features.4', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '2', '--dataset-id', 'api']);
+    const submitted = await h.layertap(['submit', small, '--weights', 'random', '--layer', 'features.4', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '2', '--dataset-id', 'api']);
     expect(submitted.code).toBe(0);
     await h.runWorker();
 

@@ -80,7 +80,7 @@ describe('the dashboard against another site, in a real browser', () => {
     chunks = new Queue('chunks', { connection: redis, prefix: h.prefix });
     // Three datasets in flight (no worker runs in this file).
     for (const id of ['victim', 'mine', 'framed']) {
-      const res = await h.layertap(['submit', SAMPLES, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '4', '--dataset-id', id]);
+      const res = await h.layertap(['submit', SAMPLES, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '4', '--dataset-id', id]);
       expect(res.code).toBe(0);
     }
     const port = await findFreePort();

@@ -9,7 +9,7 @@ describe('layertap-dashboard', () => {
 
   beforeAll(async () => {
     await h.start();
-    const res = await h.layertap(['submit', SAMPLES, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '3', '--dataset-id', 'board']);
+    const res = await h.layertap(['submit', SAMPLES, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '3', '--dataset-id', 'board']);
     expect(res.code).toBe(0);
   }, 60_000);
   afterAll(() => h.close());

@@ -6,7 +6,7 @@ import { BIN, REPO } from './support/harness';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
-/** The README's first command ends in `npx layertap demo`: it must work from a clean state. */
+/** The README's first command ends in `layertap demo`: it must work from a clean state. */
 describe('layertap demo', () => {
   it('starts its own services, runs a worker, and leaves .npy files of the right shapes and a full manifest', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'lt-demo-'));

@@ -27,7 +27,7 @@ describe('engines in the worker', () => {
   afterAll(() => h.close());
 
   const submit = async (id: string, extra: string[] = []) => {
-    const r = await h.layertap(['submit', images, '--layer', 'block1_pool,block2_conv2', '--output', 's3://layertap/out', '--image-size', '32', '--batch-size', '2', '--chunk-size', '4', '--dataset-id', id, ...extra]);
+    const r = await h.layertap(['submit', images, '--weights', 'random', '--layer', 'block1_pool,block2_conv2', '--output', 's3://layertap/out', '--image-size', '32', '--batch-size', '2', '--chunk-size', '4', '--dataset-id', id, ...extra]);
     expect(r.code).toBe(0);
   };
   const provenance = async (id: string) => JSON.parse((await h.getObject('layertap', `out/${id}/dataset.json`))!.toString());

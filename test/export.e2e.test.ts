@@ -92,7 +92,7 @@ describe('layertap export: datasets made by the real worker', () => {
       ['localnpy16', 'block2_pool,fc2', ['--output', local, '--dtype', 'float16']],
       ['localshards', 'block2_pool,fc2', ['--output', local, '--format', 'shards', '--layout', 'hwc']],
     ] as const) {
-      const res = await h.layertap(['submit', list, '--layer', layers, ...common, ...extra, '--dataset-id', id]);
+      const res = await h.layertap(['submit', list, '--weights', 'random', '--layer', layers, ...common, ...extra, '--dataset-id', id]);
       expect(res.stderr).toBe('');
       expect(res.code).toBe(0);
     }

@@ -19,7 +19,7 @@ describe('faults', () => {
 
   /** 7 photos at 320 px, chunks of 4, one batch per chunk: each batch computes for seconds on wasm. */
   const submit = (id: string, extra: string[] = [], env: Record<string, string> = {}) =>
-    h.layertap(['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '4', '--chunk-size', '4', '--dataset-id', id, ...extra], env);
+    h.layertap(['submit', SAMPLES, '--weights', 'random', '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '4', '--chunk-size', '4', '--dataset-id', id, ...extra], env);
 
   async function expectComplete(id: string) {
     const manifest = await h.manifest('layertap', 'faults', id);
@@ -95,7 +95,7 @@ describe('faults', () => {
 
   it('Redis stopped and restarted mid-dataset: the worker and the waiting CLI reconnect, the dataset completes', async () => {
     expect((await submit('redis-restart', ['--chunk-size', '2', '--batch-size', '2'])).code).toBe(0);
-    const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
+    const cli = h.spawn(BIN.layertap, ['submit', SAMPLES, '--weights', 'random', '--layer', 'block2_pool', '--output', 's3://layertap/faults', '--image-size', '320', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'redis-restart', '--wait']);
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], slow);
     await h.waitForOutput(worker.output, /"chunk done"/);
     await h.services.redisServer.stop();

@@ -14,7 +14,7 @@ describe('sample ids that differ only by case', () => {
   beforeAll(() => h.start(), 60_000);
   afterAll(() => h.close());
 
-  const submit = (source: string, output: string, extra: string[] = []) => h.layertap(['submit', source, '--layer', 'block1_pool', '--image-size', '32', '--output', output, ...extra]);
+  const submit = (source: string, output: string, extra: string[] = []) => h.layertap(['submit', source, '--weights', 'random', '--layer', 'block1_pool', '--image-size', '32', '--output', output, ...extra]);
   const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('layertap: warning:'));
 
   it('warns once at submit for a file:// output, listing a few of them, and not for s3://', async () => {

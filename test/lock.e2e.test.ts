@@ -14,7 +14,7 @@ describe('a batch longer than the lock duration', () => {
 
   it('completes once, without a stall, while another worker waits', async () => {
     const submit = await h.layertap([
-      'submit', SAMPLES, '--layer', 'block3_pool', '--output', 's3://layertap/out', '--image-size', '320',
+      'submit', SAMPLES, '--weights', 'random', '--layer', 'block3_pool', '--output', 's3://layertap/out', '--image-size', '320',
       '--batch-size', '4', '--chunk-size', '4', '--dataset-id', 'long',
     ]);
     expect(submit.code).toBe(0);

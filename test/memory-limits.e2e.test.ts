@@ -33,7 +33,7 @@ describe('memory limits: submit refuses what cannot fit, workers shrink batches 
   /** Refusals use a queue prefix of their own: nothing may appear under it. */
   const refusedPrefix = `${h.prefix}-refused`;
   async function expectRefused(args: string[], env: Record<string, string>, message: RegExp) {
-    const res = await h.layertap(['submit', ...args], { ...env, LAYERTAP_QUEUE_PREFIX: refusedPrefix });
+    const res = await h.layertap(['submit', '--weights', 'random', ...args], { ...env, LAYERTAP_QUEUE_PREFIX: refusedPrefix });
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(message) });
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(await redis.keys(`${refusedPrefix}*`)).toEqual([]);
@@ -45,7 +45,7 @@ describe('memory limits: submit refuses what cannot fit, workers shrink batches 
     const images = path.join(h.tmp, 'images');
     await mkdir(images);
     for (const name of ['astronaut', 'camera', 'chelsea', 'coffee', 'rocket']) await copyFile(path.join(SAMPLES, `${name}.jpg`), path.join(images, `${name}.jpg`));
-    const args = [images, '--layer', ALL.join(','), '--image-size', '32', '--batch-size', '8', '--chunk-size', '5', '--output', 's3://layertap/out'];
+    const args = [images, '--weights', 'random', '--layer', ALL.join(','), '--image-size', '32', '--batch-size', '8', '--chunk-size', '5', '--output', 's3://layertap/out'];
     // A budget that holds two samples: the worker runs the chunk of five as batches of 2, 2 and 1.
     const perSample = sampleMemoryBytes(ALL, 32);
     const budgetMiB = Math.ceil((2.5 * perSample) / MiB);

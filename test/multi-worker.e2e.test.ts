@@ -37,7 +37,7 @@ describe('three workers on one dataset', () => {
     const workers = [1, 2, 3].map((n) => h.spawn(BIN.worker, ['--concurrency', String(n)], { LAYERTAP_METRICS_PORT: '0' }));
     for (const w of workers) await h.waitForOutput(w.output, /"worker started"/, 60_000);
 
-    const submitted = await h.layertap(['submit', list, '--layer', 'block1_pool', '--output', 's3://layertap/multi', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'shared', '--wait', '--json']);
+    const submitted = await h.layertap(['submit', list, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/multi', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'shared', '--wait', '--json']);
     expect(submitted.code).toBe(0);
     expect(JSON.parse(submitted.stdout)).toMatchObject({ state: 'done', progress: { total: 30, ok: 30, failed: 0 } });
 

@@ -104,7 +104,7 @@ describe('parity with torchvision VGG16, end to end (submit -> worker -> S3)', (
   }
 
   async function submit(datasetId: string, source: string, extra: string[]): Promise<void> {
-    const result = await h.layertap(['submit', source, '--output', out, '--dataset-id', datasetId, '--image-size', '224', ...extra]);
+    const result = await h.layertap(['submit', source, '--weights', 'random', '--output', out, '--dataset-id', datasetId, '--image-size', '224', ...extra]);
     if (result.code !== 0) throw new Error(`submit ${datasetId} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
   }
 

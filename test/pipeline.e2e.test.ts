@@ -45,7 +45,7 @@ describe('submit -> worker -> S3, end to end', () => {
   afterAll(() => h.close());
 
   const submit = (id: string, extra: string[]) =>
-    h.layertap(['submit', list, '--layer', 'features.9,block3_pool', '--output', 's3://layertap/out', '--image-size', '64', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', id, ...extra]);
+    h.layertap(['submit', list, '--weights', 'random', '--layer', 'features.9,block3_pool', '--output', 's3://layertap/out', '--image-size', '64', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', id, ...extra]);
 
   it('writes two layers from one pass, in chw/float32 and hwc/float16, with a manifest line per sample', async () => {
     const a = await submit('chw32', []);
@@ -186,7 +186,7 @@ describe('submit -> worker -> S3, end to end', () => {
   });
 
   it('cancel records samples not yet run as cancelled, and retry runs them', async () => {
-    const submitted = await h.layertap(['submit', list, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '1', '--dataset-id', 'stopped']);
+    const submitted = await h.layertap(['submit', list, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '1', '--dataset-id', 'stopped']);
     expect(submitted.code).toBe(0);
     const cancel = await h.layertap(['cancel', 'stopped']);
     expect(cancel.code).toBe(0);

@@ -12,7 +12,8 @@
  *   the worker find it in the cache. keras-imagenet runs caffe preprocessing without being told.
  * - A malicious `.pth` (its pickle calls os.system to touch a marker) is refused at submit with exit 2 naming
  *   the global, and the marker does not exist afterwards.
- * - A name that is not cached and cannot be downloaded fails at once with exit 2 and the ways out.
+ * - Without `--weights` the default, torchvision-imagenet, is used; not cached and not downloadable, submit
+ *   fails at once with exit 2 and the ways out.
  */
 import { createHash } from 'node:crypto';
 import { access, readFile, writeFile } from 'node:fs/promises';
@@ -131,7 +132,8 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
     const coffee = await manifest('coffee', 'coffee-224');
     await submit('pth-zip', chelsea, ['--weights', path.join(PTH, pthIndex.weights.zip.file)]);
     await submit('pth-legacy', chelsea, ['--weights', path.join(PTH, pthIndex.weights.legacy.file)]);
-    await submit('tv-named-1', chelsea, ['--weights', 'torchvision-imagenet']);
+    // No --weights: torchvision-imagenet is the default.
+    await submit('tv-named-1', chelsea, []);
     await submit('tv-named-2', chelsea, ['--weights', 'torchvision-imagenet', '--image-size', '224']);
     await submit('keras-named', coffee, ['--weights', 'keras-imagenet']);
     await submit('pth-caffe', chelsea, ['--weights', path.join(PTH, pthIndex.weights.zip.file), '--preprocess', 'caffe']);
@@ -166,7 +168,7 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
     expect(doc.preprocessing).toMatchObject({ mode: 'torchvision', reason: expect.stringContaining('torchvision state_dict keys') });
   });
 
-  it('--weights torchvision-imagenet: fetched once from the mirror (hash prefix checked), cached for the next submit and the worker', async () => {
+  it('torchvision-imagenet, by default and by name: fetched once from the mirror (hash prefix checked), cached for the next submit and the worker', async () => {
     expect(requests.filter((r) => r === TORCHVISION_PATH)).toHaveLength(1);
     const stored = await readNpy(path.join(PARITY, torchvisionRef.file));
     for (const datasetId of ['tv-named-1', 'tv-named-2']) {
@@ -230,13 +232,13 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
     expect(requests.length).toBe(before);
   });
 
-  it('a name neither cached nor downloadable fails at once with exit 2 and the ways out', async () => {
+  it('without --weights, offline and not cached: the default fails at once with exit 2 and the ways out', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const started = Date.now();
-    const result = await h.layertap(['submit', path.join(h.tmp, 'chelsea.jsonl'), '--output', out, '--layer', 'features.9', '--weights', 'torchvision-imagenet'], {
+    const result = await h.layertap(['submit', path.join(h.tmp, 'chelsea.jsonl'), '--output', out, '--layer', 'features.9'], {
       ...env,
       LAYERTAP_WEIGHTS_CACHE: path.join(h.tmp, 'empty-cache'),
       LAYERTAP_WEIGHTS_MIRROR: `http://127.0.0.1:${port}`,

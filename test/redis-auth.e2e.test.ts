@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { createTestCertificates, findFreePort, type TestCertificates } from '@layertap/devservices';
 import { BIN, Harness, SAMPLES } from './support/harness';
 
-const submitArgs = (id: string) => ['submit', SAMPLES, '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '4', '--dataset-id', id];
+const submitArgs = (id: string) => ['submit', SAMPLES, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '4', '--dataset-id', id];
 
 /** A Redis URL with another password (or none) on the same server. */
 function withPassword(url: string, password: string | undefined): string {

@@ -43,13 +43,13 @@ describe('Redis Cluster', () => {
         "(BullMQ keeps each queue's keys in one slot): use one such as {layertap}\n",
     );
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...env, LAYERTAP_QUEUE_PREFIX: 'layertap' });
-    expect(await worker.exited).toBe(1);
+    expect(await worker.exited).toBe(2); // a bad configuration: ExitCode.BadRequest
     expect(worker.output()).toContain('LAYERTAP_QUEUE_PREFIX "layertap" has no hash tag');
   });
 
   it('submits, runs a worker and reports a dataset end to end, every key in the prefix slot', async () => {
     const submitted = await h.layertap(
-      ['submit', list, '--layer', 'features.9', '--output', 's3://layertap/cluster', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'on-cluster', '--json'],
+      ['submit', list, '--weights', 'random', '--layer', 'features.9', '--output', 's3://layertap/cluster', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--dataset-id', 'on-cluster', '--json'],
       env,
     );
     expect(submitted.stderr).toBe('');

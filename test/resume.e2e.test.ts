@@ -23,7 +23,7 @@ describe('resume after the jobs are gone from Redis', () => {
     return target;
   }
   const submit = (source: string) =>
-    h.layertap(['submit', source, '--layer', 'block1_pool', '--output', 's3://layertap/resume', '--image-size', '64', '--chunk-size', '2', '--dataset-id', 'ds']);
+    h.layertap(['submit', source, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/resume', '--image-size', '64', '--chunk-size', '2', '--dataset-id', 'ds']);
 
   it('runs only the samples not stored yet, and a finished dataset runs nothing again', async () => {
     // A first, interrupted life: only 3 of the 7 samples were processed, then Redis lost everything.

@@ -134,7 +134,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     const list = path.join(h.tmp, 'list.txt');
     await writeFile(list, ['chelsea.jpg', 'broken.jpg', 'missing.jpg', 'rocket.jpg'].join('\n') + '\n');
     const common = ['--layer', 'block1_pool', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2'];
-    expect((await cli(['submit', list, ...common, '--output', 's3://layertap/out', '--dataset-id', 'mixed'])).code).toBe(0);
+    expect((await cli(['submit', list, '--weights', 'random', ...common, '--output', 's3://layertap/out', '--dataset-id', 'mixed'])).code).toBe(0);
     await worker('mixed');
     const mixed = await h.manifest('layertap', 'out', 'mixed');
     expect(mixed.map((l) => l.error?.code ?? l.status).sort()).toEqual(['decode_failed', 'not_found', 'ok', 'ok']);
@@ -146,7 +146,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     await writeFile(credsList, Object.entries(uris).map(([id, uri]) => JSON.stringify({ id, uri })).join('\n') + '\n');
     const caches = { submit: path.join(h.tmp, 'cache-submit'), worker: path.join(h.tmp, 'cache-worker') };
     for (const dir of Object.values(caches)) await mkdir(dir);
-    const credsArgs = ['submit', credsList, '--layer', 'block1_pool', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--format', 'shards'];
+    const credsArgs = ['submit', credsList, '--weights', 'random', '--layer', 'block1_pool', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--format', 'shards'];
     const submitted = await cli([...credsArgs, '--weights', weightsUri(), '--output', 's3://layertap/out', '--dataset-id', 'creds', '--json'], { LAYERTAP_WEIGHTS_CACHE: caches.submit });
     expect(submitted.code).toBe(0);
     await worker('creds', { LAYERTAP_WEIGHTS_CACHE: caches.worker, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
@@ -169,15 +169,15 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
 
     // 2. Chunks that fail for good: S3 answers errors (the bucket is gone), then S3 is away.
     const failing = { LAYERTAP_CHUNK_ATTEMPTS: '1' };
-    expect((await cli(['submit', list, ...common, '--output', 's3://doomed/out', '--dataset-id', 'no-bucket'], failing)).code).toBe(0);
+    expect((await cli(['submit', list, '--weights', 'random', ...common, '--output', 's3://doomed/out', '--dataset-id', 'no-bucket'], failing)).code).toBe(0);
     await h.s3.send(new DeleteBucketCommand({ Bucket: 'doomed' }));
     await worker('bucket gone');
-    expect((await cli(['submit', list, ...common, '--output', 's3://layertap/out', '--dataset-id', 's3-away'], failing)).code).toBe(0);
+    expect((await cli(['submit', list, '--weights', 'random', ...common, '--output', 's3://layertap/out', '--dataset-id', 's3-away'], failing)).code).toBe(0);
     await h.services.s3Server.stop();
     try {
       await worker('S3 away');
       // A command that needs S3 while it is away.
-      expect((await cli(['submit', list, ...common, '--output', 's3://layertap/out', '--dataset-id', 'refused'])).code).not.toBe(0);
+      expect((await cli(['submit', list, '--weights', 'random', ...common, '--output', 's3://layertap/out', '--dataset-id', 'refused'])).code).not.toBe(0);
     } finally {
       await h.services.s3Server.start();
     }
@@ -190,7 +190,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     for (const id of ['mixed', 'no-bucket', 's3-away']) await cli(['status', id]);
     expect((await cli(['retry', 'mixed', '--json'])).code).toBe(0);
     await worker('retry');
-    expect((await cli(['submit', list, ...common, '--output', 's3://no-such-bucket/out'])).code).toBe(2);
+    expect((await cli(['submit', list, '--weights', 'random', ...common, '--output', 's3://no-such-bucket/out'])).code).toBe(2);
     expect((await cli(['status', 'nope'])).code).not.toBe(0);
     const deadPort = await findFreePort();
     const noRedis = await cli(['status', 'mixed'], { REDIS_URL: `redis://:${encodeURIComponent(secrets.redisPassword)}@127.0.0.1:${deadPort}` });

@@ -52,7 +52,7 @@ describe('shards, sample index and metrics, on one worker run', () => {
       ['npy32', []],
       ['npy16', ['--dtype', 'float16', '--layout', 'hwc']],
     ] as const) {
-      const r = await h.layertap(['submit', list, ...common, '--dataset-id', id, ...extra]);
+      const r = await h.layertap(['submit', list, '--weights', 'random', ...common, '--dataset-id', id, ...extra]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     }

@@ -33,8 +33,8 @@ describe('layertap show: a feature-map montage of a real dataset', () => {
     for (const name of ['chelsea.jpg', 'coffee.jpg']) await copyFile(path.join(SAMPLES, name), path.join(images, name));
     await writeFile(path.join(images, 'broken.jpg'), 'this is not a JPEG');
     const common = ['--output', 's3://layertap/out', '--image-size', '64', '--batch-size', '2', '--chunk-size', '2'];
-    expect((await h.layertap(['submit', images, '--layer', 'block1_pool,block3_pool', ...common, '--dataset-id', 'maps'])).code).toBe(0);
-    expect((await h.layertap(['submit', images, '--layer', 'block3_pool', '--pool', 'avg', ...common, '--dataset-id', 'pooled'])).code).toBe(0);
+    expect((await h.layertap(['submit', images, '--weights', 'random', '--layer', 'block1_pool,block3_pool', ...common, '--dataset-id', 'maps'])).code).toBe(0);
+    expect((await h.layertap(['submit', images, '--weights', 'random', '--layer', 'block3_pool', '--pool', 'avg', ...common, '--dataset-id', 'pooled'])).code).toBe(0);
     // The same samples stored as safetensors shards, enqueued through the queue API (as `submit --format
     // shards` does).
     const redis = new Redis(h.services.redisUrl);

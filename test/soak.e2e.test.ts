@@ -44,7 +44,7 @@ describe(`soak: ${SAMPLES_COUNT} samples through one worker`, () => {
 
   it('keeps numTensors constant after every chunk and RSS growth bounded', async () => {
     const submit = await h.layertap([
-      'submit', images, '--layer', 'block1_pool', '--output', 's3://layertap/soak', '--image-size', '32',
+      'submit', images, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/soak', '--image-size', '32',
       '--batch-size', '16', '--chunk-size', String(CHUNK_SIZE), '--dataset-id', 'soak',
     ]);
     expect(submit.stderr).toBe('');

@@ -74,6 +74,8 @@ export class Harness {
       LOG_LEVEL: 'info',
       // Many workers share this machine in the tests: metrics only where a test asks for them.
       LAYERTAP_METRICS_PORT: '0',
+      // Workers run with --exit-when-idle after the test has submitted: one quiet second is enough here.
+      LAYERTAP_EXIT_WHEN_IDLE_SECONDS: '1',
       ...extra,
     };
   }

@@ -3,8 +3,7 @@ import { ValidationError, describeError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
 import { readDashboardConfig } from './config';
 import { DashboardServer } from './server';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../package.json') as { version: string };
+import { version } from './version';
 
 function port(value: string): number {
   const n = Number(value);

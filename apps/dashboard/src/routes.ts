@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ErrorCode, LayertapError, ValidationError, describeError, storedUri } from '@layertap/contracts';
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
-import { cancelDataset, retryDataset, type LayertapQueues } from '@layertap/queue';
+import { retryDataset, type LayertapQueues } from '@layertap/queue';
+import { cancelOrCloseDataset, retrySelection } from '@layertap/pipeline';
+import type { OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { DatasetViews } from './dataset-view';
 import type { SafeHtml } from './html';
@@ -11,12 +13,15 @@ import type { SampleFinder } from './sample-index';
 import type { OpenDataset } from './server';
 import { FORM_TOKEN_FIELD, datasetChart, datasetPage, datasetsPage, messagePage, sampleLink, samplePage, samplesFoundPage } from './views';
 import { FormTokens, crossSiteRefusal } from './write-guard';
+import { version } from './version';
 
 export interface DatasetRoutesOptions {
   queues: LayertapQueues;
   views: DatasetViews;
   samples: SampleFinder;
   datasets: OpenDataset;
+  /** The output writer of a dataset's `output`: cancel and retry take stock of the outputs as the CLI does. */
+  output: (uri: string) => OutputWriter;
   /** Reads samples' source images for montages. */
   fetcher: ImageFetcher;
   readOnly: boolean;
@@ -223,16 +228,21 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
   async function cancel(req: Request, res: Response): Promise<void> {
     const id = String(req.params.id);
     if (!(await queues.store.latestRun(id))) throw notFound(`no dataset "${id}"`);
-    await cancelDataset(queues, id);
-    log.info({ datasetId: id }, 'dataset cancelled from the dashboard');
-    if (req.path.startsWith('/api/')) return void res.json({ datasetId: id, cancelled: true });
+    // As `layertap cancel`: a running dataset is asked to stop; one that stopped (failed, unknown) is closed now,
+    // what never ran recorded as cancelled and the manifest written.
+    const outcome = await cancelOrCloseDataset(queues, id, { output: options.output, version, log });
+    log.info({ datasetId: id, action: outcome.action }, 'dataset cancelled from the dashboard');
+    if (req.path.startsWith('/api/')) {
+      return void res.json({ datasetId: id, cancelled: outcome.action !== 'none', action: outcome.action, ...(outcome.result ? { result: outcome.result } : {}) });
+    }
     res.redirect(303, `${backTo(req, `/datasets/${encodeURIComponent(id)}`)}?done=cancel`);
   }
 
   async function retry(req: Request, res: Response): Promise<void> {
     const id = String(req.params.id);
     if (!(await queues.store.latestRun(id))) throw notFound(`no dataset "${id}"`);
-    const result = await retryDataset(queues, id, { failedSamples: (config) => datasets(config).failedSamples() });
+    // As `layertap retry`: every sample that is not ok, from the outputs and Redis (not only the manifest's failures).
+    const result = await retryDataset(queues, id, { failedSamples: (config) => retrySelection(queues, options.output(config.output), id) });
     log.info({ datasetId: id, run: result.run, retried: result.retried }, 'dataset retried from the dashboard');
     if (req.path.startsWith('/api/')) return void res.json(result);
     res.redirect(303, `${backTo(req, `/datasets/${encodeURIComponent(id)}`)}?done=retry&n=${result.retried}&run=${result.run ?? ''}`);

@@ -14,6 +14,7 @@ import { DatasetViews } from './dataset-view';
 import type { Registry } from 'prom-client';
 import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
 import { DatasetReader } from '@layertap/pipeline';
+import { openOutput, type OutputWriter } from '@layertap/storage';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';
 import { securityHeaders } from './security-headers';
@@ -31,6 +32,8 @@ export type OpenDataset = (dataset: { output: string; datasetId: string }) => Da
 export interface DashboardAppDeps {
   queues: LayertapQueues;
   datasets: OpenDataset;
+  /** The output writer of a dataset config's `output` (cancel and retry take stock of the outputs). */
+  output: (uri: string) => OutputWriter;
   fetcher: ImageFetcher;
   log: Logger;
   /** The Prometheus registry `/metrics` serves (shared with the metrics listener); default: a new one. */
@@ -67,6 +70,7 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
       views: new DatasetViews({ queues }),
       samples: new SampleFinder({ queues, datasets }),
       datasets,
+      output: deps.output,
       fetcher,
       readOnly: config.readOnly,
       log,
@@ -121,7 +125,8 @@ export class DashboardServer {
       ...(config.images.fileRoots.length ? { allowedRoots: config.images.fileRoots } : {}),
     });
     const metrics = createDashboardMetrics(this.queues);
-    const app = createDashboardApp({ queues: this.queues, datasets, fetcher: this.fetcher, log, metrics }, config);
+    const output = (uri: string) => openOutput(uri, { s3 });
+    const app = createDashboardApp({ queues: this.queues, datasets, output, fetcher: this.fetcher, log, metrics }, config);
     this.server = app.listen(config.port, config.host);
     const port = await listening(this.server, config.port);
     log.info({ url: `http://${config.host}:${port}/`, redis: safeRedisUrl(config.redis.url), readOnly: config.readOnly, auth: config.auth ? 'basic' : 'none' }, 'dashboard listening');

@@ -247,6 +247,8 @@ export function datasetPage(d: DatasetDetail, ctx: ViewContext): { title: string
   <p class="muted">run ${c.run} · ${runTimes(d)} · chunks: <span data-field="chunks">${d.chunks.done} done, ${d.chunks.failed} failed, ${d.chunks.pending} pending of ${d.chunks.total}</span>${
     d.parentJob ? html` · <a href="/queues/queue/datasets/${seg(d.parentJob.id)}">flow in Bull Board</a>` : ''
   }</p>
+  ${d.reason ? html`<p class="error" data-field="reason">stopped: ${d.reason}</p>` : ''}
+  ${d.next ? html`<p class="muted" data-field="next">next: ${d.next}</p>` : ''}
   <h2>Images per second</h2>
   <div id="chart">${datasetChart(d)}</div>
 </div>

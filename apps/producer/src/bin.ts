@@ -1,90 +1,112 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import path from 'node:path';
-import { BackendName, Dtype, EngineName, Layout, OutputFormat, Pool, Preprocess, ValidationError, describeError, engineTargets, isLayertapError } from '@layertap/contracts';
-import { applyProcessDefaults } from '@layertap/config';
+import { ZodError } from 'zod';
+import {
+  BackendName,
+  Dtype,
+  EngineName,
+  ErrorCode,
+  ExitCode,
+  Layout,
+  OutputFormat,
+  Pool,
+  Preprocess,
+  ValidationError,
+  describeError,
+  engineTargets,
+  formatIssues,
+  isLayertapError,
+} from '@layertap/contracts';
+import { applyProcessDefaults, isHelpOrVersion, usageErrorLine } from '@layertap/config';
 import { readProducerConfig } from './config';
 import { withContext } from './context';
 import { demoCommand } from './commands/demo';
-import { cancelCommand, retryCommand, statusCommand } from './commands/manage';
+import { cancelCommand, forgetCommand, retryCommand, statusCommand } from './commands/manage';
 import { registerBenchCommand } from './commands/bench';
 import { registerExportCommand } from './commands/export';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
+import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, retentionOption } from './options';
+import { version } from './version';
 // The names only: @layertap/model's index loads TensorFlow.js, which parsing arguments never needs.
 import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../package.json') as { version: string };
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
-
-function batchSizeOption(value: string): number | 'auto' {
-  return value === 'auto' ? 'auto' : positiveInt(value);
-}
 
 function layerList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-/** Runs a command and turns errors into a message and an exit code (2: bad request, 1: anything else). */
+/** Writes one error line and exits with `code` at once: a probe that gave up may leave a stuck call behind. */
+function fail(code: number, line: string): never {
+  process.stderr.write(`layertap: ${line}\n`);
+  process.exit(code);
+}
+
+/** Runs a command: its result is the exit code; errors become one line and an exit code (see `ExitCode`). */
 async function run(action: () => Promise<number>): Promise<void> {
+  let code: number;
   try {
-    process.exitCode = await action();
+    code = await action();
   } catch (err) {
+    if (err instanceof ZodError) fail(ExitCode.BadRequest, `error [invalid_request]: ${formatIssues(err)}`);
     const prefix = isLayertapError(err) ? `error [${err.code}]` : 'error';
-    process.stderr.write(`layertap: ${prefix}: ${describeError(err)}\n`);
-    process.exitCode = err instanceof ValidationError ? 2 : 1;
+    fail(err instanceof ValidationError ? ExitCode.BadRequest : ExitCode.Error, `${prefix}: ${describeError(err)}`);
   }
+  process.exitCode = code;
+}
+
+/** A flag that the command needs (checked after unknown options, so a typo is reported as one). */
+function required<T>(value: T | undefined, flag: string, what: string): T {
+  if (value === undefined) throw new ValidationError(ErrorCode.InvalidRequest, `missing ${flag}: ${what}`);
+  return value;
 }
 
 applyProcessDefaults();
 
+// Parser errors (unknown option, bad value, missing argument) are printed by `fail` as one line, exit 2.
 const program = new Command('layertap')
   .description('Turn image datasets into per-sample VGG16 activations: submit, watch, retry.')
   .version(version)
-  .showHelpAfterError();
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined });
 
 program
   .command('submit')
   .description('validate a dataset and enqueue it')
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
-  .requiredOption('--layer <spec...>', 'layer(s): Keras names (block2_pool, fc2) or torchvision indices (features.9); comma-separated or repeated', layerList)
-  .requiredOption('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
+  .option('--layer <spec...>', 'layer(s): Keras names (block2_pool, fc2) or torchvision indices (features.9); comma-separated or repeated', layerList)
+  .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
   .option(
     '--weights <name|uri>',
     `VGG16 weights: random (seeded by --seed), ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
       `or a .h5, .safetensors, .pth or TF.js model as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
   )
   .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
-  .option('--image-size <n>', 'network input size (crop size for torchvision)', positiveInt, 224)
-  .option('--batch-size <n|auto>', 'largest batch a worker runs, or auto: the largest that fits its memory budget', batchSizeOption, 16)
-  .option('--chunk-size <n>', 'samples per chunk job (default 64, or LAYERTAP_CHUNK_SIZE)', positiveInt)
+  .option('--image-size <n>', 'network input size (crop size for torchvision), 32 to 1024', imageSize, 224)
+  .option('--batch-size <n|auto>', 'largest batch a worker runs (1 to 1024), or auto: the largest that fits its memory budget', batchSize, 16)
+  .option('--chunk-size <n>', 'samples per chunk job, 1 to 100000 (default 64, or LAYERTAP_CHUNK_SIZE)', chunkSize)
   .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(Dtype.options).default('float32'))
   .addOption(new Option('--layout <layout>', 'stored layout: chw as PyTorch, hwc as Keras').choices(Layout.options).default('chw'))
   .addOption(new Option('--pool <pool>', 'global spatial pooling of each layer').choices(Pool.options).default('none'))
   .addOption(new Option('--format <format>', 'npy: one .npy per sample and layer; shards: one safetensors file per chunk').choices(OutputFormat.options).default('npy'))
   .option('--seed <n>', 'seed of random weights (--weights random)', nonNegativeInt, 0)
   .option('--dataset-id <id>', 'dataset id (default: derived from the source and settings)')
-  .option('--wait', 'show progress until the dataset is done', false)
+  .option('--retention <duration>', 'how long Redis keeps the finished dataset\'s state and sample index: 90s, 12h, 30d or forever (default LAYERTAP_RETENTION or 30d)', retentionOption)
+  .option('--wait', 'show progress until the dataset is done; exit 0 all ok, 3 finished with failures, 4 stopped without finishing', false)
   .option('--json', 'print JSON', false)
   .action((source: string, opts) =>
     run(() => {
+      const layers = required<string[]>(opts.layer, '--layer <spec>', 'the layer(s) to extract, e.g. --layer block2_pool,features.16');
+      const output = required<string>(opts.output, '--output <uri>', 'where outputs go: s3://bucket/prefix or file:///absolute/dir');
       const config = readProducerConfig();
+      const retention: number | 'forever' | undefined = opts.retention;
+      const retentionSeconds = retention === 'forever' ? undefined : (retention ?? config.retentionSeconds);
       return withContext(config, opts.wait ? 'waiting' : 'command', (ctx) =>
         submitCommand(ctx, {
           source,
-          layers: opts.layer,
-          output: opts.output,
+          layers,
+          output,
+          ...(retentionSeconds ? { retentionSeconds } : {}),
           ...(opts.weights ? { weights: opts.weights } : {}),
           ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
           imageSize: opts.imageSize,
@@ -107,7 +129,7 @@ program
   .command('status')
   .description('counts, failures by reason and output location of a dataset')
   .argument('<datasetId>')
-  .option('--watch', 'refresh the view until the dataset finishes (exit 0 when it is done)', false)
+  .option('--watch', 'refresh the view until the dataset finishes; exit 0 all ok, 3 finished with failures, 4 stopped without finishing', false)
   .option('--json', 'print JSON (with --watch: one JSON line per change)', false)
   .action((datasetId: string, opts) =>
     run(() => withContext(readProducerConfig(), opts.watch ? 'waiting' : 'command', (ctx) => statusCommand(ctx, datasetId, opts))),
@@ -115,20 +137,27 @@ program
 
 program
   .command('cancel')
-  .description('stop a dataset: samples not yet run are recorded as cancelled')
+  .description('stop a dataset: samples not yet run are recorded as cancelled (a dataset that stopped gets its manifest written now)')
   .argument('<datasetId>')
   .option('--json', 'print JSON', false)
   .action((datasetId: string, opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => cancelCommand(ctx, datasetId, opts))));
 
 program
   .command('retry')
-  .description('run the failed samples of a finished dataset again')
+  .description('run the failed, cancelled and never-run samples of a dataset that is not running again (and write its manifest)')
   .argument('<datasetId>')
   .option('--wait', 'show progress until the retry is done', false)
   .option('--json', 'print JSON', false)
   .action((datasetId: string, opts) =>
     run(() => withContext(readProducerConfig(), opts.wait ? 'waiting' : 'command', (ctx) => retryCommand(ctx, datasetId, opts))),
   );
+
+program
+  .command('forget')
+  .description("remove a dataset's state, sample index and jobs from Redis (the outputs stay); refused while it runs")
+  .argument('<datasetId>')
+  .option('--json', 'print JSON', false)
+  .action((datasetId: string, opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => forgetCommand(ctx, datasetId, opts))));
 
 registerWeightsCommands(program, { run });
 registerBenchCommand(program, { run });
@@ -140,7 +169,7 @@ program
   .description('start redis-server and an S3 server, extract the sample photos with one worker, print where the files are')
   .option('--dashboard', 'keep the dashboard up afterwards and print its URL and credentials', false)
   .option('--dir <dir>', 'where the demo keeps its data', path.join(process.cwd(), '.layertap', 'demo'))
-  .option('--port <n>', 'dashboard port', positiveInt, 3000)
+  .option('--port <n>', 'dashboard port', intIn({ min: 1, max: 65535 }), 3000)
   .addOption(new Option('--engine <engine>', "the worker's engine, as layertap-worker takes it").choices(EngineName.options).default('auto'))
   .addOption(new Option('--backend <name>', "the engine's backend, as layertap-worker takes it").choices(BackendName.options).default('auto'))
   .action((opts) =>
@@ -152,6 +181,10 @@ program
   );
 
 program.parseAsync().catch((err: unknown) => {
-  process.stderr.write(`layertap: ${describeError(err)}\n`);
-  process.exitCode = 1;
+  if (err instanceof CommanderError) {
+    // Help asked for: 0. Help shown because no command was given: a bad request.
+    if (isHelpOrVersion(err)) process.exit(err.exitCode === 0 ? ExitCode.Ok : ExitCode.BadRequest);
+    fail(ExitCode.BadRequest, `error: ${usageErrorLine(err)}`);
+  }
+  fail(ExitCode.Error, `error: ${describeError(err)}`);
 });

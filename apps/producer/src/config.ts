@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SOURCE_BYTES } from '@layertap/contracts';
+import { CHUNK_SIZE, DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SOURCE_BYTES } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
+import { parseRetention } from './options';
 
 export interface ProducerConfig extends CommonConfig {
   /** Samples per chunk job when `--chunk-size` is not given. */
@@ -11,6 +12,8 @@ export interface ProducerConfig extends CommonConfig {
   maxSourceBytes: number;
   /** Most samples of a source. */
   maxSamples: number;
+  /** Seconds Redis keeps a finished dataset's state when `--retention` is not given; undefined: forever. */
+  retentionSeconds?: number;
   chunkAttempts: number;
   chunkBackoffMs: number;
   /** Dashboard credentials (the demo passes them to the dashboard it starts). */
@@ -20,7 +23,15 @@ export interface ProducerConfig extends CommonConfig {
 
 const ProducerEnv = z.object({
   /** Samples per chunk job (default 64). */
-  LAYERTAP_CHUNK_SIZE: z.coerce.number().int().positive().default(64),
+  LAYERTAP_CHUNK_SIZE: z.coerce.number().int().min(CHUNK_SIZE.min).max(CHUNK_SIZE.max).default(64),
+  /**
+   * How long Redis keeps a finished dataset's state and sample index: `90s`, `12h`, `30d` or `forever`
+   * (default 30d); `layertap forget` drops them at once.
+   */
+  LAYERTAP_RETENTION: z
+    .string()
+    .regex(/^([1-9]\d*[smhd]|forever)$/, 'expected a duration such as 90s, 12h or 30d, or forever')
+    .default('30d'),
   /** Attempts per chunk job before its samples are recorded as failed (default 5). */
   LAYERTAP_CHUNK_ATTEMPTS: z.coerce.number().int().positive().default(5),
   /** First retry delay of a failed chunk in ms, doubled each attempt (default 2000). */
@@ -47,6 +58,7 @@ export function readProducerConfig(env: Env = process.env): ProducerConfig {
     ...(e.LAYERTAP_MEMORY_BUDGET_MB ? { memoryLimitBytes: e.LAYERTAP_MEMORY_BUDGET_MB * 1024 ** 2 } : {}),
     maxSourceBytes: Math.floor(e.LAYERTAP_MAX_SOURCE_MB * 1024 ** 2),
     maxSamples: e.LAYERTAP_MAX_SAMPLES,
+    ...(e.LAYERTAP_RETENTION !== 'forever' ? { retentionSeconds: parseRetention(e.LAYERTAP_RETENTION) as number } : {}),
     chunkAttempts: e.LAYERTAP_CHUNK_ATTEMPTS,
     chunkBackoffMs: e.LAYERTAP_CHUNK_BACKOFF_MS,
     ...(e.LAYERTAP_DASHBOARD_USER ? { dashboardUser: e.LAYERTAP_DASHBOARD_USER } : {}),

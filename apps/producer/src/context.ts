@@ -14,7 +14,8 @@ export interface CliContext {
  * `waiting` commands ride out Redis restarts; one-shot commands fail fast with a clear message.
  */
 export async function withContext<T>(config: ProducerConfig, mode: 'command' | 'waiting', fn: (ctx: CliContext) => Promise<T>): Promise<T> {
-  const s3 = new S3Client({ ...config.s3, maxAttempts: 3 });
+  // Bounded: an S3 endpoint that does not answer fails a probe in seconds instead of hanging the command.
+  const s3 = new S3Client({ ...config.s3, maxAttempts: 3, requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 } });
   let redis: Redis | undefined;
   let queues: Promise<LayertapQueues> | undefined;
   const ctx: CliContext = {

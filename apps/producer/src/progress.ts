@@ -35,7 +35,15 @@ export function progressLine(status: DatasetStatus, rate: number, width = 30): s
   const filled = Math.round(fraction * width);
   const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
   const eta = rate > 0 ? formatDuration(pending / rate) : '--';
-  return `[${bar}] ${done}/${total} done, ${failed} failed, ${rate.toFixed(1)} img/s, ETA ${eta} (${status.state})`;
+  const line = `[${bar}] ${done}/${total} done, ${failed} failed, ${rate.toFixed(1)} img/s, ETA ${eta} (${status.state})`;
+  return waitsForWorker(status) ? `${line}: ${NO_WORKER}` : line;
+}
+
+const NO_WORKER = 'no worker connected: start `layertap-worker` with the same REDIS_URL and LAYERTAP_QUEUE_PREFIX';
+
+/** A run that only a worker can move on, with none connected. */
+function waitsForWorker(status: DatasetStatus): boolean {
+  return status.workers === 0 && (status.state === 'running' || status.state === 'finishing' || status.state === 'cancelled');
 }
 
 export interface WaitOptions {
@@ -76,6 +84,7 @@ export function formatStatus(status: DatasetStatus): string {
   const { config, progress } = status;
   const lines = [
     `dataset   ${status.datasetId} (run ${config.run}, ${status.state})`,
+    ...(status.reason ? [`stopped   ${status.reason}`] : []),
     `samples   ${progress.total} total: ${progress.ok} ok, ${progress.failed} failed, ${progress.pending} pending`,
     `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
     `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
@@ -91,6 +100,8 @@ export function formatStatus(status: DatasetStatus): string {
   }
   for (const f of status.chunkFailures) lines.push(`chunk ${f.chunk} failed: ${f.reason}`);
   if (status.cancelled) lines.push('cancelled: remaining samples are recorded as failed (cancelled); `layertap retry` runs them');
+  if (status.workers !== undefined) lines.push(`workers   ${status.workers === 0 ? 'none connected' : `${status.workers} connected`}`);
+  if (status.next) lines.push(`next      ${status.next}`);
   return lines.join('\n');
 }
 
@@ -136,7 +147,7 @@ export async function watchDataset(queues: LayertapQueues, datasetId: string, op
         // Home, clear the screen, draw the frame.
         out.write(`\x1b[H\x1b[2J${watchFrame(status, line, new Date(), intervalMs)}\n`);
       } else {
-        const key = `${status.state} ${status.progress.ok} ${status.progress.failed} ${status.progress.pending}`;
+        const key = `${status.state} ${status.progress.ok} ${status.progress.failed} ${status.progress.pending} ${waitsForWorker(status)}`;
         if (key !== last) out.write(`${line}\n`);
         last = key;
       }

@@ -1,6 +1,6 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, EngineName, ErrorCode, describeError, isLayertapError } from '@layertap/contracts';
-import { applyProcessDefaults, createLogger, nodeSupportNotice } from '@layertap/config';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BackendName, EngineName, ErrorCode, ExitCode, describeError, isLayertapError } from '@layertap/contracts';
+import { applyProcessDefaults, createLogger, isHelpOrVersion, nodeSupportNotice, usageErrorLine } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
 import { LayertapWorker } from '@layertap/pipeline';
@@ -11,6 +11,12 @@ import { version } from './version';
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds, 0 or more');
   return n;
 }
 
@@ -27,15 +33,27 @@ const program = new Command('layertap-worker')
   .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here; null computes nothing (measures the pipeline)').choices(EngineName.options))
   .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
   .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
-  .option('--exit-when-idle', 'exit once every queue is empty (batch runs, tests)')
+  .option(
+    '--exit-when-idle [seconds]',
+    'exit once no queue has had work for this many seconds, whether or not this worker did any (batch runs, Kubernetes Jobs, tests; default LAYERTAP_EXIT_WHEN_IDLE_SECONDS or 60)',
+    seconds,
+  )
   .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
   .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: off; default LAYERTAP_METRICS_PORT or 9464)', port)
-  .showHelpAfterError();
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined });
 
 async function main(): Promise<void> {
-  program.parse();
+  try {
+    program.parse();
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    if (isHelpOrVersion(err)) process.exit(err.exitCode);
+    process.stderr.write(`layertap-worker: error: ${usageErrorLine(err)}\n`);
+    process.exit(ExitCode.BadRequest);
+  }
   applyProcessDefaults();
-  const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean; lockDuration?: number; metricsPort?: number }>();
+  const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean | number; lockDuration?: number; metricsPort?: number }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
   const notice = nodeSupportNotice();
@@ -50,7 +68,7 @@ async function main(): Promise<void> {
     signals++;
     if (signals > 1) {
       log.warn({ signal }, 'second signal: exiting now');
-      process.exit(130);
+      process.exit(ExitCode.Interrupted);
     }
     log.info({ signal }, 'shutting down: finishing or releasing running jobs');
     void worker
@@ -96,5 +114,5 @@ main().catch((err: unknown) => {
   // 2: a request that can never work (bad configuration, an impossible engine pair, a backend not installed),
   // as the CLI's 2 for a bad request; 1: anything else.
   const bad = isLayertapError(err) && (err.code === ErrorCode.InvalidRequest || err.code === ErrorCode.BackendUnavailable);
-  process.exit(bad ? 2 : 1);
+  process.exit(bad ? ExitCode.BadRequest : ExitCode.Error);
 });

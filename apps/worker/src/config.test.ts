@@ -126,4 +126,12 @@ describe('readWorkerConfig', () => {
     expect(readWorkerConfig({}, { LAYERTAP_ENGINE: 'auto', LAYERTAP_BACKEND: 'webgpu' })).toMatchObject({ engine: 'auto', backend: 'webgpu' });
     expect(readWorkerConfig({ engine: 'null' }, {})).toMatchObject({ engine: 'null', backend: 'auto' });
   });
+
+  it("--exit-when-idle: the flag's seconds beat LAYERTAP_EXIT_WHEN_IDLE_SECONDS, which beats 60", () => {
+    expect(readWorkerConfig({}, {})).toMatchObject({ exitWhenIdle: false, idleGraceMs: 60_000 });
+    expect(readWorkerConfig({ exitWhenIdle: true }, {})).toMatchObject({ exitWhenIdle: true, idleGraceMs: 60_000 });
+    expect(readWorkerConfig({ exitWhenIdle: true }, { LAYERTAP_EXIT_WHEN_IDLE_SECONDS: '5' })).toMatchObject({ exitWhenIdle: true, idleGraceMs: 5_000 });
+    expect(readWorkerConfig({ exitWhenIdle: 0.5 }, { LAYERTAP_EXIT_WHEN_IDLE_SECONDS: '5' })).toMatchObject({ exitWhenIdle: true, idleGraceMs: 500 });
+    expect(() => readWorkerConfig({}, { LAYERTAP_EXIT_WHEN_IDLE_SECONDS: 'soon' })).toThrow(/LAYERTAP_EXIT_WHEN_IDLE_SECONDS/);
+  });
 });

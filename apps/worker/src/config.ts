@@ -22,6 +22,11 @@ const WorkerEnv = z.object({
   /** 1: TF.js WebGPU computes convolutions with its separate im2col shader (slices sized to fit the adapter). */
   LAYERTAP_WEBGPU_IM2COL: z.enum(['0', '1', 'true', 'false']).optional(),
   LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
+  /**
+   * Seconds with no work in any queue before `--exit-when-idle` exits, when the flag gives none (default 60:
+   * long enough for a dataset submitted just after the worker started).
+   */
+  LAYERTAP_EXIT_WHEN_IDLE_SECONDS: z.coerce.number().nonnegative().default(60),
   LAYERTAP_SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
   LAYERTAP_DECODE_CONCURRENCY: positiveInt.default(4),
   LAYERTAP_UPLOAD_CONCURRENCY: positiveInt.default(8),
@@ -50,7 +55,8 @@ export interface WorkerFlags {
   backend?: BackendName;
   engine?: EngineName;
   threads?: number;
-  exitWhenIdle?: boolean;
+  /** `--exit-when-idle` (true) or `--exit-when-idle=<seconds>` (the grace period). */
+  exitWhenIdle?: boolean | number;
   lockDuration?: number;
 }
 
@@ -68,7 +74,8 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     engine,
     ...(flags.threads ?? e.LAYERTAP_THREADS ? { threads: (flags.threads ?? e.LAYERTAP_THREADS) as number } : {}),
     ...(e.LAYERTAP_WEBGPU_IM2COL === '1' || e.LAYERTAP_WEBGPU_IM2COL === 'true' ? { im2col: true } : {}),
-    exitWhenIdle: flags.exitWhenIdle ?? false,
+    exitWhenIdle: flags.exitWhenIdle !== undefined && flags.exitWhenIdle !== false,
+    idleGraceMs: (typeof flags.exitWhenIdle === 'number' ? flags.exitWhenIdle : e.LAYERTAP_EXIT_WHEN_IDLE_SECONDS) * 1000,
     lockDurationMs: flags.lockDuration ?? e.LAYERTAP_LOCK_DURATION_MS,
     shutdownTimeoutMs: e.LAYERTAP_SHUTDOWN_TIMEOUT_MS,
     decodeConcurrency: e.LAYERTAP_DECODE_CONCURRENCY,

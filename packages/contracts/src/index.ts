@@ -4,3 +4,4 @@ export * from './queue-contract';
 export * from './engines';
 export * from './limits';
 export * from './redact-uri';
+export * from './exit-codes';

@@ -46,6 +46,14 @@ export type ModelName = z.infer<typeof ModelName>;
 export const LayerRequest = z.object({ spec: z.string().min(1), canonical: z.string().min(1), shape: z.array(z.number().int().positive()).min(1) });
 export type LayerRequest = z.infer<typeof LayerRequest>;
 
+/** Samples by status: how many are ok, how many failed, and the failures by reason code. */
+export const SampleCounts = z.object({
+  ok: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  failures: z.record(z.string(), z.number().int().nonnegative()),
+});
+export type SampleCounts = z.infer<typeof SampleCounts>;
+
 /** Everything a worker needs to know about a dataset; fixed at submit time, copied into every job. */
 export const DatasetConfig = z.object({
   datasetId: SafeId,
@@ -71,6 +79,16 @@ export const DatasetConfig = z.object({
   submittedAt: z.string(),
   /** 0 for the first submission, then one more for each `retry`: parts of later runs win in the manifest. */
   run: z.number().int().nonnegative(),
+  /**
+   * The dataset's samples outside this run when it was planned (what earlier runs left them), so that the
+   * counts of a run that resumes or retries add up to the whole dataset. Absent for a first run.
+   */
+  earlier: SampleCounts.optional(),
+  /**
+   * How long Redis keeps the dataset's state and sample index after a run finishes, in seconds; a new run
+   * keeps them again until it finishes. Absent: until `layertap forget`.
+   */
+  retentionSeconds: z.number().int().positive().optional(),
 });
 export type DatasetConfig = z.infer<typeof DatasetConfig>;
 

@@ -15,3 +15,7 @@ export { STAGES, type ChunkMetrics, type InferenceMemory, type Stage } from './m
 export { InferenceHost, type InferenceHostOptions } from './inference/host';
 export { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './inference/protocol';
 export { LayertapWorker, type LayertapWorkerOptions, type WorkerObserver, type WorkerSettings } from './worker-runtime';
+export { chunkFailedLine, countLines, selectRetry, takeCensus, type CensusEntry, type DatasetCensus } from './dataset-census';
+export { closeDataset, type CloseDatasetOptions, type CloseDatasetResult } from './finalize-dataset';
+export { cancelOrCloseDataset, retrySelection, type CancelOptions, type CancelOutcome } from './dataset-lifecycle';
+export { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';

@@ -24,6 +24,8 @@ import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
 import { caseCollisions, normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
+import { countLines } from './dataset-census';
+import { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';
 
 export interface SubmitOptions {
   /** The model (default `vgg16`). */
@@ -122,12 +124,14 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     if (problem) throw new ValidationError(ErrorCode.InvalidId, `--dataset-id ${JSON.stringify(options.datasetId.slice(0, 80))} ${problem}`);
   }
   const writer = openOutput(options.output, { s3: deps.s3 });
+  // Probes are bounded in time: a source or an output that hangs fails the submission instead.
+  await probeSource(options.source);
   const samples = await resolveSource(options.source, {
     s3: deps.s3,
     ...(options.maxSourceBytes !== undefined ? { maxBytes: options.maxSourceBytes } : {}),
     ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
   });
-  await writer.checkWritable();
+  await withDeadline(writer.checkWritable(), PROBE_TIMEOUT_MS, `checking that ${options.output} is writable`);
   if (/^file:/i.test(options.output)) {
     const collisions = caseCollisionWarning(caseCollisions(samples));
     if (collisions) warnings.push(collisions);
@@ -188,8 +192,11 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
   if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
   const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
   const remaining = samples.filter((s) => !ok.has(s.id));
+  // What the run leaves alone, so that its counts add up to the whole dataset while it runs.
+  const running = new Set(remaining.map((s) => s.id));
+  const earlier = countLines([...parts.lines.values()].filter((l) => !running.has(l.id)));
   return {
-    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length },
+    config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length, earlier },
     samples: remaining,
     alreadyDone: samples.length - remaining.length,
   };

@@ -36,8 +36,13 @@ export interface WorkerSettings extends CommonConfig {
   threads?: number;
   /** TF.js WebGPU: convolutions through the separate im2col shader. */
   im2col?: boolean;
-  /** Exit once every queue is empty and nothing is running (batch runs, tests). */
+  /** Exit once no queue has had work for `idleGraceMs` (batch runs, tests), whether or not any was done. */
   exitWhenIdle: boolean;
+  /**
+   * With `exitWhenIdle`: how long every queue must stay without work before the worker exits, so that a
+   * worker started before the dataset is submitted waits for it.
+   */
+  idleGraceMs: number;
   /** BullMQ lock duration; the lock is renewed at half of it from this process's event loop. */
   lockDurationMs: number;
   /** How long SIGTERM waits for running chunks before aborting them (they are then retried elsewhere). */
@@ -328,13 +333,21 @@ export class LayertapWorker {
     return new Promise((resolve) => this.fatalWaiters.push(resolve));
   }
 
-  /** Resolves when the worker exits because every queue is empty (with `exitWhenIdle`). */
+  /** Resolves when the worker should exit because no queue had work for the grace period (with `exitWhenIdle`). */
   idle(): Promise<void> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Polls the queues; once none has had work (waiting, active, delayed, prioritized or a parent waiting for
+   * its children) for the whole grace period, resolves `idle()`. Work showing up starts the period again.
+   */
   private watchIdle(): void {
-    let quietChecks = 0;
+    const { config, log } = this.options;
+    const graceMs = config.idleGraceMs;
+    const pollMs = Math.max(100, Math.min(500, graceMs / 2));
+    let idleSince: number | undefined;
+    log.info({ graceSeconds: graceMs / 1000 }, 'exits after this long with no work (--exit-when-idle)');
     const check = async () => {
       if (!this.queues || this.closing) return;
       try {
@@ -344,18 +357,19 @@ export class LayertapWorker {
           this.queues.datasets.getJobCounts(...states),
         ]);
         const busy = Object.values(chunks).reduce((a, b) => a + b, 0) + Object.values(datasets).reduce((a, b) => a + b, 0);
-        quietChecks = busy === 0 ? quietChecks + 1 : 0;
-        if (quietChecks >= 2) {
-          this.options.log.info('queues are empty: exiting (--exit-when-idle)');
+        const now = Date.now();
+        idleSince = busy > 0 ? undefined : (idleSince ?? now);
+        if (idleSince !== undefined && now - idleSince >= graceMs) {
+          log.info({ idleSeconds: (now - idleSince) / 1000 }, 'no work in the queues: exiting (--exit-when-idle)');
           for (const waiter of this.idleWaiters.splice(0)) waiter();
           return;
         }
       } catch (err) {
-        this.options.log.warn({ err: (err as Error).message }, 'idle check failed');
+        log.warn({ err: (err as Error).message }, 'idle check failed');
       }
-      this.idleTimer = setTimeout(() => void check(), 500);
+      this.idleTimer = setTimeout(() => void check(), pollMs);
     };
-    this.idleTimer = setTimeout(() => void check(), 500);
+    this.idleTimer = setTimeout(() => void check(), pollMs);
   }
 
   /**

@@ -200,7 +200,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     throw new TransientError(
       ErrorCode.ServiceUnavailable,
       `cannot connect to Redis at ${safeRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)} ` +
-        '(set REDIS_URL, or run `npx layertap demo` which starts one)',
+        '(set REDIS_URL, or run `layertap demo`, which starts one)',
     );
   }
   return client;

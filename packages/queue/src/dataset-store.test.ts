@@ -147,4 +147,41 @@ describe('DatasetStore (real redis-server)', () => {
     await store.saveRun(datasetConfig('ds', { run: 1, totalSamples: 2 }));
     expect(await store.isCancelled('ds')).toBe(false);
   });
+
+  it('counts the whole dataset while a resumed run goes on, and exactly once it is finished', async () => {
+    // Run 1 resumes after Redis lost run 0: 3 samples were stored ok, 4 run now.
+    await store.saveRun(datasetConfig('ds', { run: 1, totalSamples: 4, earlier: { ok: 3, failed: 0, failures: {} } }));
+    expect(await store.progress('ds')).toMatchObject({ total: 7, ok: 3, failed: 0, pending: 4, finished: false });
+    await store.setChunkProgress('ds', { run: 1, chunk: 0, ok: 2, failed: 1, failures: { decode_failed: 1 }, final: true });
+    expect(await store.progress('ds')).toMatchObject({ total: 7, ok: 5, failed: 1, pending: 1, failures: { decode_failed: 1 } });
+    await store.setResult('ds', 1, result(6, 1, { decode_failed: 1 }));
+    expect(await store.progress('ds')).toMatchObject({ total: 7, ok: 6, failed: 1, pending: 0, finished: true });
+  });
+
+  it('finish starts the retention of every key; a new run lifts it', async () => {
+    await store.saveRun(datasetConfig('ds', { retentionSeconds: 100 }));
+    await store.recordChunk('ds', { chunk: 0, run: 0, ok: 0, failed: 1, failures: { not_found: 1 }, backend: 'cpu', weights: { description: 'random' }, startedAt: '', durationMs: 1 }, [
+      { id: 'a', uri: 'file:///a.jpg', status: 'failed', error: { code: 'not_found', message: 'gone' }, outputs: {}, shape: {}, dtype: 'float32' },
+    ]);
+    await store.finish({ datasetId: 'ds', run: 0, retentionSeconds: 100 }, result(0, 1, { not_found: 1 }));
+    for (const part of ['runs', 'chunks', 'results', 'samples', 'uris', 'failcodes', 'failex:not_found', 'throughput']) {
+      const ttl = await env!.redis.ttl(`${prefix}:ds:ds:${part}`);
+      expect([part, ttl > 90 && ttl <= 100]).toEqual([part, true]);
+    }
+    await store.saveRun(datasetConfig('ds', { run: 1, retentionSeconds: 100 }));
+    expect(await env!.redis.ttl(`${prefix}:ds:ds:samples`)).toBe(-1);
+  });
+
+  it('forget removes every key of the dataset and its entry in the list; an expired dataset leaves the list', async () => {
+    await store.saveRun(datasetConfig('gone'));
+    await store.saveRun(datasetConfig('kept'));
+    await store.indexSamples('gone', [{ id: 'a', uri: 'file:///a.jpg', status: 'failed', error: { code: 'x', message: 'y' }, outputs: {}, shape: {}, dtype: 'float32' }], 0, 0);
+    await store.forget('gone');
+    expect(await env!.redis.keys(`${prefix}:ds:gone:*`)).toEqual([]);
+    expect(await store.list()).toEqual(['kept']);
+    // Retention ran out: the keys are gone, and list() drops the id it still had.
+    await env!.redis.del(`${prefix}:ds:kept:runs`);
+    expect(await store.list()).toEqual([]);
+    expect(await env!.redis.zcard(`${prefix}:datasets`)).toBe(0);
+  });
 });

@@ -88,6 +88,8 @@ export interface DatasetStoreOptions {
 }
 
 const MESSAGE_CHARS = 500;
+/** The fixed keys of a dataset, `<prefix>:ds:<id>:<part>` (plus `failex:<code>` per failure code). */
+const DATASET_KEY_PARTS = ['runs', 'chunks', 'times', 'results', 'samples', 'uris', 'failcodes', 'throughput', 'engines', 'cancelled'] as const;
 /** Hash fields per HSET: a chunk of 100 000 samples is split into commands of a sane size. */
 const FIELDS_PER_COMMAND = 1000;
 
@@ -132,14 +134,45 @@ export class DatasetStore {
     return `${this.prefix}:ds:${datasetId}:${part}`;
   }
 
-  /** Records a run's configuration and indexes the dataset (newest first in `list`). */
+  private get listKey(): string {
+    return `${this.prefix}:datasets`;
+  }
+
+  /** Every key this store keeps for a dataset (the failure example lists found through `failcodes`). */
+  private async keysOf(datasetId: string): Promise<string[]> {
+    const codes = await this.redis.smembers(this.key(datasetId, 'failcodes'));
+    return [...DATASET_KEY_PARTS.map((part) => this.key(datasetId, part)), ...codes.map((code) => this.key(datasetId, `failex:${code}`))];
+  }
+
+  /**
+   * Records a run's configuration and indexes the dataset (newest first in `list`). A dataset that runs again
+   * is kept again: a retention set when an earlier run finished is lifted until this one finishes.
+   */
   async saveRun(config: DatasetConfig): Promise<void> {
-    await this.redis
+    const keys = await this.keysOf(config.datasetId);
+    const multi = this.redis
       .multi()
       .hset(this.key(config.datasetId, 'runs'), String(config.run), JSON.stringify(config))
-      .zadd(`${this.prefix}:datasets`, Date.parse(config.submittedAt) || Date.now(), config.datasetId)
-      .del(this.key(config.datasetId, 'cancelled'))
-      .exec();
+      .zadd(this.listKey, Date.parse(config.submittedAt) || Date.now(), config.datasetId)
+      .del(this.key(config.datasetId, 'cancelled'));
+    for (const key of keys) multi.persist(key);
+    await multi.exec();
+  }
+
+  /** Lets Redis drop every key of the dataset after `seconds` (the retention of a finished dataset). */
+  async expire(datasetId: string, seconds: number): Promise<void> {
+    const multi = this.redis.multi();
+    for (const key of await this.keysOf(datasetId)) multi.expire(key, seconds);
+    await multi.exec();
+  }
+
+  /**
+   * Removes everything this store keeps about a dataset: runs, progress, results, the sample index, failure
+   * examples, throughput, and its entry in `list`. UNLINK frees large hashes off Redis' main thread.
+   */
+  async forget(datasetId: string): Promise<void> {
+    const keys = await this.keysOf(datasetId);
+    await this.redis.multi().unlink(...keys).zrem(this.listKey, datasetId).exec();
   }
 
   /** Every run's configuration, oldest first. */
@@ -154,9 +187,16 @@ export class DatasetStore {
     return (await this.runs(datasetId)).at(-1);
   }
 
-  /** Dataset ids, newest first. */
+  /** Dataset ids, newest first. Datasets whose state expired (retention) are dropped from the list here. */
   async list(limit = 100): Promise<string[]> {
-    return this.redis.zrevrange(`${this.prefix}:datasets`, 0, limit - 1);
+    const ids = await this.redis.zrevrange(this.listKey, 0, limit - 1);
+    if (ids.length === 0) return ids;
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.exists(this.key(id, 'runs'));
+    const replies = (await pipeline.exec()) ?? [];
+    const gone = ids.filter((_, i) => replies[i]?.[1] === 0);
+    if (gone.length) await this.redis.zrem(this.listKey, ...gone);
+    return ids.filter((_, i) => replies[i]?.[1] !== 0);
   }
 
   /** Overwrites the chunk's progress: a retried chunk replaces, never adds to, what it reported before. */
@@ -256,7 +296,7 @@ export class DatasetStore {
    * matches. Two hash lookups per dataset, pipelined: O(datasets), no SCAN.
    */
   async findSampleAnywhere(idOrUri: string, limit = 20): Promise<FoundSample[]> {
-    const datasets = await this.redis.zrevrange(`${this.prefix}:datasets`, 0, -1);
+    const datasets = await this.redis.zrevrange(this.listKey, 0, -1);
     const found: FoundSample[] = [];
     const PAGE = 200;
     for (let i = 0; i < datasets.length && found.length < limit; i += PAGE) {
@@ -345,6 +385,12 @@ export class DatasetStore {
     await this.redis.hset(this.key(datasetId, 'results'), String(run), JSON.stringify({ ...result, finishedAt: Date.now() }));
   }
 
+  /** Records a run's result and, when the dataset has a retention, starts counting it down. */
+  async finish(dataset: Pick<DatasetConfig, 'datasetId' | 'run' | 'retentionSeconds'>, result: DatasetResult): Promise<void> {
+    await this.setResult(dataset.datasetId, dataset.run, result);
+    if (dataset.retentionSeconds) await this.expire(dataset.datasetId, dataset.retentionSeconds);
+  }
+
   async results(datasetId: string): Promise<Map<number, DatasetResult & { finishedAt: number }>> {
     const all = await this.redis.hgetall(this.key(datasetId, 'results'));
     return new Map(Object.entries(all).map(([run, v]) => [Number(run), JSON.parse(v)]));
@@ -359,9 +405,9 @@ export class DatasetStore {
   }
 
   /**
-   * Overall progress. A finished run's counts come from its merged manifest (exact). While a run is going
-   * they come from its chunks' reports; a retry run re-processes failed samples, so until it finishes its
-   * samples count as pending rather than failed, and the failures by reason are that run's.
+   * Overall progress. A finished run's counts come from its merged manifest (exact, every run included). While
+   * a run is going they are what its plan found outside the run (`earlier`) plus its chunks' reports, and its
+   * samples count as pending until their chunk reports them.
    */
   async progress(datasetId: string): Promise<DatasetProgress | undefined> {
     const runs = await this.runs(datasetId);
@@ -385,7 +431,7 @@ export class DatasetStore {
     };
     const finished = results.get(latest.run);
     if (finished) {
-      return { ...base, ok: finished.ok, failed: finished.failed, pending: 0, failures: finished.failures, finished: true, finishedAt: finished.finishedAt };
+      return { ...base, total: finished.ok + finished.failed, ok: finished.ok, failed: finished.failed, pending: 0, failures: finished.failures, finished: true, finishedAt: finished.finishedAt };
     }
     let ok = 0;
     let failed = 0;
@@ -395,12 +441,20 @@ export class DatasetStore {
       failed += c.failed;
       for (const [code, n] of Object.entries(c.failures)) failures[code] = (failures[code] ?? 0) + n;
     }
+    const pending = Math.max(0, latest.totalSamples - ok - failed);
+    if (latest.earlier) {
+      const e = latest.earlier;
+      for (const [code, n] of Object.entries(e.failures)) failures[code] = (failures[code] ?? 0) + n;
+      return { ...base, total: e.ok + e.failed + latest.totalSamples, ok: e.ok + ok, failed: e.failed + failed, pending, failures, finished: false };
+    }
+    // Runs planned before `earlier` existed.
     const previous = results.get(latest.run - 1);
     if (latest.run > 0 && previous) {
       // The retried samples were all failed before this run; the others keep their earlier status.
       const untouchedFailed = Math.max(0, previous.failed - latest.totalSamples);
       return {
         ...base,
+        total: previous.ok + previous.failed,
         ok: previous.ok + ok,
         failed: untouchedFailed + failed,
         pending: Math.max(0, latest.totalSamples - ok - failed),

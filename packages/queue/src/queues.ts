@@ -28,6 +28,16 @@ export const DATASET_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 30 * 24 * 3600 },
 };
 
+/** Jobs are kept no longer than the dataset's state (`retentionSeconds`), so a forgotten run leaves no job behind. */
+function retentionOptions(retentionSeconds: number | undefined): { chunk: JobsOptions; dataset: JobsOptions } {
+  if (!retentionSeconds) return { chunk: {}, dataset: {} };
+  const age = (seconds: number) => Math.min(seconds, retentionSeconds);
+  return {
+    chunk: { removeOnComplete: { age: age(24 * 3600), count: 100_000 }, removeOnFail: { age: age(30 * 24 * 3600) } },
+    dataset: { removeOnComplete: { age: age(30 * 24 * 3600) }, removeOnFail: { age: age(30 * 24 * 3600) } },
+  };
+}
+
 /** Splits samples into chunks of at most `size`; the last one is shorter. */
 export function chunkSamples(samples: readonly Sample[], size: number): Sample[][] {
   const chunks: Sample[][] = [];
@@ -79,6 +89,7 @@ export class LayertapQueues {
       return { jobId, chunks: (existing.data as DatasetJob).chunks, existing: true, state };
     }
     const chunks = chunkSamples(samples, parsed.chunkSize);
+    const retention = retentionOptions(parsed.retentionSeconds);
     const children = chunks.map((chunkSamplesList, chunk) => {
       const data: ChunkJob = ChunkJob.parse({ kind: 'chunk', dataset: parsed, chunk, samples: chunkSamplesList });
       return {
@@ -87,6 +98,7 @@ export class LayertapQueues {
         data,
         opts: {
           ...CHUNK_JOB_OPTIONS,
+          ...retention.chunk,
           ...(options.attempts ? { attempts: options.attempts } : {}),
           ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
           jobId: chunkJobId(parsed.datasetId, parsed.run, chunk),
@@ -101,6 +113,7 @@ export class LayertapQueues {
       data: parentData,
       opts: {
         ...DATASET_JOB_OPTIONS,
+        ...retention.dataset,
         ...(options.attempts ? { attempts: options.attempts } : {}),
         ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
         jobId,

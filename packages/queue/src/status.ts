@@ -1,5 +1,5 @@
 import { Job } from 'bullmq';
-import { storedUri, type DatasetConfig, type EngineInfo } from '@layertap/contracts';
+import { ErrorCode, storedUri, type DatasetConfig, type EngineInfo } from '@layertap/contracts';
 import type { DatasetProgress } from './dataset-store';
 import type { LayertapQueues } from './queues';
 import { parseJobId } from './job-ids';
@@ -10,11 +10,26 @@ export interface ChunkFailure {
   reason: string;
 }
 
+/**
+ * Where a dataset stands. Every state has a way on (`nextStep` says it in words):
+ * - `running`: its latest run's chunks are queued or running; `finishing`: a worker is writing the manifest;
+ *   `cancelled`: a cancel was asked for and the run is still winding down. These three are *active*: retry,
+ *   forget and a resubmission wait for them.
+ * - `done`: the latest run's manifest is written (samples may have failed: `retry` runs them).
+ * - `failed`: the latest run could not finish: writing its manifest failed for good. `retry` (or a resubmit)
+ *   runs what is not ok and writes the manifest; `cancel` records what never ran as cancelled and writes it.
+ * - `unknown`: the run's jobs are gone from Redis before it finished; `retry` or a resubmit resumes it.
+ */
+export type DatasetState = 'running' | 'finishing' | 'cancelled' | 'done' | 'failed' | 'unknown';
+
+/** Whether a run of the dataset is going on: retry, forget and a resubmission wait for it to end. */
+export function isActive(state: DatasetState): boolean {
+  return state === 'running' || state === 'finishing' || state === 'cancelled';
+}
+
 export interface DatasetStatus {
   datasetId: string;
-  /** queued: waiting for chunks; finishing: merging the manifest; done: manifest written; cancelled; failed; unknown: jobs gone from Redis. */
-  state: 'running' | 'finishing' | 'done' | 'failed' | 'cancelled' | 'unknown';
-  /** The latest run's configuration as shown: a weights URI without credentials (`storedUri`). */
+  state: DatasetState;
   config: DatasetConfig;
   progress: DatasetProgress;
   chunks: { total: number; done: number; failed: number; pending: number };
@@ -24,6 +39,17 @@ export interface DatasetStatus {
   engines: EngineInfo[];
   /** The latest run's dataset job; `finishedOn` (ms since the epoch) once it completed or failed for good. */
   parentJob?: { id: string; state: string; failedReason?: string; finishedOn?: number };
+  /** Workers connected to the chunk queue, as BullMQ lists them; absent where Redis does not say (CLIENT LIST refused). */
+  workers?: number;
+  /** Why the dataset stopped without finishing (`failed`, `unknown`). */
+  reason?: string;
+  /** What to do next, in words (always set by `datasetStatus`; statuses made by hand may leave it out). */
+  next?: string;
+}
+
+/** Samples in one chunk of a run: chunks are `chunkSize` long, the last one shorter. */
+function chunkLength(config: DatasetConfig, chunk: number): number {
+  return Math.max(0, Math.min(config.chunkSize, config.totalSamples - chunk * config.chunkSize));
 }
 
 /** Everything `layertap status` and the dashboard show about one dataset, from Redis alone. */
@@ -31,12 +57,17 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
   const config = await queues.store.latestRun(datasetId);
   const progress = await queues.store.progress(datasetId);
   if (!config || !progress) return undefined;
-  const [cancelled, engines] = await Promise.all([queues.store.isCancelled(datasetId), queues.store.engines(datasetId)]);
+  const [cancelled, engines, workers] = await Promise.all([
+    queues.store.isCancelled(datasetId),
+    queues.store.engines(datasetId),
+    queues.chunks.getWorkersCount().catch(() => undefined),
+  ]);
   const parent = await queues.datasetJob(datasetId, config.run);
-  let state: DatasetStatus['state'] = 'unknown';
+  let state: DatasetState = 'unknown';
   let chunks = { total: 0, done: 0, failed: 0, pending: 0 };
   const chunkFailures: ChunkFailure[] = [];
   let parentJob: DatasetStatus['parentJob'];
+  let reason: string | undefined;
   if (parent) {
     const jobState = await parent.getState();
     const counts = await parent.getDependenciesCount();
@@ -44,26 +75,88 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
     const failed = (counts.ignored ?? 0) + (counts.failed ?? 0);
     const done = counts.processed ?? 0;
     chunks = { total, done, failed, pending: Math.max(0, total - done - failed) };
-    for (const [key, reason] of Object.entries(await parent.getIgnoredChildrenFailures())) {
+    for (const [key, failure] of Object.entries(await parent.getIgnoredChildrenFailures())) {
       const jobId = key.split(':').pop() ?? key;
-      chunkFailures.push({ chunk: parseJobId(jobId)?.chunk ?? -1, jobId, reason });
+      chunkFailures.push({ chunk: parseJobId(jobId)?.chunk ?? -1, jobId, reason: failure });
     }
+    chunkFailures.sort((a, b) => a.chunk - b.chunk);
     parentJob = {
       id: parent.id ?? '',
       state: jobState,
       ...(parent.failedReason ? { failedReason: parent.failedReason } : {}),
       ...((jobState === 'completed' || jobState === 'failed') && parent.finishedOn ? { finishedOn: parent.finishedOn } : {}),
     };
-    if (jobState === 'completed') state = 'done';
+    if (progress.finished || jobState === 'completed') state = 'done';
     else if (jobState === 'failed') state = 'failed';
     else if (jobState === 'waiting-children') state = 'running';
     else state = 'finishing';
   } else if (progress.finished) {
     state = 'done';
   }
-  if (cancelled && state !== 'done' && state !== 'failed') state = 'cancelled';
-  const shown = config.weights ? { ...config, weights: storedUri(config.weights) } : config;
-  return { datasetId, state, config: shown, progress, chunks, chunkFailures, cancelled, engines, ...(parentJob ? { parentJob } : {}) };
+  if (cancelled && (state === 'running' || state === 'finishing')) state = 'cancelled';
+  if (!progress.finished) await countFailedChunks(queues, config, progress, chunkFailures);
+  if (state === 'failed') reason = `writing the manifest failed: ${parentJob?.failedReason ?? 'no reason recorded'}`;
+  if (state === 'unknown') reason = `the jobs of run ${config.run} are gone from Redis (removed, or Redis lost them) before it finished`;
+  const status = {
+    datasetId,
+    state,
+    // The latest run's configuration as shown: a weights URI without credentials (`storedUri`).
+    config: config.weights ? { ...config, weights: storedUri(config.weights) } : config,
+    progress,
+    chunks,
+    chunkFailures,
+    cancelled,
+    engines,
+    ...(parentJob ? { parentJob } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+    ...(reason ? { reason } : {}),
+  };
+  return { ...status, next: nextStep(status) } satisfies DatasetStatus;
+}
+
+/**
+ * A chunk that failed for good reports nothing, and its samples get their manifest lines only when the
+ * dataset is finished: until then they count as failed (`chunk_failed`), not pending.
+ */
+async function countFailedChunks(queues: LayertapQueues, config: DatasetConfig, progress: DatasetProgress, failures: readonly ChunkFailure[]): Promise<void> {
+  if (failures.length === 0) return;
+  const reported = new Set((await queues.store.chunkProgress(config.datasetId)).filter((c) => c.run === config.run && c.final).map((c) => c.chunk));
+  for (const failure of failures) {
+    if (failure.chunk < 0 || reported.has(failure.chunk)) continue;
+    const n = Math.min(chunkLength(config, failure.chunk), progress.pending);
+    progress.failed += n;
+    progress.pending -= n;
+    progress.failures[ErrorCode.ChunkFailed] = (progress.failures[ErrorCode.ChunkFailed] ?? 0) + n;
+  }
+}
+
+const START_WORKER = 'no worker is connected: start `layertap-worker` with the same REDIS_URL and LAYERTAP_QUEUE_PREFIX';
+
+/** The next step for a dataset in its state, in words (`layertap status` prints it). */
+export function nextStep(status: DatasetStatus): string {
+  const id = status.datasetId;
+  const { failed, pending } = status.progress;
+  const noWorker = status.workers === 0;
+  switch (status.state) {
+    case 'running':
+      return noWorker ? `${START_WORKER} (or stop it: \`layertap cancel ${id}\`)` : `wait (\`layertap status ${id} --watch\`), or stop it: \`layertap cancel ${id}\``;
+    case 'finishing':
+      return noWorker ? `${START_WORKER}: one writes the manifest` : 'wait: a worker is writing the manifest';
+    case 'cancelled':
+      return noWorker
+        ? `${START_WORKER}: it records the ${pending} samples not run as cancelled`
+        : `wait: workers stop after their current batch and record the samples not run as cancelled; then \`layertap retry ${id}\` runs them`;
+    case 'done':
+      return failed > 0
+        ? `\`layertap retry ${id}\` runs the ${failed} failed samples again; \`layertap forget ${id}\` drops its state from Redis (the outputs stay)`
+        : `nothing: every sample is ok; \`layertap forget ${id}\` drops its state from Redis (the outputs stay)`;
+    case 'failed':
+      return failed + pending > 0
+        ? `fix the cause above, then \`layertap retry ${id}\` runs the ${failed + pending} samples that are not ok and writes the manifest; or \`layertap cancel ${id}\` writes the manifest now, with what never ran recorded as cancelled`
+        : `fix the cause above, then \`layertap retry ${id}\` writes the manifest (every sample is stored)`;
+    case 'unknown':
+      return `submit the same source again: it runs what the output does not hold as ok and writes the manifest (\`layertap retry ${id}\` does the same for the samples recorded so far)`;
+  }
 }
 
 /** The chunk job of a run, if Redis still has it. */

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { LayertapError } from '@layertap/contracts';
 import { mapFsError } from './fs-errors';
+import { makeDirectory } from './make-directory';
 import { assertListPrefix, assertOutputKey, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
 import { parseOutputUri } from './output-uri';
 
@@ -62,7 +64,7 @@ export class FileOutputWriter implements OutputWriter {
     const temp = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
     try {
       if (!this.made.has(dir)) {
-        await mkdir(dir, { recursive: true });
+        await makeDirectory(dir);
         this.made.add(dir);
       }
       try {
@@ -70,12 +72,13 @@ export class FileOutputWriter implements OutputWriter {
       } catch (err) {
         // The directory went away since (removed by hand): make it again, once.
         if (errnoCode(err) !== 'ENOENT') throw err;
-        await mkdir(dir, { recursive: true });
+        await makeDirectory(dir);
         await writeWhole(temp, body);
       }
       await rename(temp, path);
     } catch (err) {
       await unlink(temp).catch(() => undefined);
+      if (err instanceof LayertapError) throw err;
       throw mapFsError(err, 'write', path);
     }
   }
@@ -156,11 +159,12 @@ export class FileOutputWriter implements OutputWriter {
   async checkWritable(): Promise<void> {
     const probe = join(this.dir, `${TEMP_PREFIX}write-check-${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(this.dir, { recursive: true });
+      await makeDirectory(this.dir);
       await writeFile(probe, 'layertap write check\n', { flag: 'wx' });
       await unlink(probe);
     } catch (err) {
       await unlink(probe).catch(() => undefined);
+      if (err instanceof LayertapError) throw err;
       throw mapFsError(err, 'write to output directory', this.dir);
     }
   }

@@ -31,7 +31,7 @@ export function findBin(name: string, env: NodeJS.ProcessEnv = childEnv({})): st
     const candidate = path.join(dir, name);
     if (dir && existsSync(candidate)) return candidate;
   }
-  throw new Error(`${name} not found on PATH: run the demo with \`npx layertap demo\` from the repository root after \`pnpm install && pnpm build\``);
+  throw new Error(`${name} not found on PATH: run \`bash infra/bootstrap.sh\` (it builds and puts the commands on PATH), then \`layertap demo\``);
 }
 
 function startProcess(bin: string, args: string[], env: NodeJS.ProcessEnv, logFile?: NodeJS.WritableStream): ChildProcess {

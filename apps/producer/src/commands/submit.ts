@@ -2,15 +2,23 @@ import type { CliContext } from '../context';
 import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 import { openOutput } from '@layertap/storage';
 import { planRun, prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
+import { datasetStatus, isActive } from '@layertap/queue';
 import { createProgressBar } from '../progress-bar';
-import { printSummary, waitWithProgress } from './wait';
+import { finalExitCode, printSummary, waitWithProgress } from './wait';
 
 export interface SubmitCommandOptions extends SubmitOptions {
   wait: boolean;
   json: boolean;
+  /** How long Redis keeps the dataset's state once it has finished, in seconds; undefined: until `forget`. */
+  retentionSeconds?: number;
 }
 
-/** `layertap submit`: validate everything, then enqueue the dataset flow (or find it already there). */
+/**
+ * `layertap submit`: validate everything, then enqueue the dataset flow. The same dataset id again adds
+ * nothing while it runs or once it is done (`retry` runs its failures); one that stopped without finishing
+ * (`failed`, or its jobs gone from Redis) is resumed: the samples the output does not hold as ok run as a
+ * new run, whose finalisation writes the manifest.
+ */
 export async function submitCommand(ctx: CliContext, options: SubmitCommandOptions): Promise<number> {
   const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
@@ -18,26 +26,26 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
   // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
   for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
+  const planned = { ...prepared.config, ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}) };
   const queues = await ctx.queues();
-  const { datasetId } = prepared.config;
+  const { datasetId } = planned;
   const previous = await queues.store.runs(datasetId);
   const first = previous[0];
   if (first) {
-    const difference = sameSettings(first, prepared.config);
+    const difference = sameSettings(first, planned);
     if (difference) {
       throw new ValidationError(ErrorCode.InvalidRequest, `dataset ${datasetId} already exists with different settings: ${difference}; choose another --dataset-id`);
     }
   }
-  const latest = previous.at(-1);
-  const live = latest ? await queues.datasetJob(datasetId, latest.run) : undefined;
+  const status = previous.length ? await datasetStatus(queues, datasetId) : undefined;
   let summary: Record<string, unknown>;
-  if (latest && live) {
-    // The latest run is still in Redis: nothing to add, whatever state it is in.
-    const state = await live.getState();
-    summary = { datasetId, run: latest.run, samples: latest.totalSamples, existing: true, state };
-    if (!options.json) process.stdout.write(`dataset ${datasetId} is already submitted (run ${latest.run}, ${state}): nothing added\n`);
+  if (status && (isActive(status.state) || status.state === 'done')) {
+    // Running, or finished: nothing to add (a finished dataset's failures are `retry`'s to run).
+    const { run } = status.config;
+    summary = { datasetId, run, samples: status.progress.total, existing: true, state: status.state };
+    if (!options.json) process.stdout.write(`dataset ${datasetId} is already submitted (run ${run}, ${status.state}): nothing added${status.next ? `; next: ${status.next}` : ''}\n`);
   } else {
-    const plan = await planRun(openOutput(prepared.config.output, { s3: ctx.s3 }), prepared.config, prepared.samples, previous);
+    const plan = await planRun(openOutput(planned.output, { s3: ctx.s3 }), planned, prepared.samples, previous);
     const submitted = await queues.submit(plan.config, plan.samples, { attempts: ctx.config.chunkAttempts, backoffMs: ctx.config.chunkBackoffMs });
     summary = {
       datasetId,
@@ -53,21 +61,21 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
           `resuming dataset ${datasetId} as run ${plan.config.run}: ${plan.alreadyDone} samples already stored, ${plan.samples.length} to run in ${submitted.chunks} chunks\n`,
         );
       } else {
-        process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${prepared.config.output}/${datasetId}/\n`);
+        process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${planned.output}/${datasetId}/\n`);
       }
-      if (!prepared.config.weights) process.stdout.write(`weights: random, seed ${prepared.config.seed} (pass --weights torchvision-imagenet or keras-imagenet for pretrained VGG16)\n`);
+      if (!planned.weights) process.stdout.write(`weights: random, seed ${planned.seed} (pass --weights torchvision-imagenet or keras-imagenet for pretrained VGG16)\n`);
       else process.stdout.write(`weights: ${prepared.weightsDescription}\n`);
-      process.stdout.write(`preprocessing: ${prepared.config.preprocess} (${prepared.config.preprocessReason})\n`);
+      process.stdout.write(`preprocessing: ${planned.preprocess} (${planned.preprocessReason})\n`);
     }
   }
-  summary.output = `${prepared.config.output}/${datasetId}/`;
-  summary.weights = prepared.config.weights ? storedUri(prepared.config.weights) : `random, seed ${prepared.config.seed}`;
-  summary.preprocess = { mode: prepared.config.preprocess, reason: prepared.config.preprocessReason };
+  summary.output = `${planned.output}/${datasetId}/`;
+  summary.weights = planned.weights ? storedUri(planned.weights) : `random, seed ${planned.seed}`;
+  summary.preprocess = { mode: planned.preprocess, reason: planned.preprocessReason };
   if (prepared.warnings.length) summary.warnings = prepared.warnings;
   if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (!options.wait) return 0;
-  const status = await waitWithProgress(ctx, datasetId);
-  if (options.json) process.stdout.write(`${JSON.stringify(status)}\n`);
-  else printSummary(status);
-  return status.state === 'done' ? 0 : 1;
+  const final = await waitWithProgress(ctx, datasetId);
+  if (options.json) process.stdout.write(`${JSON.stringify(final)}\n`);
+  else printSummary(final);
+  return finalExitCode(final);
 }

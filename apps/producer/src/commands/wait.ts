@@ -1,3 +1,4 @@
+import { ExitCode } from '@layertap/contracts';
 import type { DatasetStatus } from '@layertap/queue';
 import type { CliContext } from '../context';
 import { formatStatus, waitForDataset } from '../progress';
@@ -6,12 +7,16 @@ import { formatStatus, waitForDataset } from '../progress';
 export async function waitWithProgress(ctx: CliContext, datasetId: string, out: NodeJS.WriteStream = process.stderr): Promise<DatasetStatus> {
   const tty = out.isTTY === true;
   let lastPrinted = 0;
+  let lastWorkers: number | undefined;
   let redisDown = false;
   const status = await waitForDataset(await ctx.queues(), datasetId, {
-    onProgress: (_s, line) => {
+    onProgress: (s, line) => {
       redisDown = false;
+      // Into a pipe: a line every 5 s, and at once when workers come or go.
+      const workersChanged = (s.workers === 0) !== (lastWorkers === 0);
+      lastWorkers = s.workers;
       if (tty) out.write(`\r\x1b[2K${line}`);
-      else if (Date.now() - lastPrinted > 5_000) {
+      else if (workersChanged || Date.now() - lastPrinted > 5_000) {
         out.write(`${line}\n`);
         lastPrinted = Date.now();
       }
@@ -28,4 +33,13 @@ export async function waitWithProgress(ctx: CliContext, datasetId: string, out: 
 export function printSummary(status: DatasetStatus, out: NodeJS.WriteStream = process.stdout): void {
   out.write(`${formatStatus(status)}\n`);
   out.write(`manifest  ${status.config.output}/${status.datasetId}/manifest.jsonl\n`);
+}
+
+/**
+ * The exit code of a command that waited for a dataset (`--wait`, `status --watch`): 0 every sample ok, 3
+ * finished with failed or cancelled samples, 4 stopped without finishing (see `ExitCode`).
+ */
+export function finalExitCode(status: DatasetStatus): number {
+  if (status.state !== 'done') return ExitCode.DatasetFailed;
+  return status.progress.failed > 0 ? ExitCode.FinishedWithFailures : ExitCode.Ok;
 }
