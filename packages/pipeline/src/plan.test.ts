@@ -17,6 +17,8 @@ const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
   dtype: 'float32',
   layout: 'chw',
   pool: 'none',
+  // Random weights are asked for: the default (torchvision-imagenet) is a download.
+  weights: 'random',
   seed: 0,
   ...overrides,
 });
@@ -301,13 +303,14 @@ describe('prepareSubmission', () => {
       return file;
     }
 
-    it('random (named or by default): no weights in the config, torchvision preprocessing, the same dataset id', async () => {
-      const omitted = await prepareSubmission(base(), { s3, submittedAt });
-      const named = await prepareSubmission({ ...base(), weights: 'random' }, { s3, submittedAt });
-      expect(omitted.config.weights).toBeUndefined();
-      expect(named.config).toEqual(omitted.config);
-      expect(omitted.config).toMatchObject({ preprocess: 'torchvision', preprocessReason: 'random weights have no training to follow: torchvision, the default' });
-      expect(omitted.weightsDescription).toBe('random, seed 0');
+    it('random weights: no weights in the config, torchvision preprocessing, seeded', async () => {
+      const named = await prepareSubmission(base(), { s3, submittedAt });
+      expect(named.config.weights).toBeUndefined();
+      expect(named.config).toMatchObject({ seed: 0, preprocess: 'torchvision', preprocessReason: 'random weights have no training to follow: torchvision, the default' });
+      expect(named.weightsDescription).toBe('random, seed 0');
+      const reseeded = await prepareSubmission({ ...base(), seed: 5 }, { s3, submittedAt });
+      expect(reseeded.weightsDescription).toBe('random, seed 5');
+      expect(reseeded.config.datasetId).not.toBe(named.config.datasetId);
     });
 
     it('Keras weights without --preprocess run caffe; a torchvision .pth runs torchvision; each says why', async () => {

@@ -93,7 +93,8 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
       samples.map((s) => [s.id, storedUri(s.uri)]),
       options.layers,
       options.output.replace(/\/+$/, ''),
-      options.weights ? storedUri(options.weights) : null,
+      // Random weights count as none, named (`random`) or not (resolved: absent).
+      options.weights && options.weights !== 'random' ? storedUri(options.weights) : null,
       options.preprocess ?? null,
       options.imageSize,
       options.dtype,

@@ -98,6 +98,8 @@ export async function demoCommand(options: DemoOptions): Promise<number> {
         dtype: 'float32',
         layout: 'chw',
         pool: 'none',
+        // Offline, with nothing to download: seeded random weights, labelled so in dataset.json.
+        weights: 'random',
         seed: 0,
         datasetId: 'demo',
         wait: true,

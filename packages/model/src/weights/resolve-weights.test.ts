@@ -28,8 +28,9 @@ afterAll(() => server.close());
 
 describe('parseWeightsRequest', () => {
   it('reads random, published names (and old aliases) and treats anything else as a path or URI', () => {
-    expect(DEFAULT_WEIGHTS).toBe('random');
-    expect(parseWeightsRequest(undefined)).toEqual({ kind: 'random' });
+    // Pretrained by default, as torchvision's models.vgg16(weights=...) users expect; random is asked for.
+    expect(DEFAULT_WEIGHTS).toBe('torchvision-imagenet');
+    expect(parseWeightsRequest(undefined)).toEqual({ kind: 'published', name: 'torchvision-imagenet' });
     expect(parseWeightsRequest('random')).toEqual({ kind: 'random' });
     expect(parseWeightsRequest('torchvision-imagenet')).toEqual({ kind: 'published', name: 'torchvision-imagenet' });
     expect(parseWeightsRequest('keras-vgg16-notop')).toEqual({ kind: 'published', name: 'keras-imagenet-notop' });
@@ -41,7 +42,7 @@ describe('parseWeightsRequest', () => {
 
 describe('resolveWeightsRequest', () => {
   it('random weights: nothing to load, torchvision preprocessing', async () => {
-    const resolved = await resolveWeightsRequest(undefined, { layers: LAYERS, seed: 3 });
+    const resolved = await resolveWeightsRequest('random', { layers: LAYERS, seed: 3 });
     expect(resolved).toEqual({
       request: { kind: 'random' },
       description: 'random, seed 3',
@@ -51,11 +52,12 @@ describe('resolveWeightsRequest', () => {
     expect((await resolveWeightsRequest('random', { layers: LAYERS, seed: 3, preprocess: 'caffe' })).preprocess).toBe('caffe');
   });
 
-  it('torchvision-imagenet: downloaded once from (a mirror of) the published URL, hash prefix checked, then found in the cache', async () => {
+  it('torchvision-imagenet, the default: downloaded once from (a mirror of) the published URL, hash prefix checked, then found in the cache', async () => {
     await withTempDir(async (cacheDir) => {
       const published = { mirror: server.url };
       const before = server.requests.length;
-      const resolved = await resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published });
+      // No --weights: the default is the published torchvision checkpoint.
+      const resolved = await resolveWeightsRequest(undefined, { layers: LAYERS, seed: 0, cacheDir, published });
       const sha256 = createHash('sha256').update(pth).digest('hex');
       expect(resolved).toMatchObject({
         weights: 'torchvision-imagenet',
@@ -95,7 +97,8 @@ describe('resolveWeightsRequest', () => {
       const closed = await serve(staticFiles(new Map()));
       await closed.close();
       const started = Date.now();
-      const err = await rejection(resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: closed.url } }));
+      // No --weights, offline: the default cannot be had, and the message says the three ways out.
+      const err = await rejection(resolveWeightsRequest(undefined, { layers: LAYERS, seed: 0, cacheDir, published: { mirror: closed.url } }));
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(err).toBeInstanceOf(ValidationError);
       expect(err.code).toBe(ErrorCode.InvalidWeights);

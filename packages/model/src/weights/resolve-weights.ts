@@ -13,10 +13,10 @@ import { defaultWeightsCacheDir, publishedWeightsSource } from './weights-env';
 export const RANDOM_WEIGHTS = 'random';
 
 /**
- * What `submit` uses when `--weights` is not given. Flipping the default to pretrained weights is changing
- * this one line (to `'torchvision-imagenet'`).
+ * What `submit` uses when `--weights` is not given: torchvision's ImageNet checkpoint, as
+ * `models.vgg16(weights="IMAGENET1K_V1")` (downloaded once, verified, cached). Random weights are asked for.
  */
-export const DEFAULT_WEIGHTS: string = RANDOM_WEIGHTS;
+export const DEFAULT_WEIGHTS: string = 'torchvision-imagenet';
 
 export type WeightsRequest = { kind: 'random' } | { kind: 'published'; name: PublishedWeightsName } | { kind: 'uri'; uri: string };
 

@@ -106,6 +106,8 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
           dtype: options.dtype,
           layout: options.layout,
           pool: 'none',
+          // The bench times the work, not the weights: seeded random ones, as the model-only figures use.
+          weights: 'random',
           seed: options.seed,
           datasetId,
         },
