@@ -344,11 +344,13 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(await view.locator('.stats').textContent()).not.toContain('ETA');
     await expect(view.locator('[data-field="duration"]').textContent()).resolves.toBe(after!.replace('failed after ', ''));
     await expect(view.locator('.stats').textContent()).resolves.toContain('failed after');
-    // Why: the chunks' failures, each naming its chunk.
+    // Why: the chunks' failures, each naming its chunk, why the dataset stopped, and what to do next.
     expect((await view.locator('p.error').allTextContents()).sort()).toEqual([
       expect.stringMatching(/^chunk 0 \(doomed~r0~c0\) failed: invalid_output: S3 bucket "doomed" does not exist/),
       expect.stringMatching(/^chunk 1 \(doomed~r0~c1\) failed: invalid_output: S3 bucket "doomed" does not exist/),
+      expect.stringMatching(/^stopped: writing the manifest failed: S3 bucket "doomed" does not exist/),
     ]);
+    await expect(view.locator('[data-field="next"]').textContent()).resolves.toMatch(/^next: fix the cause above, then `layertap retry doomed`/);
     await screenshot(view, 'dataset-failed');
     await view.close();
   });
@@ -441,7 +443,8 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(again.status).toBe(409);
     expect(await again.json()).toEqual({ error: 'dataset api is still running: retry once it has finished', code: 'invalid_request' });
     const cancelled = await fetch(`${base}/api/datasets/api/cancel`, { method: 'POST', headers: auth });
-    expect(await cancelled.json()).toEqual({ datasetId: 'api', cancelled: true });
+    // As `layertap cancel`: a running dataset is asked to stop (one that had stopped would be closed now).
+    expect(await cancelled.json()).toEqual({ datasetId: 'api', cancelled: true, action: 'requested' });
     expect((await get('/api/datasets/api')).body).toMatchObject({ state: 'cancelled', cancelled: true, config: { run: 1 } });
     await h.runWorker();
 

@@ -17,7 +17,6 @@ it('a cancelled dataset whose parent job failed for good reports failed, not can
     await queues.store.cancel('cf');
     await waitUntil(async () => (await queues.datasets.getJobCountByTypes('failed')) === 1, 10_000, 'failed parent');
     const status = await datasetStatus(queues, 'cf');
-    console.log(status?.state, status?.parentJob);
     expect(status?.parentJob).toMatchObject({ state: 'failed', failedReason: 'upload_failed: manifest write refused', finishedOn: expect.any(Number) });
     expect(status?.state).toBe('failed');
   } finally {
