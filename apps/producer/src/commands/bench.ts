@@ -2,11 +2,12 @@
 // through Redis and a real worker process), prints the figures.
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BackendName, Dtype, EngineName, Layout, Preprocess, engineTargets } from '@layertap/contracts';
+import { BATCH_SIZE, BackendName, Dtype, EngineName, Layout, Preprocess, engineTargets } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import type * as Bench from '@layertap/pipeline/bench';
 import { childEnv } from '../config';
 import { SAMPLES_DIR, findBin } from './demo';
+import { chunkSize, imageSize, intIn, positiveInt } from '../options';
 
 /** What a command action returns: its exit code. */
 type Action = () => Promise<number>;
@@ -107,12 +108,6 @@ function pyLine(label: string, r: Bench.PytorchResult, ratio: number, perCpuRati
   );
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
 function photoSize(value: string): { width: number; height: number } {
   const m = /^(\d+)x(\d+)$/.exec(value);
   if (!m) throw new InvalidArgumentError('expected WIDTHxHEIGHT, e.g. 500x375');
@@ -152,8 +147,8 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .option('--threads <n>', 'ONNX Runtime compute threads (default: one per core)', positiveInt)
     .option('--webgpu-im2col', "TF.js WebGPU: convolutions through TF.js' separate im2col shader (slices sized to the adapter's binding limit)", false)
     .option('--layer <spec...>', 'layer(s) to extract (default features.9)', layerList)
-    .option('--batch-size <n>', 'images per batch', positiveInt, d.batchSize)
-    .option('--image-size <n>', 'network input size', positiveInt, d.imageSize)
+    .option('--batch-size <n>', 'images per batch', intIn(BATCH_SIZE), d.batchSize)
+    .option('--image-size <n>', 'network input size', imageSize, d.imageSize)
     .option('--images <n>', 'photos to generate (from the sample photos) and run', positiveInt, d.images)
     .option('--photo-size <WxH>', 'size of the generated photos', photoSize, { width: 500, height: 375 })
     .addOption(new Option('--photo-format <format>', 'format of the generated photos').choices(['jpeg', 'png']).default('jpeg'))
@@ -164,7 +159,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .option('--write-concurrency <n>', 'files written at once', positiveInt, d.writeConcurrency)
     .option('--worker', 'run a real layertap-worker (and its inference process) through Redis from the dev services, beside the model alone', false)
     .option('--worker-bin <path>', 'the worker to run with --worker (default: layertap-worker on PATH)')
-    .option('--chunk-size <n>', 'chunk size of the --worker dataset', positiveInt, d.chunkSize)
+    .option('--chunk-size <n>', 'chunk size of the --worker dataset', chunkSize, d.chunkSize)
     .option('--compare-pytorch', 'also run two PyTorch references on the same images (needs torch and torchvision for --python)', false)
     .option('--python <path>', 'Python interpreter for --compare-pytorch', '/usr/bin/python3')
     .option('--pytorch-device <device>', 'torch device for --compare-pytorch: cpu, cuda, or auto (cuda when the engine computes on a GPU)', 'auto')

@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { ErrorCode, ValidationError, describeError, type ManifestLine } from '@layertap/contracts';
 import { DEFAULT_MONTAGE_CHANNELS, DEFAULT_MONTAGE_TILE, ImageFetcher, renderMontage } from '@layertap/imaging';
 import { findLayer, type DatasetReader } from '@layertap/pipeline';
@@ -11,6 +11,7 @@ import { parseOutputRef } from '@layertap/storage';
 import { readProducerConfig } from '../config';
 import { withContext, type CliContext } from '../context';
 import { openDataset } from '../open-dataset';
+import { positiveInt } from '../options';
 
 /** What a command action returns: its exit code. */
 type Action = () => Promise<number>;
@@ -27,12 +28,6 @@ export interface ShowOptions {
   channels: number;
   size: number;
   json: boolean;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
 }
 
 type ShownSample = Pick<ManifestLine, 'id' | 'uri' | 'status' | 'error' | 'outputs'>;
