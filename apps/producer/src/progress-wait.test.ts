@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { RedisServer } from '@layertap/devservices';
 import type { DatasetConfig, DatasetResult } from '@layertap/contracts';
+import { datasetConfig } from '@layertap/contracts/testing';
 import { LayertapQueues, connectRedis, type Redis } from '@layertap/queue';
 import { watchDataset, waitForDataset } from './progress';
 
@@ -20,24 +21,8 @@ describe('waitForDataset (real redis-server)', () => {
   let prefix: string;
   let queues: LayertapQueues;
 
-  const config = (datasetId: string): DatasetConfig => ({
-    datasetId,
-    model: 'vgg16',
-    output: 's3://bucket/out',
-    layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }],
-    seed: 0,
-    preprocess: 'torchvision',
-    imageSize: 64,
-    batchSize: 2,
-    chunkSize: 2,
-    dtype: 'float32',
-    layout: 'chw',
-    pool: 'none',
-    format: 'npy',
-    totalSamples: 4,
-    submittedAt: '2025-01-01T00:00:00.000Z',
-    run: 0,
-  });
+  const config = (datasetId: string): DatasetConfig =>
+    datasetConfig(datasetId, { layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }], totalSamples: 4, submittedAt: '2025-01-01T00:00:00.000Z' });
   const samples = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `s${i}`, uri: `s3://bucket/s${i}.jpg` }));
   const result = (datasetId: string, ok: number, failed: number): DatasetResult => ({
     datasetId,

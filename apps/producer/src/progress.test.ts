@@ -1,3 +1,4 @@
+import { datasetConfig } from '@layertap/contracts/testing';
 import type { DatasetStatus } from '@layertap/queue';
 import { RateMeter, formatDuration, formatStatus, progressLine } from './progress';
 
@@ -5,27 +6,19 @@ function status(progress: Partial<DatasetStatus['progress']>, overrides: Partial
   return {
     datasetId: 'cats-0123456789',
     state: 'running',
-    config: {
-      datasetId: 'cats-0123456789',
-      model: 'vgg16',
-      output: 's3://bucket/out',
+    config: datasetConfig('cats-0123456789', {
       layers: [
         { spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] },
         { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
       seed: 3,
-      preprocess: 'torchvision',
       imageSize: 224,
       batchSize: 8,
       chunkSize: 64,
       dtype: 'float16',
-      layout: 'chw',
-      pool: 'none',
-      format: 'npy',
       totalSamples: 10,
       submittedAt: '2025-01-01T00:00:00.000Z',
-      run: 0,
-    },
+    }),
     progress: { total: 10, ok: 0, failed: 0, pending: 10, failures: {}, run: 0, finished: false, ...progress },
     chunks: { total: 2, done: 1, failed: 0, pending: 1 },
     chunkFailures: [],

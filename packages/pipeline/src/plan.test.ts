@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
+import { datasetConfig } from '@layertap/contracts/testing';
 import { caseCollisionWarning, defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
@@ -111,28 +112,19 @@ describe('planLayers', () => {
 });
 
 describe('sameSettings', () => {
-  const config = (overrides: Partial<DatasetConfig> = {}): DatasetConfig => ({
-    datasetId: 'ds',
-    model: 'vgg16',
-    output: 's3://bucket/out',
-    layers: [
-      { spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] },
-      { spec: 'fc2', canonical: 'fc2', shape: [4096] },
-    ],
-    seed: 0,
-    preprocess: 'torchvision',
-    imageSize: 224,
-    batchSize: 8,
-    chunkSize: 64,
-    dtype: 'float32',
-    layout: 'chw',
-    pool: 'none',
-    format: 'npy',
-    totalSamples: 10,
-    submittedAt: '2025-01-01T00:00:00.000Z',
-    run: 0,
-    ...overrides,
-  });
+  const config = (overrides: Partial<DatasetConfig> = {}): DatasetConfig =>
+    datasetConfig('ds', {
+      layers: [
+        { spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] },
+        { spec: 'fc2', canonical: 'fc2', shape: [4096] },
+      ],
+      imageSize: 224,
+      batchSize: 8,
+      chunkSize: 64,
+      totalSamples: 10,
+      submittedAt: '2025-01-01T00:00:00.000Z',
+      ...overrides,
+    });
 
   it('compares weights URIs without their credentials, and shows them without', () => {
     const signed = (sig: string) => config({ weights: `https://u:${sig}@models.example.com/w.h5?sig=${sig}` });

@@ -1,3 +1,4 @@
+import { datasetConfig } from '@layertap/contracts/testing';
 import type { DatasetDetail } from '../dataset-view';
 
 /** A dataset as the views receive it; `overrides` replaces top-level fields. */
@@ -5,27 +6,17 @@ export function detail(overrides: Partial<DatasetDetail> = {}): DatasetDetail {
   return {
     datasetId: 'cats-1',
     state: 'running',
-    config: {
-      datasetId: 'cats-1',
-      model: 'vgg16',
+    config: datasetConfig('cats-1', {
       output: 's3://bucket/acts',
       layers: [
         { spec: 'features.9', canonical: 'block2_pool', shape: [128, 56, 56] },
         { spec: 'fc2', canonical: 'fc2', shape: [4096] },
       ],
-      seed: 0,
-      preprocess: 'torchvision',
       imageSize: 224,
       batchSize: 16,
       chunkSize: 64,
-      dtype: 'float32',
-      layout: 'chw',
-      pool: 'none',
-      format: 'npy',
       totalSamples: 100,
-      submittedAt: '2025-03-01T12:00:00.000Z',
-      run: 0,
-    },
+    }),
     progress: { total: 100, ok: 40, failed: 2, pending: 58, failures: { decode_failed: 2 }, run: 0, startedAt: 1_000, updatedAt: 9_000, finished: false },
     chunks: { total: 2, done: 0, failed: 0, pending: 2 },
     chunkFailures: [],

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { RedisServer } from '@layertap/devservices';
-import type { DatasetConfig } from '@layertap/contracts';
+export { datasetConfig } from '@layertap/contracts/testing';
 import { createRedis, type Redis } from '../connection';
 
 /** A real redis-server for one test file, and a client on it (BullMQ-ready: maxRetriesPerRequest null). */
@@ -33,29 +33,6 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<number
     if (keys.length) deleted += await redis.del(...keys);
   } while (cursor !== '0');
   return deleted;
-}
-
-/** A valid dataset configuration for run 0 of `datasetId`. */
-export function datasetConfig(datasetId: string, overrides: Partial<DatasetConfig> = {}): DatasetConfig {
-  return {
-    datasetId,
-    model: 'vgg16',
-    output: 's3://bucket/out',
-    layers: [{ spec: 'conv1_1', canonical: 'block1_conv1', shape: [64, 224, 224] }],
-    seed: 0,
-    preprocess: 'torchvision',
-    imageSize: 64,
-    batchSize: 2,
-    chunkSize: 2,
-    dtype: 'float32',
-    layout: 'chw',
-    pool: 'none',
-    format: 'npy',
-    totalSamples: 5,
-    submittedAt: '2025-03-01T12:00:00.000Z',
-    run: 0,
-    ...overrides,
-  };
 }
 
 /** `n` samples `s0..s(n-1)` with `s3://` URIs. */
