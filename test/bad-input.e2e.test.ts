@@ -2,7 +2,6 @@ import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import type { ManifestLine } from '@layertap/contracts';
 import { Harness, SAMPLES } from './support/harness';
@@ -233,13 +232,10 @@ describe('bad input, per sample (the rest of the chunk goes on)', () => {
 /** Bad requests that test/cli-validation.e2e.test.ts does not cover. */
 describe('more bad requests', () => {
   const h = new Harness('bad-requests');
-  let redis: Redis;
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -250,12 +246,12 @@ describe('more bad requests', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/invalid_output/);
     expect(res.stderr).toMatch(/a-file\/out: a part of the path is (not a directory|a file, not a directory)/);
-    expect(await redis.keys(`${h.prefix}:*`)).toEqual([]);
+    expect(await h.redis.keys(`${h.prefix}:*`)).toEqual([]);
   });
 
   it('a malformed job payload reaching a worker fails as unrecoverable, without retries', async () => {
     const out = path.join(h.tmp, 'junk-out');
-    const chunks = new Queue('chunks', { connection: redis, prefix: h.prefix });
+    const chunks = new Queue('chunks', { connection: h.redis, prefix: h.prefix });
     try {
       // Junk, and an almost valid chunk whose sample id would escape the output directory: the worker
       // checks what it dequeues, whatever the producer did.

@@ -1,20 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { BIN, Harness, SAMPLES } from './support/harness';
 
 /** Every bad request is refused before anything reaches Redis: a clear message, a non-zero exit. */
 describe('layertap submit refuses bad requests and enqueues nothing', () => {
   const h = new Harness('cli');
-  let redis: Redis;
 
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -23,7 +19,7 @@ describe('layertap submit refuses bad requests and enqueues nothing', () => {
     expect(res.code).toBe(exit);
     if (typeof message === 'string') expect(res.stderr).toContain(message);
     else expect(res.stderr).toMatch(message);
-    expect(await redis.keys(`${h.prefix}:*`)).toEqual([]);
+    expect(await h.redis.keys(`${h.prefix}:*`)).toEqual([]);
     return res;
   }
 
@@ -95,14 +91,14 @@ describe('layertap submit refuses bad requests and enqueues nothing', () => {
     const res = await h.layertap(['submit', ...ok(['--dtype', 'float64'])]);
     expect(res.code).toBe(2);
     expect(res.stderr).toBe('layertap: error: --dtype "float64": allowed values are float32, float16\n');
-    expect(await redis.keys(`${h.prefix}:*`)).toEqual([]);
+    expect(await h.redis.keys(`${h.prefix}:*`)).toEqual([]);
   });
 
   /** Exit 2, nothing in Redis, and the whole output is one line on stderr: `layertap: <line>`. */
   async function expectOneLine(args: string[], line: string) {
     const res = await h.run(BIN.layertap, args, {}, 20_000);
     expect({ code: res.code, stderr: res.stderr, stdout: res.stdout }).toEqual({ code: 2, stderr: `layertap: ${line}\n`, stdout: '' });
-    expect(await redis.keys(`${h.prefix}:*`)).toEqual([]);
+    expect(await h.redis.keys(`${h.prefix}:*`)).toEqual([]);
   }
 
   it('values outside the request limits name the flag, the value and the range (no schema dump)', async () => {
@@ -154,6 +150,6 @@ describe('layertap submit refuses bad requests and enqueues nothing', () => {
     const res = await h.layertap(['submit', ...ok(['--dataset-id', 'fine'])]);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
-    expect((await redis.keys(`${h.prefix}:*`)).length).toBeGreaterThan(0);
+    expect((await h.redis.keys(`${h.prefix}:*`)).length).toBeGreaterThan(0);
   });
 });

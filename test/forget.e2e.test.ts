@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { Harness, SAMPLES } from './support/harness';
 
 /**
@@ -9,14 +8,11 @@ import { Harness, SAMPLES } from './support/harness';
 describe('forget and retention', () => {
   const h = new Harness('forget');
   const engine = { LAYERTAP_ENGINE: 'null' };
-  let redis: Redis;
 
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -24,7 +20,7 @@ describe('forget and retention', () => {
     'submit', SAMPLES, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/forget', '--image-size', '32', '--chunk-size', '4', '--dataset-id', id, ...extra,
   ];
   /** Every Redis key that names the dataset: layertap's state and index, and BullMQ's jobs. */
-  const keysOf = (id: string) => redis.keys(`${h.prefix}:*${id}*`);
+  const keysOf = (id: string) => h.redis.keys(`${h.prefix}:*${id}*`);
 
   it('forget is refused while the dataset runs, then removes its Redis state and jobs and leaves the outputs', async () => {
     expect((await h.layertap(submitArgs('kept'))).code).toBe(0);
@@ -33,14 +29,14 @@ describe('forget and retention', () => {
     expect(refused.stderr).toBe('layertap: error [invalid_request]: dataset kept is still running: forget it once it has finished (`layertap cancel kept` stops it)\n');
 
     await h.runWorker([], engine);
-    expect(await redis.hlen(`${h.prefix}:ds:kept:samples`)).toBe(7);
+    expect(await h.redis.hlen(`${h.prefix}:ds:kept:samples`)).toBe(7);
     const outputs = await h.listKeys('layertap', 'forget/kept/');
     const forgot = await h.layertap(['forget', 'kept', '--json']);
     expect(forgot.code).toBe(0);
     expect(JSON.parse(forgot.stdout)).toMatchObject({ datasetId: 'kept', runs: 1 });
     expect(JSON.parse(forgot.stdout).jobs).toBeGreaterThanOrEqual(1);
     expect(await keysOf('kept')).toEqual([]);
-    expect(await redis.zscore(`${h.prefix}:datasets`, 'kept')).toBeNull();
+    expect(await h.redis.zscore(`${h.prefix}:datasets`, 'kept')).toBeNull();
     expect(await h.listKeys('layertap', 'forget/kept/')).toEqual(outputs);
 
     const status = await h.layertap(['status', 'kept']);
@@ -54,16 +50,16 @@ describe('forget and retention', () => {
   it('--retention: Redis drops a finished dataset by itself, and keeps a running one', async () => {
     expect((await h.layertap(submitArgs('short-lived', ['--retention', '3s']))).code).toBe(0);
     // Running (no worker yet): no expiry on anything.
-    expect(await redis.ttl(`${h.prefix}:ds:short-lived:runs`)).toBe(-1);
+    expect(await h.redis.ttl(`${h.prefix}:ds:short-lived:runs`)).toBe(-1);
     await h.runWorker([], engine);
-    const ttl = await redis.ttl(`${h.prefix}:ds:short-lived:samples`);
+    const ttl = await h.redis.ttl(`${h.prefix}:ds:short-lived:samples`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3);
     expect((await h.layertap(['status', 'short-lived', '--json'])).code).toBe(0);
 
     const until = Date.now() + 15_000;
-    while ((await redis.exists(`${h.prefix}:ds:short-lived:runs`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
-    expect(await redis.keys(`${h.prefix}:ds:short-lived:*`)).toEqual([]);
+    while ((await h.redis.exists(`${h.prefix}:ds:short-lived:runs`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+    expect(await h.redis.keys(`${h.prefix}:ds:short-lived:*`)).toEqual([]);
     expect((await h.layertap(['status', 'short-lived'])).code).toBe(2);
     expect(await h.manifest('layertap', 'forget', 'short-lived')).toHaveLength(7);
   });

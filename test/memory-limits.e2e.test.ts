@@ -8,7 +8,6 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { sampleMemoryBytes } from '@layertap/model/batch-size';
 import { getModel } from '@layertap/model/models';
 import { Harness, SAMPLES } from './support/harness';
@@ -17,16 +16,13 @@ const MiB = 1024 ** 2;
 
 describe('memory limits: submit refuses what cannot fit, workers shrink batches to their budget', () => {
   const h = new Harness('memory');
-  let redis: Redis;
   /** Every layer of the model, once each. */
   const ALL = getModel().layers.map((l) => l.name);
 
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -36,7 +32,7 @@ describe('memory limits: submit refuses what cannot fit, workers shrink batches 
     const res = await h.layertap(['submit', '--weights', 'random', ...args], { ...env, LAYERTAP_QUEUE_PREFIX: refusedPrefix });
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(message) });
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
-    expect(await redis.keys(`${refusedPrefix}*`)).toEqual([]);
+    expect(await h.redis.keys(`${refusedPrefix}*`)).toEqual([]);
     return res;
   }
 
@@ -49,7 +45,7 @@ describe('memory limits: submit refuses what cannot fit, workers shrink batches 
     // A budget that holds two samples: the worker runs the chunk of five as batches of 2, 2 and 1.
     const perSample = sampleMemoryBytes(ALL, 32);
     const budgetMiB = Math.ceil((2.5 * perSample) / MiB);
-    const chunks = new Queue('chunks', { connection: redis, prefix: h.prefix });
+    const chunks = new Queue('chunks', { connection: h.redis, prefix: h.prefix });
     try {
       expect((await h.layertap(['submit', ...args, '--dataset-id', 'small'])).code).toBe(0);
       const smallLog = await h.runWorker([], { LAYERTAP_MEMORY_BUDGET_MB: String(budgetMiB) });

@@ -1,19 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { Harness, SAMPLES } from './support/harness';
 
 /** Re-submitting a dataset whose jobs are gone from Redis resumes from what the output holds. */
 describe('resume after the jobs are gone from Redis', () => {
   const h = new Harness('resume');
   const names = ['astronaut', 'camera', 'chelsea', 'coffee', 'hubble_deep_field', 'motorcycle_left', 'rocket'];
-  let redis: Redis;
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -30,7 +26,7 @@ describe('resume after the jobs are gone from Redis', () => {
     expect((await submit(await list('first.txt', 3))).code).toBe(0);
     await h.runWorker();
     const firstBytes = await h.getObject('layertap', 'resume/ds/block1_pool/astronaut.npy');
-    await redis.flushall();
+    await h.redis.flushall();
 
     const all = await list('all.txt', 7);
     const resumed = await submit(all);
@@ -45,7 +41,7 @@ describe('resume after the jobs are gone from Redis', () => {
     expect(await h.getObject('layertap', 'resume/ds/block1_pool/astronaut.npy')).toEqual(firstBytes);
 
     // Finished, and forgotten by Redis again: nothing runs, the manifest is merged again, identical.
-    await redis.flushall();
+    await h.redis.flushall();
     const again = await submit(all);
     expect(again.stdout).toContain('7 samples already stored, 0 to run in 0 chunks');
     const idle = await h.runWorker();

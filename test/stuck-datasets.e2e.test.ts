@@ -1,7 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
 import type { ManifestLine } from '@layertap/contracts';
 import { Harness, SAMPLES } from './support/harness';
 
@@ -20,14 +19,11 @@ describe('no dataset gets stuck', () => {
   const once = { LAYERTAP_CHUNK_ATTEMPTS: '1', LAYERTAP_CHUNK_BACKOFF_MS: '100' };
   // A worker whose S3 key is not one the server knows: every S3 call is refused (403), for good.
   const noCredentials = { ...engine, AWS_ACCESS_KEY_ID: 'not-a-known-key' };
-  let redis: Redis;
 
   beforeAll(async () => {
     await h.start();
-    redis = new Redis(h.services.redisUrl);
   }, 60_000);
   afterAll(async () => {
-    redis.disconnect();
     await h.close();
   });
 
@@ -100,7 +96,7 @@ describe('no dataset gets stuck', () => {
     expect(status).toMatchObject({ state: 'done', progress: { total: 7, ok: 0, failed: 7, pending: 0, failures: { cancelled: 7 } } });
     expect(status.next).toContain('layertap retry given-up');
     // The sample index knows them too.
-    const record = JSON.parse((await redis.hget(`${h.prefix}:ds:given-up:samples`, 'rocket'))!);
+    const record = JSON.parse((await h.redis.hget(`${h.prefix}:ds:given-up:samples`, 'rocket'))!);
     expect(record).toMatchObject({ status: 'failed', code: 'cancelled' });
 
     const retry = await h.layertap(['retry', 'given-up', '--json']);
@@ -149,9 +145,9 @@ describe('no dataset gets stuck', () => {
     expect((await submit(first)).code).toBe(0);
     await h.runWorker([], engine);
     // Redis loses everything layertap keeps about the dataset: runs, results and jobs.
-    const keys = await redis.keys(`${h.prefix}:*lost*`);
+    const keys = await h.redis.keys(`${h.prefix}:*lost*`);
     expect(keys.length).toBeGreaterThan(0);
-    await redis.del(...keys);
+    await h.redis.del(...keys);
 
     const resumed = await submit(all);
     expect(resumed.stdout).toContain('resuming dataset lost as run 1: 3 samples already stored, 4 to run in 1 chunks');

@@ -7,6 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import { DevServices, type RedisServerOptions, type S3ServerOptions } from '@layertap/devservices';
 import { decodeNpy } from '@layertap/storage';
 import type { ManifestLine } from '@layertap/contracts';
@@ -45,6 +46,7 @@ export class Harness {
   s3!: S3Client;
   tmp!: string;
   private readonly children = new Set<ChildProcess>();
+  private client: Redis | undefined;
 
   constructor(name: string, options: { redis?: RedisServerOptions; s3?: S3ServerOptions } = {}) {
     this.prefix = `lt-${name}`;
@@ -56,6 +58,11 @@ export class Harness {
     this.s3 = new S3Client({ ...this.services.s3 });
     this.tmp = await mkdtemp(path.join(tmpdir(), `${this.prefix}-`));
     return this;
+  }
+
+  /** A Redis client on the harness's server, for tests that look at keys and jobs; closed with the harness. */
+  get redis(): Redis {
+    return (this.client ??= new Redis(this.services.redisUrl));
   }
 
   /** Environment for the CLIs: the dev services and this harness's queue prefix. */
@@ -179,6 +186,7 @@ export class Harness {
 
   async close(): Promise<void> {
     for (const child of this.children) child.kill('SIGKILL');
+    this.client?.disconnect();
     this.s3?.destroy();
     await this.services.close();
   }
