@@ -50,7 +50,7 @@ fi
 mesa_version() { dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null | sed -E 's/^[0-9]+://; s/\..*//'; }
 mesa_old=false
 if $for_tests; then
-  mesa=$(mesa_version)
+  mesa=$(mesa_version || true)  # dpkg-query fails when the package is not installed (set -e, pipefail)
   if [ -z "$mesa" ] || [ "$mesa" -lt 24 ]; then mesa_old=true; fi
 fi
 if $mesa_old; then
