@@ -78,7 +78,23 @@ export function formatWorkerBenchReport(r: Bench.WorkerBenchReport): string {
       : '  CPU                  not measured (no /proc here)',
     `  ms per image         ${stages}`,
     '                       (summed over the chunks: transfer is the batches to the inference process and back)',
+    ...pipelineLines(r),
   ].join('\n');
+}
+
+/** `--worker --engine null --compare-pytorch`: the worker's CPU per image beside the PyTorch pipeline's. */
+function pipelineLines(r: Bench.WorkerBenchReport): string[] {
+  const p = r.pytorch;
+  if (!p) return [];
+  if (!p.available) return ['', `PyTorch comparison skipped: ${p.reason}`];
+  const first = p.runs[0];
+  const runs = p.runs.map((run) => run.cpuMsPerImage.toFixed(2)).join(', ');
+  return [
+    '',
+    `PyTorch ${first?.versions.torch ?? '?'} pipeline, model replaced by zeros (DataLoader with ${first?.workers ?? 2} workers, batch ${r.settings.batchSize}, torchvision transforms, np.save per sample), same photos`,
+    `  CPU                  ${p.cpuMsPerImage.toFixed(2)} CPU-ms per image over its processes (cheapest of runs: ${runs})`,
+    `  layertap / PyTorch   ${p.ratio.toFixed(2)}x CPU per image`,
+  ];
 }
 
 function header(engine: Bench.BenchEngine, s: Bench.BenchSettings, machine: Bench.BenchReport['machine']): string[] {
@@ -160,7 +176,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .option('--worker', 'run a real layertap-worker (and its inference process) through Redis from the dev services, beside the model alone', false)
     .option('--worker-bin <path>', 'the worker to run with --worker (default: layertap-worker on PATH)')
     .option('--chunk-size <n>', 'chunk size of the --worker dataset', chunkSize, d.chunkSize)
-    .option('--compare-pytorch', 'also run two PyTorch references on the same images (needs torch and torchvision for --python)', false)
+    .option('--compare-pytorch', 'also run the PyTorch references on the same images (needs torch and torchvision for --python); with --worker --engine null, the PyTorch pipeline with the model replaced by zeros', false)
     .option('--python <path>', 'Python interpreter for --compare-pytorch', '/usr/bin/python3')
     .option('--pytorch-device <device>', 'torch device for --compare-pytorch: cpu, cuda, or auto (cuda when the engine computes on a GPU)', 'auto')
     .option('--dir <dir>', 'working directory for the photos and outputs (default: a temporary directory, removed afterwards)')

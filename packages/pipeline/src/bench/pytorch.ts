@@ -109,3 +109,76 @@ function execText(command: string, args: string[]): Promise<string> {
     });
   });
 }
+
+export interface PytorchPipelineResult {
+  images: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** CPU time of the script and its DataLoader workers, per image. */
+  cpuMsPerImage: number;
+  saveMsPerImage: number;
+  workers: number;
+  dtype: string;
+  shape: number[];
+  versions: Record<string, string>;
+}
+
+export type PytorchPipelineComparison =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      python: string;
+      /** Each run of the script (the figures use the cheapest, as the worker's do not repeat). */
+      runs: PytorchPipelineResult[];
+      /** The cheapest run's CPU-ms per image. */
+      cpuMsPerImage: number;
+      /** layertap's CPU-ms per image over PyTorch's: below 1 is cheaper than PyTorch. */
+      ratio: number;
+    };
+
+export interface PytorchPipelineOptions {
+  python: string;
+  imagesDir: string;
+  workDir: string;
+  /** The stored shape of one sample of the (one) layer: the zeros the script saves. */
+  shape: readonly number[];
+  dtype: string;
+  batchSize: number;
+  imageSize: number;
+  preprocess: string;
+  /** Runs of the script (the cheapest counts). Default 2. */
+  runs?: number;
+}
+
+/**
+ * The PyTorch user's pipeline with the model replaced by zeros (a DataLoader with 2 workers, torchvision's
+ * transforms, `np.save` per sample), on the same photos: what `layertap bench --worker --engine null` is
+ * compared with.
+ */
+export async function comparePytorchPipeline(
+  options: PytorchPipelineOptions,
+  layertapCpuMsPerImage: number | undefined,
+  progress: (line: string) => void,
+): Promise<PytorchPipelineComparison> {
+  if (options.preprocess !== 'torchvision') return { available: false, reason: 'the PyTorch comparison needs --preprocess torchvision' };
+  if (layertapCpuMsPerImage === undefined) return { available: false, reason: "the worker's CPU time was not measured (no /proc here)" };
+  try {
+    await execText(options.python, [PYTORCH_SCRIPT, '--check']);
+  } catch (err) {
+    return { available: false, reason: `${options.python} cannot run torch and torchvision: ${String(err).split('\n')[0]}` };
+  }
+  const runs: PytorchPipelineResult[] = [];
+  const out = path.join(options.workDir, 'pytorch-pipeline');
+  for (let i = 0; i < (options.runs ?? 2); i++) {
+    progress(`PyTorch pipeline (DataLoader, 2 workers, model replaced by zeros), run ${i + 1}...`);
+    await rm(out, { recursive: true, force: true });
+    const args = [
+      PYTORCH_SCRIPT, '--mode', 'pipeline', '--images', options.imagesDir, '--out', out, '--shape', options.shape.join(','),
+      '--dtype', options.dtype, '--batch-size', String(options.batchSize), '--image-size', String(options.imageSize),
+    ];
+    runs.push(JSON.parse(await execText(options.python, args)) as PytorchPipelineResult);
+  }
+  await rm(out, { recursive: true, force: true });
+  const cpuMsPerImage = Math.min(...runs.map((r) => r.cpuMsPerImage));
+  return { available: true, python: options.python, runs, cpuMsPerImage, ratio: layertapCpuMsPerImage / cpuMsPerImage };
+}

@@ -17,6 +17,7 @@ import { STAGES, type Stage } from '../metrics';
 import { generateImages } from './images';
 import { benchEngine, benchModelSpec, modelOnlyRun, pickSettings, type BenchEngine, type BenchOptions, type BenchReport, type BenchSettings } from './run-bench';
 import { treeCpuMs } from './process-cpu';
+import { comparePytorchPipeline, type PytorchPipelineComparison } from './pytorch';
 
 export interface WorkerBenchOptions extends BenchOptions {
   /** Redis the worker and the bench share (the dev services' when the CLI runs it). */
@@ -57,6 +58,8 @@ export interface WorkerBenchReport {
   };
   /** The worker's images/s over the model alone. */
   ratio: number;
+  /** `--compare-pytorch` with `--engine null`: the PyTorch pipeline, model replaced by zeros, on the same photos. */
+  pytorch?: PytorchPipelineComparison;
 }
 
 /** Runs the model alone, then the worker on the same photos, and compares them. */
@@ -134,7 +137,7 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
     progress(`worker warmed up in ${warmupSeconds.toFixed(1)} s; running ${files.length} photos through it...`);
 
     const cpuBefore = await treeCpuMs(worker.pid as number);
-    await submit(imagesDir, 'bench');
+    const config = await submit(imagesDir, 'bench');
     await waitDone(queues, 'bench', exited, () => stderr);
     const cpuAfter = await treeCpuMs(worker.pid as number);
 
@@ -167,18 +170,44 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
       },
       ratio: n / seconds / modelOnly.imagesPerSecond,
     };
+    if (options.comparePytorch) {
+      // After the worker is gone, so that PyTorch gets the machine as the worker had it.
+      await stopWorker(worker);
+      report.pytorch =
+        options.engine !== 'null'
+          ? { available: false, reason: 'with a real engine, --worker compares with the model alone (worker / model only); PyTorch is compared without --worker' }
+          : config.layers.length !== 1
+            ? { available: false, reason: 'the PyTorch pipeline comparison takes one layer' }
+            : await comparePytorchPipeline(
+                {
+                  python: options.python,
+                  imagesDir,
+                  workDir: dir,
+                  shape: config.layers[0]?.shape ?? [],
+                  dtype: options.dtype,
+                  batchSize: options.batchSize,
+                  imageSize: options.imageSize,
+                  preprocess: options.preprocess,
+                },
+                report.worker.cpuMsPerImage,
+                progress,
+              );
+    }
     return report;
   } finally {
-    if (worker && worker.exitCode === null) {
-      const gone = new Promise((resolve) => worker?.once('exit', resolve));
-      worker.kill('SIGTERM');
-      await gone;
-    }
+    if (worker) await stopWorker(worker);
     await queues?.close().catch(() => undefined);
     await redis?.quit().catch(() => undefined);
     s3.destroy();
     if (!options.keep && !options.dir) await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function stopWorker(worker: ChildProcess): Promise<void> {
+  if (worker.exitCode !== null || worker.signalCode !== null) return;
+  const gone = new Promise((resolve) => worker.once('exit', resolve));
+  worker.kill('SIGTERM');
+  await gone;
 }
 
 /** Waits until the dataset's run is done, failing early if the worker exits. */
