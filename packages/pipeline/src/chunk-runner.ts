@@ -19,6 +19,8 @@ export interface InferenceClient {
   load(spec: ModelSpec): Promise<ModelInfo>;
   /** `batch`: 8-bit RGB pixels (NHWC) of the images, after resizing and cropping. */
   infer(batch: Uint8Array, batchSize: number): Promise<InferResult>;
+  /** Takes back a result's memory once it is stored (the next batches are received into it). Optional. */
+  release?(result: InferResult): void;
 }
 
 /** What a chunk records in Redis (the DatasetStore). */
@@ -225,6 +227,9 @@ export class ChunkRunner {
       o.metrics?.inferenceMemory(result.memory, model.backend, model.engine.reason);
       if (shard) this.storeInShard(job, shard, batch, result, ledger);
       else await this.storeNpy(job, writer, batch, result, write, ledger);
+      // Every write of the batch finished (a failed one throws past this: its memory is left to the GC, as
+      // writes of the same batch may still be reading it).
+      o.inference.release?.(result);
       o.metrics?.batch((performance.now() - result.sentAt) / 1000, batch.length);
       await reportProgress(job, o.store, ledger, attempt);
     };

@@ -1,13 +1,19 @@
 /**
  * The inference process: one per concurrency slot of a worker, so a crashing driver or engine takes down
  * only its slot, and the worker's own event loop (BullMQ lock renewal) never waits on a batch. Its main
- * thread only moves requests and results across the pipe; the engine computes on its own thread
- * (EngineThread), so a result leaves while the next batch computes. The model stays loaded between jobs
- * while they ask for the same one.
+ * thread only moves requests and results across: small requests on the IPC channel, batches and their
+ * activations as raw bytes on the data channel (fd 4, a socket pair; see frames.ts). The engine computes
+ * on its own thread (EngineThread), so a result leaves while the next batch computes. The model stays
+ * loaded between jobs while they ask for the same one.
  */
+import { Socket } from 'node:net';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { EngineThread } from './engine-client';
-import { wallClockMs, type ChildResponse, type HostRequest } from './protocol';
+import { FrameReader, writeFrame } from './frames';
+import { packInferResult, wallClockMs, type ChildResponse, type HostRequest, type InferReplyHeader, type InferRequestHeader, type WireError } from './protocol';
+
+/** The data channel's file descriptor in this process (the host forks with stdio [.., 'ipc', 'pipe']). */
+export const DATA_FD = 4;
 
 // Without its engine thread the process has nothing to offer: exit, and the worker starts a fresh one.
 const engine = new EngineThread({
@@ -17,32 +23,49 @@ const engine = new EngineThread({
   },
 });
 
+function wireError(err: unknown): WireError {
+  return { name: err instanceof Error ? err.name : 'Error', ...(isLayertapError(err) ? { code: err.code } : {}), message: describeError(err) };
+}
+
 function reply(message: ChildResponse): void {
   process.send?.(message);
 }
 
 process.on('message', (raw: HostRequest) => {
-  const receivedAt = wallClockMs();
-  const run: Promise<unknown> =
-    raw.type === 'usage'
-      ? Promise.resolve(engine.usage())
-      : raw.type === 'probe'
-        ? engine.probe(raw.probe)
-        : raw.type === 'load'
-          ? engine.load(raw.spec)
-          : engine.infer(raw.batch, raw.batchSize, receivedAt);
+  const run: Promise<unknown> = raw.type === 'usage' ? Promise.resolve(engine.usage()) : raw.type === 'probe' ? engine.probe(raw.probe) : engine.load(raw.spec);
   run.then(
     (value) => reply({ id: raw.id, ok: true, value }),
-    (err: unknown) =>
-      reply({
-        id: raw.id,
-        ok: false,
-        error: { name: err instanceof Error ? err.name : 'Error', ...(isLayertapError(err) ? { code: err.code } : {}), message: describeError(err) },
-      }),
+    (err: unknown) => reply({ id: raw.id, ok: false, error: wireError(err) }),
   );
 });
 
+const data = new Socket({ fd: DATA_FD, readable: true, writable: true });
+const exit = (why: string, code: number) => {
+  if (code) process.stderr.write(`layertap inference process: ${why}\n`);
+  void engine.close().finally(() => process.exit(code));
+};
+new FrameReader<InferRequestHeader>(
+  ({ header, segments }) => {
+    const receivedAt = wallClockMs();
+    // The batch's buffer is its own (offset 0): it moves to the engine thread, not copied.
+    const batch = segments[0] ?? new Uint8Array(0);
+    engine.infer(batch, header.batchSize, receivedAt).then(
+      (result) => {
+        const { value, segments: out } = packInferResult(result);
+        const head: InferReplyHeader = { id: header.id, ok: true, value, sizes: out.map((s) => s.byteLength) };
+        writeFrame(data, head, out);
+      },
+      (err: unknown) => {
+        const head: InferReplyHeader = { id: header.id, ok: false, error: wireError(err), sizes: [] };
+        writeFrame(data, head, []);
+      },
+    );
+  },
+  (err) => exit(err.message, 1),
+).attach(data);
+// The worker is gone: nothing left to serve.
+data.on('error', () => undefined);
+data.on('end', () => exit('the data channel closed', 0));
+
 // The worker died or closed the channel: nothing left to serve.
-process.on('disconnect', () => {
-  void engine.close().finally(() => process.exit(0));
-});
+process.on('disconnect', () => exit('the IPC channel closed', 0));

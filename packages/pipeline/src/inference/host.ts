@@ -2,7 +2,23 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
 import type { EngineInfo } from '@layertap/contracts';
-import { wallClockMs, type ChildResponse, type ChildUsage, type EngineProbe, type HostRequest, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
+import type { Socket } from 'node:net';
+import { BufferPool, FrameReader, writeFrame } from './frames';
+import {
+  unpackInferResult,
+  wallClockMs,
+  type ChildResponse,
+  type ChildUsage,
+  type EngineProbe,
+  type HostRequest,
+  type InferReplyHeader,
+  type InferRequestHeader,
+  type InferResult,
+  type ModelInfo,
+  type ModelSpec,
+  type WireError,
+  type WireInferResult,
+} from './protocol';
 
 export interface InferenceHostOptions {
   /** The child's entry file. Default: the compiled `child.js` beside this file. */
@@ -15,16 +31,26 @@ type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void
 
 type RequestBody = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
+function childError(error: WireError): Error {
+  const err = error.code ? new LayertapError(error.code as ErrorCode, error.message) : new Error(error.message);
+  err.name = error.name;
+  return err;
+}
+
 /**
- * Parent side of one inference child process: forks it on first use, sends requests over IPC (structured
- * clone, so Float32Arrays travel without JSON), and turns a crash into rejected requests and a fresh child
- * next time.
+ * Parent side of one inference child process: forks it on first use, sends small requests over IPC and
+ * batches over the data channel (raw bytes on a socket pair, see frames.ts: activations are copied once, from
+ * the socket into the buffer they are written from), and turns a crash into rejected requests and a fresh
+ * child next time.
  */
 export class InferenceHost {
   private child: ChildProcess | undefined;
+  private data: Socket | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private model: ModelInfo | undefined;
+  /** Where batches' activations are received, reused from batch to batch (see `release`). */
+  private readonly pool = new BufferPool();
 
   constructor(private readonly options: InferenceHostOptions = {}) {}
 
@@ -36,8 +62,8 @@ export class InferenceHost {
     if (this.child && this.child.connected) return this.child;
     const childPath = this.options.childPath ?? path.join(__dirname, 'child.js');
     const child = fork(childPath, [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // fd 4: the data channel (a socket pair, both ways).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       // Without `env`, fork passes this process's environment on.
       ...(this.options.env ? { env: this.options.env } : {}),
       execArgv: [],
@@ -47,17 +73,31 @@ export class InferenceHost {
       if (!waiter) return;
       this.pending.delete(msg.id);
       if (msg.ok) waiter.resolve(msg.value);
-      else {
-        const err = msg.error.code
-          ? new LayertapError(msg.error.code as ErrorCode, msg.error.message)
-          : new Error(msg.error.message);
-        err.name = msg.error.name;
-        waiter.reject(err);
-      }
+      else waiter.reject(childError(msg.error));
     });
+    const data = child.stdio[4] as Socket;
+    new FrameReader<InferReplyHeader>(
+      ({ header, segments }) => {
+        const waiter = this.pending.get(header.id);
+        if (!waiter) return;
+        this.pending.delete(header.id);
+        if (!header.ok) return waiter.reject(childError(header.error));
+        try {
+          waiter.resolve(unpackInferResult(header.value as WireInferResult, segments));
+        } catch (err) {
+          waiter.reject(err as Error);
+        }
+      },
+      // A broken stream: the child cannot be trusted to answer; its exit rejects what is pending.
+      () => child.kill('SIGKILL'),
+      (size) => this.pool.take(size),
+    ).attach(data);
+    // Errors on the channel come with the child's exit, which is what reports them.
+    data.on('error', () => undefined);
     child.on('exit', (code, signal) => {
       if (this.child === child) {
         this.child = undefined;
+        this.data = undefined;
         this.model = undefined;
       }
       const err = new TransientError(ErrorCode.InferenceFailed, `inference process exited (code ${code}, signal ${signal})`);
@@ -69,6 +109,7 @@ export class InferenceHost {
       }
     });
     this.child = child;
+    this.data = data;
     return child;
   }
 
@@ -102,10 +143,32 @@ export class InferenceHost {
    * next batch is already there when one finishes. The result says how long the batch was in transit.
    */
   async infer(batch: Uint8Array, batchSize: number): Promise<InferResult> {
+    const child = this.ensureChild();
+    const data = this.data as Socket;
+    const id = this.nextId++;
     const sentAt = wallClockMs();
-    const result = await this.request<InferResult>({ type: 'infer', batch, batchSize });
+    const result = await new Promise<InferResult>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, child });
+      // `batch` is written from its own memory: the caller hands it over (BatchRunner builds one per batch).
+      const header: InferRequestHeader = { id, batchSize, sizes: [batch.byteLength] };
+      writeFrame(data, header, [batch]);
+    });
     const { receivedAt, finishedAt } = result.times;
     return { ...result, transferMs: Math.max(0, receivedAt - sentAt) + Math.max(0, wallClockMs() - finishedAt) };
+  }
+
+  /**
+   * Hands a result's memory back for the next batches to be received into. Call it once nothing reads the
+   * result's arrays any more (every write of them finished); never for a result whose writes may still run.
+   */
+  release(result: InferResult): void {
+    const seen = new Set<ArrayBufferLike>();
+    for (const output of result.outputs) {
+      const buffer = output.data.buffer;
+      if (seen.has(buffer)) continue;
+      seen.add(buffer);
+      this.pool.give(new Uint8Array(buffer));
+    }
   }
 
   /** CPU time and memory of the child so far (zero when none is running). */

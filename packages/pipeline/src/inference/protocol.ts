@@ -1,5 +1,6 @@
 import type { BackendName, EngineInfo, EngineName, LayerRequest, ModelName, Preprocess } from '@layertap/contracts';
 import type { StoreSettings, StoredBatch } from '../stored-batch';
+import type { FrameHeader } from './frames';
 
 /** What identifies a loaded model: the child keeps it while consecutive jobs ask for the same one. */
 export interface ModelSpec {
@@ -69,12 +70,70 @@ export interface EngineProbe {
   threads?: number;
 }
 
+/** Requests over the IPC channel (small ones: batches travel on the data channel, see `InferRequestHeader`). */
 export type HostRequest =
   | { id: number; type: 'probe'; probe: EngineProbe }
   | { id: number; type: 'load'; spec: ModelSpec }
-  /** `batch`: the images' 8-bit RGB pixels (NHWC, after resizing and cropping), normalised by the inference process. */
-  | { id: number; type: 'infer'; batch: Uint8Array; batchSize: number }
   | { id: number; type: 'usage' };
+
+/**
+ * An infer request on the data channel (host -> inference process). Its one segment is the images' 8-bit RGB
+ * pixels (NHWC, after resizing and cropping), normalised by the inference process. Ids are shared with the
+ * IPC requests.
+ */
+export interface InferRequestHeader extends FrameHeader {
+  id: number;
+  batchSize: number;
+}
+
+/** One layer's stored arrays on the wire: where its values lie in the reply's segments. */
+export interface WireStoredBatch extends Omit<StoredBatch, 'data'> {
+  segment: number;
+  byteOffset: number;
+  length: number;
+}
+
+export type WireInferResult = Omit<InferResult, 'outputs'> & { outputs: WireStoredBatch[] };
+
+/** An infer reply on the data channel (inference process -> host): the outputs' bytes are its segments. */
+export type InferReplyHeader = FrameHeader & ({ id: number; ok: true; value: WireInferResult } | { id: number; ok: false; error: WireError });
+
+/**
+ * A result as a frame header and the bytes to send: each memory the outputs view is sent once (two specs of
+ * one layer share an array), as it is (no copy).
+ */
+export function packInferResult(result: InferResult): { value: WireInferResult; segments: Uint8Array[] } {
+  const byBuffer = new Map<ArrayBufferLike, { start: number; end: number; index: number }>();
+  for (const o of result.outputs) {
+    const range = byBuffer.get(o.data.buffer);
+    const start = o.data.byteOffset;
+    const end = start + o.data.byteLength;
+    if (range) {
+      range.start = Math.min(range.start, start);
+      range.end = Math.max(range.end, end);
+    } else byBuffer.set(o.data.buffer, { start, end, index: byBuffer.size });
+  }
+  const segments = [...byBuffer.entries()].map(([buffer, r]) => new Uint8Array(buffer, r.start, r.end - r.start));
+  const outputs = result.outputs.map(({ data, ...rest }): WireStoredBatch => {
+    const r = byBuffer.get(data.buffer) as { start: number; index: number };
+    return { ...rest, segment: r.index, byteOffset: data.byteOffset - r.start, length: data.length };
+  });
+  return { value: { ...result, outputs }, segments };
+}
+
+/** The result a reply frame carries: each output a view of its segment (copied only if misaligned). */
+export function unpackInferResult(value: WireInferResult, segments: readonly Uint8Array[]): InferResult {
+  const outputs = value.outputs.map(({ segment, byteOffset, length, ...rest }): StoredBatch => {
+    const bytes = segments[segment];
+    const Type = rest.dtype === 'float16' ? Uint16Array : Float32Array;
+    if (!bytes || byteOffset + length * Type.BYTES_PER_ELEMENT > bytes.byteLength) throw new RangeError(`${rest.spec}: the reply's segment ${segment} is too short`);
+    const offset = bytes.byteOffset + byteOffset;
+    const buffer = bytes.buffer as ArrayBuffer;
+    const data = offset % Type.BYTES_PER_ELEMENT === 0 ? new Type(buffer, offset, length) : new Type(buffer.slice(offset, offset + length * Type.BYTES_PER_ELEMENT));
+    return { ...rest, data };
+  });
+  return { ...value, outputs };
+}
 
 /** A wall-clock time in milliseconds that processes on one machine agree on. */
 export function wallClockMs(): number {
