@@ -85,7 +85,7 @@ export function resizeBilinear(image: RgbImage, width: number, height: number, r
   // Input rows the vertical pass reads (or, without one, the rows of the region itself).
   let firstRow = box.top;
   let endRow = box.top + box.height;
-  const vertical = needVertical ? bilinearCoefficients(image.height, height) : undefined;
+  const vertical = needVertical ? cachedCoefficients(image.height, height) : undefined;
   if (vertical) {
     firstRow = vertical.bounds[box.top * 2] as number;
     const last = box.top + box.height - 1;
@@ -98,10 +98,28 @@ export function resizeBilinear(image: RgbImage, width: number, height: number, r
   const bytes = (endRow - firstRow) * box.width * 3;
   const target = vertical ? scratch(bytes) : new Uint8Array(bytes);
   const rows = needHorizontal
-    ? horizontalPass(image, bilinearCoefficients(image.width, width), box.left, box.width, firstRow, endRow, target)
+    ? horizontalPass(image, cachedCoefficients(image.width, width), box.left, box.width, firstRow, endRow, target)
     : copyColumns(image, box.left, box.width, firstRow, endRow, target);
   if (!vertical) return { data: rows, width: box.width, height: box.height };
   return { data: verticalPass(rows, box.width, vertical, firstRow, box.top, box.height), width: box.width, height: box.height };
+}
+
+/** Coefficients of the last few (input, output) sizes: a dataset's photos mostly share a handful of sizes. */
+const coefficientCache = new Map<string, Coefficients>();
+const CACHED_SIZES = 16;
+
+function cachedCoefficients(inSize: number, outSize: number): Coefficients {
+  const key = `${inSize}>${outSize}`;
+  let found = coefficientCache.get(key);
+  if (found) {
+    // Most recently used last, so the first entry is the one to drop.
+    coefficientCache.delete(key);
+  } else {
+    found = bilinearCoefficients(inSize, outSize);
+    if (coefficientCache.size >= CACHED_SIZES) coefficientCache.delete(coefficientCache.keys().next().value as string);
+  }
+  coefficientCache.set(key, found);
+  return found;
 }
 
 let scratchBuffer = new Uint8Array(0);
@@ -123,26 +141,29 @@ function horizontalPass(
 ): Uint8Array {
   const { taps, weights, bounds } = coefficients;
   const src = image.data;
+  const rowBytes = image.width * 3;
   let o = 0;
   for (let y = firstRow; y < endRow; y++) {
-    const rowStart = y * image.width * 3;
+    const rowStart = y * rowBytes;
     for (let xx = firstColumn; xx < firstColumn + columns; xx++) {
       const count = bounds[xx * 2 + 1] as number;
       const k0 = xx * taps;
       let p = rowStart + (bounds[xx * 2] as number) * 3;
+      // Sums stay below 2^31 (weights sum to 2^22, values to 255): int32 maths throughout.
       let s0 = HALF;
       let s1 = HALF;
       let s2 = HALF;
       for (let x = 0; x < count; x++) {
         const k = weights[k0 + x] as number;
-        s0 += (src[p] as number) * k;
-        s1 += (src[p + 1] as number) * k;
-        s2 += (src[p + 2] as number) * k;
+        s0 = (s0 + (src[p] as number) * k) | 0;
+        s1 = (s1 + (src[p + 1] as number) * k) | 0;
+        s2 = (s2 + (src[p + 2] as number) * k) | 0;
         p += 3;
       }
-      out[o++] = clip8(s0);
-      out[o++] = clip8(s1);
-      out[o++] = clip8(s2);
+      out[o] = clip8(s0);
+      out[o + 1] = clip8(s1);
+      out[o + 2] = clip8(s2);
+      o += 3;
     }
   }
   return out;
@@ -156,7 +177,10 @@ function copyColumns(image: RgbImage, firstColumn: number, columns: number, firs
   return out;
 }
 
-/** Vertical pass; `rows` starts at input row `firstRow`. Accumulates whole rows so memory is read in order. */
+/**
+ * Vertical pass; `rows` starts at input row `firstRow`. Each output value sums its column's taps in a register
+ * (the rows it reads, a few hundred bytes each, stay in the L1 cache): no accumulator row to store and reload.
+ */
 function verticalPass(
   rows: Uint8Array,
   columns: number,
@@ -168,19 +192,21 @@ function verticalPass(
   const { taps, weights, bounds } = coefficients;
   const stride = columns * 3;
   const out = new Uint8Array(outRows * stride);
-  const acc = new Int32Array(stride);
   for (let yy = firstOut; yy < firstOut + outRows; yy++) {
     const ymin = (bounds[yy * 2] as number) - firstRow;
     const count = bounds[yy * 2 + 1] as number;
     const k0 = yy * taps;
-    acc.fill(HALF);
-    for (let y = 0; y < count; y++) {
-      const k = weights[k0 + y] as number;
-      const row = (ymin + y) * stride;
-      for (let i = 0; i < stride; i++) acc[i] = (acc[i] as number) + (rows[row + i] as number) * k;
-    }
+    const base = ymin * stride;
     const o = (yy - firstOut) * stride;
-    for (let i = 0; i < stride; i++) out[o + i] = clip8(acc[i] as number);
+    for (let i = 0; i < stride; i++) {
+      let s = HALF;
+      let p = base + i;
+      for (let y = 0; y < count; y++) {
+        s = (s + (rows[p] as number) * (weights[k0 + y] as number)) | 0;
+        p += stride;
+      }
+      out[o + i] = clip8(s);
+    }
   }
   return out;
 }
