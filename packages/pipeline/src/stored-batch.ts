@@ -32,6 +32,8 @@ export interface StoredBatch {
 export function storeBatch(
   output: { spec: string; canonical: string; data: Float32Array; shape: readonly number[]; layout: BatchLayout },
   store: StoreSettings,
+  /** Memory for converted (float16) values, `bytes` long: e.g. buffers reused from batch to batch. Default: new. */
+  allocate?: (bytes: number) => ArrayBuffer,
 ): StoredBatch {
   const { data, shape, layout } = output;
   const n = shape[0] as number;
@@ -53,7 +55,7 @@ export function storeBatch(
     spec: output.spec,
     canonical: output.canonical,
     dtype: store.dtype,
-    data: store.dtype === 'float16' ? float32ToFloat16Bits(values) : values,
+    data: store.dtype === 'float16' ? float32ToFloat16Bits(values, allocate ? new Uint16Array(allocate(values.length * 2)) : undefined) : values,
     shape: [n, ...sampleShape],
   };
 }

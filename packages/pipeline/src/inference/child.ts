@@ -9,11 +9,14 @@
 import { Socket } from 'node:net';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { EngineThread } from './engine-client';
-import { FrameReader, writeFrame } from './frames';
+import { BufferPool, FrameReader, writeFrame } from './frames';
 import { packInferResult, wallClockMs, type ChildResponse, type HostRequest, type InferReplyHeader, type InferRequestHeader, type WireError } from './protocol';
 
 /** The data channel's file descriptor in this process (the host forks with stdio [.., 'ipc', 'pipe']). */
 export const DATA_FD = 4;
+
+/** Batches are received into buffers the engine thread gives back once it normalised them. */
+const batches = new BufferPool(64 * 1024 * 1024);
 
 // Without its engine thread the process has nothing to offer: exit, and the worker starts a fresh one.
 const engine = new EngineThread({
@@ -21,6 +24,7 @@ const engine = new EngineThread({
     process.stderr.write(`layertap inference process: ${err.message}\n`);
     process.exit(1);
   },
+  onRecycled: (buffers) => buffers.forEach((b) => batches.give(new Uint8Array(b))),
 });
 
 function wireError(err: unknown): WireError {
@@ -53,7 +57,11 @@ new FrameReader<InferRequestHeader>(
       (result) => {
         const { value, segments: out } = packInferResult(result);
         const head: InferReplyHeader = { id: header.id, ok: true, value, sizes: out.map((s) => s.byteLength) };
-        writeFrame(data, head, out);
+        // Arrays the engine thread converted (float16) go back to it once sent, for the next batches.
+        const converted = result.outputs.filter((o) => o.dtype === 'float16').map((o) => o.data.buffer);
+        writeFrame(data, head, out, (err) => {
+          if (!err) engine.recycle([...new Set(converted)].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer));
+        });
       },
       (err: unknown) => {
         const head: InferReplyHeader = { id: header.id, ok: false, error: wireError(err), sizes: [] };
@@ -62,6 +70,7 @@ new FrameReader<InferRequestHeader>(
     );
   },
   (err) => exit(err.message, 1),
+  (size) => batches.take(size),
 ).attach(data);
 // The worker is gone: nothing left to serve.
 data.on('error', () => undefined);

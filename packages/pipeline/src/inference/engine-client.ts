@@ -12,9 +12,12 @@ export type EngineThreadRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
   | { id: number; type: 'infer'; batch: Uint8Array | Float32Array; batchSize: number; receivedAt: number }
   | { id: number; type: 'probe'; probe: EngineProbe }
-  | { id: number; type: 'dispose' };
+  | { id: number; type: 'dispose' }
+  /** Memory given back for reuse (no reply): buffers of stored arrays the thread converted, once sent on. */
+  | { id: number; type: 'recycle'; buffers: ArrayBuffer[] };
 
-export type EngineThreadReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
+/** `recycled`: buffers the thread is done with (a batch's pixels, once normalised), given back for reuse. */
+export type EngineThreadReply = ({ id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError }) & { recycled?: ArrayBuffer[] };
 
 type Body = EngineThreadRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -39,10 +42,14 @@ export class EngineThread {
   private exited: Error | undefined;
   private closing = false;
 
-  /** `onExit`: called when the thread ends unasked (a crash): its process usually cannot go on without it. */
-  constructor(options: { onExit?: (err: Error) => void } = {}) {
+  /**
+   * `onExit`: called when the thread ends unasked (a crash): its process usually cannot go on without it.
+   * `onRecycled`: receives memory the thread is done with (batches sent to `infer`), for reuse.
+   */
+  constructor(options: { onExit?: (err: Error) => void; onRecycled?: (buffers: ArrayBuffer[]) => void } = {}) {
     this.worker = new Worker(threadEntry());
     this.worker.on('message', (reply: EngineThreadReply) => {
+      if (reply.recycled?.length) options.onRecycled?.(reply.recycled);
       const waiter = this.pending.get(reply.id);
       if (!waiter) return;
       this.pending.delete(reply.id);
@@ -84,6 +91,12 @@ export class EngineThread {
   infer(batch: Uint8Array | Float32Array, batchSize: number, receivedAt = wallClockMs()): Promise<InferResult> {
     const whole = batch.byteOffset === 0 && batch.byteLength === batch.buffer.byteLength && batch.buffer instanceof ArrayBuffer;
     return this.request<InferResult>({ type: 'infer', batch, batchSize, receivedAt }, whole ? [batch.buffer as ArrayBuffer] : []);
+  }
+
+  /** Gives the thread memory back for reuse (moved, not copied): buffers of arrays it converted, once sent on. */
+  recycle(buffers: ArrayBuffer[]): void {
+    if (this.exited || buffers.length === 0) return;
+    this.worker.postMessage({ id: 0, type: 'recycle', buffers }, buffers);
   }
 
   /** CPU time and memory of the whole process (every thread). */

@@ -15,12 +15,35 @@ function weightsFetcher(): ImageFetcher {
   return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }) }));
 }
 
+/** Buffers given back (`recycle`) for the next batches' converted arrays, by size; at most 128 MiB held. */
+const spare = new Map<number, ArrayBuffer[]>();
+let spareBytes = 0;
+const SPARE_BYTES = 128 * 1024 * 1024;
+function allocate(bytes: number): ArrayBuffer {
+  const reused = spare.get(bytes)?.pop();
+  if (reused) {
+    spareBytes -= bytes;
+    return reused;
+  }
+  return new ArrayBuffer(bytes);
+}
+function keep(buffers: ArrayBuffer[]): void {
+  for (const buffer of buffers) {
+    if (buffer.byteLength === 0 || spareBytes + buffer.byteLength > SPARE_BYTES) continue;
+    const list = spare.get(buffer.byteLength) ?? [];
+    spare.set(buffer.byteLength, list);
+    list.push(buffer);
+    spareBytes += buffer.byteLength;
+  }
+}
+
 const drill = childFaultDrill();
-const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri), ...(drill ? { faultDrill: drill } : {}) });
+const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri), allocate, ...(drill ? { faultDrill: drill } : {}) });
 const port = parentPort;
 if (!port) throw new Error('engine-thread runs as a worker thread');
 
 port.on('message', (request: EngineThreadRequest) => {
+  if (request.type === 'recycle') return keep(request.buffers);
   const run: Promise<unknown> =
     request.type === 'load'
       ? runner.load(request.spec)
@@ -31,8 +54,10 @@ port.on('message', (request: EngineThreadRequest) => {
           : Promise.resolve(runner.dispose());
   run.then(
     (value) => {
-      const reply: EngineThreadReply = { id: request.id, ok: true, value };
-      port.postMessage(reply, transferables(value));
+      // The batch's pixels (normalised into the runner's own input by now) go back for the next batch.
+      const input = request.type === 'infer' ? wholeBuffer(request.batch) : undefined;
+      const reply: EngineThreadReply = { id: request.id, ok: true, value, ...(input ? { recycled: [input] } : {}) };
+      port.postMessage(reply, [...transferables(value), ...(input ? [input] : [])]);
     },
     (err: unknown) => {
       const reply: EngineThreadReply = {
@@ -44,6 +69,12 @@ port.on('message', (request: EngineThreadRequest) => {
     },
   );
 });
+
+/** The memory of `array` when the array is all of it (so it can move whole). */
+function wholeBuffer(array: Uint8Array | Float32Array): ArrayBuffer | undefined {
+  const buffer = array.buffer;
+  return buffer instanceof ArrayBuffer && array.byteOffset === 0 && array.byteLength === buffer.byteLength && buffer.byteLength > 0 ? buffer : undefined;
+}
 
 /** The output buffers of a result, each once (two specs of one layer share an array): moved, not copied. */
 function transferables(value: unknown): ArrayBuffer[] {

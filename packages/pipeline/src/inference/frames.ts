@@ -74,25 +74,20 @@ const MAX_HEADER_BYTES = 16 * 1024 * 1024;
 
 /**
  * Writes one frame: the header, then each segment's bytes as they are (no copy in JS: the socket writes from
- * the segments' memory, which must not change until the write callback, or `drained`).
+ * the segments' memory, which must not change until `written` is called, after the last byte left).
  */
-export function writeFrame(stream: Writable, header: FrameHeader, segments: readonly ArrayBufferView[]): boolean {
+export function writeFrame(stream: Writable, header: FrameHeader, segments: readonly ArrayBufferView[], written?: (err?: Error | null) => void): boolean {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.allocUnsafe(4 + json.length);
   prefix.writeUInt32LE(json.length, 0);
   json.copy(prefix, 4);
+  const parts = [prefix, ...segments.filter((s) => s.byteLength > 0).map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength))];
   stream.cork();
-  let ok = stream.write(prefix);
-  for (const s of segments) {
-    if (s.byteLength > 0) ok = stream.write(Buffer.from(s.buffer, s.byteOffset, s.byteLength));
-  }
+  let ok = true;
+  // Writes complete in order: the last one's callback comes after every byte of the frame left.
+  parts.forEach((part, i) => (ok = i === parts.length - 1 && written ? stream.write(part, written) : stream.write(part)));
   stream.uncork();
   return ok;
-}
-
-/** The byte views of a frame's segments, checked against the header's sizes. */
-export function segmentSizes(segments: readonly ArrayBufferView[]): number[] {
-  return segments.map((s) => s.byteLength);
 }
 
 /**

@@ -15,6 +15,8 @@ export interface ModelRunnerOptions {
   log?: (msg: string, fields?: object) => void;
   /** An engine (`onnx/cpu`) whose every batch run fails as an engine fault: a drill (see `childFaultDrill`). */
   faultDrill?: string;
+  /** Memory for the stored arrays the runner converts (float16), `bytes` long. Default: new each batch. */
+  allocate?: (bytes: number) => ArrayBuffer;
 }
 
 export class ModelRunner {
@@ -94,7 +96,7 @@ export class ModelRunner {
     });
     spec.layers.forEach((layer, i) => {
       extractor.registerForwardHook(layer.canonical, (out) => {
-        this.collected[i] = storeBatch({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout }, this.store());
+        this.collected[i] = storeBatch({ spec: layer.spec, canonical: out.canonical, data: out.data, shape: out.shape, layout: out.layout }, this.store(), this.options.allocate);
       });
     });
     await extractor.warmup();
