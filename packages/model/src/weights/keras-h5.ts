@@ -1,6 +1,7 @@
 // Keras HDF5 weights, read and written through h5wasm.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { VGG16_WEIGHTS, type WeightSpec, type WeightsMap } from '../weight-specs';
+import { type WeightSpec, type WeightsMap } from '../weight-specs';
+import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
 import { loadH5wasm, type H5wasm } from './h5wasm';
 import type { NamedTensor } from './safetensors';
 import { kerasWeightKey } from './tensor-names';
