@@ -34,8 +34,8 @@ export type Pool = z.infer<typeof Pool>;
 export const OutputFormat = z.enum(['npy', 'shards']);
 export type OutputFormat = z.infer<typeof OutputFormat>;
 
-/** The models layertap has (a dataset names one; VGG16 is the one implementation). */
-export const ModelName = z.enum(['vgg16']);
+/** The built-in models layertap has (a dataset names one). */
+export const ModelName = z.enum(['vgg16', 'resnet50']);
 export type ModelName = z.infer<typeof ModelName>;
 
 /**

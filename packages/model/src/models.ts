@@ -4,6 +4,7 @@
 // the descriptor a dataset names. No tfjs here (the CLI and the dashboard load this).
 import { ErrorCode, ValidationError, type ModelName } from '@layertap/contracts';
 import type { ModelDescriptor } from './models/descriptor';
+import { RESNET50 } from './models/resnet50';
 import { VGG16 } from './models/vgg16';
 
 export type {
@@ -17,7 +18,7 @@ export type {
   ResolvedLayer,
 } from './models/descriptor';
 
-const MODELS: Record<ModelName, ModelDescriptor> = { vgg16: VGG16 };
+const MODELS: Record<ModelName, ModelDescriptor> = { vgg16: VGG16, resnet50: RESNET50 };
 
 /** Names of the built-in models, for help texts. */
 export const MODEL_NAMES = Object.keys(MODELS) as ModelName[];
