@@ -142,6 +142,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   // keyed by their content hash. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
   const resolved = await resolveWeightsRequest(options.weights, {
+    model: getModel(options.model),
     layers: layers.map((l) => l.spec),
     seed: options.seed,
     ...(options.preprocess ? { preprocess: options.preprocess } : {}),
