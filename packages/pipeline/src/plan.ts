@@ -103,6 +103,8 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
       options.seed,
       // Only shards change the digest, so ids of npy datasets stay what they were.
       ...(options.format === 'shards' ? ['shards'] : []),
+      // Likewise only models other than VGG16 (`avgpool` names a layer of both).
+      ...(options.model && options.model !== 'vgg16' ? [options.model] : []),
     ]),
     10,
   );
@@ -209,7 +211,7 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
  * credentials: the same weights behind a fresh signature are the same setting.
  */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
-  const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
+  const keys = ['model', 'output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
   const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
   for (const key of keys) if (shown(a[key]) !== shown(b[key])) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');

@@ -76,6 +76,13 @@ export interface ResolvedWeights {
  * says how to get the file onto the machine.
  */
 export async function resolveWeightsRequest(value: string | undefined, options: ResolveWeightsOptions): Promise<ResolvedWeights> {
+  if (value === undefined && options.model && options.model.name !== 'vgg16') {
+    // The published default is VGG16's: another model's weights are named, never assumed.
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `--model ${options.model.name} needs --weights: a torchvision state_dict (.pth or .safetensors) as a path or URI, or random (seeded by --seed)`,
+    );
+  }
   const request = parseWeightsRequest(value);
   if (request.kind === 'random') {
     const choice = choosePreprocess('random', options.preprocess);
