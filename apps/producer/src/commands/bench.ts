@@ -84,7 +84,7 @@ export function formatWorkerBenchReport(r: Bench.WorkerBenchReport): string {
 function header(engine: Bench.BenchEngine, s: Bench.BenchSettings, machine: Bench.BenchReport['machine']): string[] {
   const f = (n: number) => n.toFixed(1);
   return [
-    `layertap bench: ${s.model ?? 'vgg16'} on ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
+    `layertap bench: ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, ${s.model && s.model !== 'vgg16' ? `model ${s.model}, ` : ''}layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
     `machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, load average ${f(machine.loadAverage)} at the start`,
     `engine choice: ${engine.reason}`,
     ...engine.warnings.map((w) => `warning: ${w}`),

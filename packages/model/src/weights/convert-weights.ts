@@ -10,7 +10,7 @@ import type { LoadedWeights, WeightsFormat } from './load-weights';
 import { trainedPreprocess } from './preprocess-for-weights';
 import { safetensorsHeader } from '@layertap/storage/formats';
 import { type NamedTensor } from './safetensors';
-import { torchvisionKeyOf } from './tensor-names';
+import { torchvisionKeyOf } from '../models/vgg16/tensor-names';
 import { TFJS_MODEL_JSON, encodeTfjsLayers } from './tfjs-layers';
 import { sha256OfFile } from './weights-cache';
 

@@ -8,14 +8,14 @@ import { silentLog, type LogFn } from '../log';
 import { validateWeights, type WeightsMap } from '../weight-specs';
 import { requiredWeights } from '../models/vgg16/weight-specs';
 import type { ModelDescriptor } from '../models/descriptor';
-import { checkPresentShapes, checkWeightsServe } from './coverage';
+import { checkPresentShapes, checkWeightsServe } from '../models/vgg16/coverage';
 import { fetchPublishedWeights, type PublishedFetchOptions } from './fetch-published';
 import { looksLikeHdf5, readKerasH5, type KerasH5Layout } from './keras-h5';
 import { torchConvToTf, torchDenseToTf } from './layout';
 import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
 import { fileAccess, memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, looksLikeSafetensors, parseSafetensors } from './safetensors';
-import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from './tensor-names';
+import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from '../models/vgg16/tensor-names';
 import { TFJS_MODEL_JSON, decodeTfjsWeights, looksLikeJson, parseTfjsModelJson } from './tfjs-layers';
 import { looksLikeTorchLegacy, looksLikeTorchZip, openTorchCheckpoint } from './torch-checkpoint';
 import {
