@@ -2,10 +2,11 @@
  * ResNet-50 through the whole pipeline: `layertap submit --model resnet50` -> BullMQ -> worker (ONNX Runtime,
  * CPU) -> S3, compared with torchvision (test/fixtures/parity/resnet50, made by
  * `/usr/bin/python3 test/parity/make_resnet50_fixtures.py`): seeded weights (seed 5 on both sides), the real
- * photo decoded and preprocessed by layertap (torchvision V1: Resize(256), CenterCrop(224)).
+ * photo decoded and preprocessed by layertap.
  *
- * - layer1, layer3, layer4.2.relu and avgpool of chelsea-256 agree within 1e-4 of max |ref|; dataset.json
- *   names the model and its architecture.
+ * - layer1, layer3, layer4.2.relu and avgpool of chelsea-256 agree within 1e-4 of max |ref|, with the V1
+ *   preprocessing (`torchvision`) and the V2 one (`torchvision-v2`: Resize(232)); dataset.json names the model
+ *   and its architecture.
  * - A torchvision-keyed safetensors (the stem, written here) serves `maxpool`; dataset.json records its sha256.
  * - Bad requests exit 2 with one line: a VGG16 layer name, a folded conv, no --weights.
  * - `layertap layers --model resnet50 --json` lists the nodes with their shapes.
@@ -96,6 +97,7 @@ describe('ResNet-50 end to end (submit -> worker -> S3)', () => {
     );
     for (const [id, extra] of [
       ['seeded', ['--weights', 'random', '--seed', String(index.seed), '--layer', hooked.join(',')]],
+      ['seeded-v2', ['--weights', 'random', '--seed', String(index.seed), '--layer', hooked.join(','), '--preprocess', 'torchvision-v2']],
       ['stem', ['--weights', stemFile, '--layer', 'maxpool']],
     ] as const) {
       const result = await submit(id, [...extra]);
@@ -106,22 +108,25 @@ describe('ResNet-50 end to end (submit -> worker -> S3)', () => {
 
   afterAll(() => h.close());
 
-  it('matches torchvision on every hooked layer of a real photo (V1 preprocessing), and records the model', async () => {
-    const lines = await h.manifest('layertap', 'resnet50', 'seeded');
+  it.each([
+    ['v1', 'seeded', 'torchvision'],
+    ['v2', 'seeded-v2', 'torchvision-v2'],
+  ])('matches torchvision on every hooked layer of a real photo (%s preprocessing), and records the model', async (preprocess, id, mode) => {
+    const lines = await h.manifest('layertap', 'resnet50', id);
     expect(lines.map((l) => [l.id, l.status])).toEqual([['chelsea', 'ok']]);
-    const v1 = index.cases.find((c) => c.preprocess === 'v1')!;
+    const testCase = index.cases.find((c) => c.preprocess === preprocess)!;
     const errors: Record<string, number> = {};
     for (const spec of hooked) {
-      const layer = v1.layers.find((l) => l.node === spec)!;
-      const npy = await h.npy('layertap', `resnet50/seeded/${spec}/chelsea.npy`);
+      const layer = testCase.layers.find((l) => l.node === spec)!;
+      const npy = await h.npy('layertap', `resnet50/${id}/${spec}/chelsea.npy`);
       expect(npy.shape).toEqual(layer.shape);
       errors[spec] = relativeError(npy.data as Float32Array, layer, await readNpy(path.join(FIXTURES, layer.file)));
     }
-    process.stdout.write(`resnet50 end-to-end parity (max|diff|/max|ref|): ${JSON.stringify(errors)}\n`);
+    process.stdout.write(`resnet50 ${preprocess} end-to-end parity (max|diff|/max|ref|): ${JSON.stringify(errors)}\n`);
     for (const [spec, error] of Object.entries(errors)) expect({ spec, ok: error <= 1e-4 }).toEqual({ spec, ok: true });
-    const doc = JSON.parse((await h.getObject('layertap', 'resnet50/seeded/dataset.json'))!.toString('utf8'));
+    const doc = JSON.parse((await h.getObject('layertap', `resnet50/${id}/dataset.json`))!.toString('utf8'));
     expect(doc.model).toMatchObject({ name: 'resnet50', architecture: expect.stringContaining('torchvision.models.resnet50') });
-    expect(doc.preprocessing.mode).toBe('torchvision');
+    expect(doc.preprocessing).toMatchObject({ mode, resize: { rule: expect.stringContaining(preprocess === 'v1' ? '256 / 224' : '232 / 224') } });
   });
 
   it('runs torchvision-keyed weights from a safetensors file', async () => {
