@@ -8,6 +8,7 @@ import {
   ErrorCode,
   ExitCode,
   Layout,
+  ModelName,
   OutputFormat,
   Pool,
   Preprocess,
@@ -24,6 +25,7 @@ import { demoCommand } from './commands/demo';
 import { cancelCommand, forgetCommand, retryCommand, statusCommand } from './commands/manage';
 import { registerBenchCommand } from './commands/bench';
 import { registerExportCommand } from './commands/export';
+import { registerLayersCommand } from './commands/layers';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
@@ -74,12 +76,13 @@ program
   .command('submit')
   .description('validate a dataset and enqueue it')
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
-  .option('--layer <spec...>', 'layer(s): Keras names (block2_pool, fc2) or torchvision indices (features.9); comma-separated or repeated', layerList)
+  .addOption(new Option('--model <name>', 'the model: vgg16, or resnet50 (torchvision; ONNX Runtime only); `layertap layers --model M` lists its layers').choices(ModelName.options).default('vgg16'))
+  .option('--layer <spec...>', 'layer(s): for vgg16 Keras names (block2_pool, fc2) or torchvision indices (features.9); for resnet50 torchvision names (layer3, layer4.2.relu); comma-separated or repeated', layerList)
   .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
   .option(
     '--weights <name|uri>',
-    `VGG16 weights: random (seeded by --seed), ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
-      `or a .h5, .safetensors, .pth or TF.js model as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
+    `weights: random (seeded by --seed); for vgg16 also ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
+      `or a .h5, .safetensors, .pth or TF.js model; for resnet50 a torchvision state_dict (.pth, .safetensors); as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
   )
   .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
   .option('--image-size <n>', 'network input size (crop size for torchvision), 32 to 1024', imageSize, 224)
@@ -103,6 +106,7 @@ program
       const retentionSeconds = retention === 'forever' ? undefined : (retention ?? config.retentionSeconds);
       return withContext(config, opts.wait ? 'waiting' : 'command', (ctx) =>
         submitCommand(ctx, {
+          model: opts.model,
           source,
           layers,
           output,
@@ -160,6 +164,7 @@ program
   .action((datasetId: string, opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => forgetCommand(ctx, datasetId, opts))));
 
 registerWeightsCommands(program, { run });
+registerLayersCommand(program, run);
 registerBenchCommand(program, { run });
 registerShowCommand(program, { run });
 registerExportCommand(program, { run });

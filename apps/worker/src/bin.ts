@@ -27,7 +27,7 @@ function port(value: string): number {
 }
 
 const program = new Command('layertap-worker')
-  .description('Process layertap chunk jobs: fetch images, run VGG16 with forward hooks, write activations.')
+  .description('Process layertap chunk jobs: fetch images, run each dataset\'s model (--model at submit) with forward hooks, write activations.')
   .version(version)
   .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
   .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here; null computes nothing (measures the pipeline)').choices(EngineName.options))

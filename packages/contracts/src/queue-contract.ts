@@ -19,7 +19,11 @@ export const SafeId = z.string().superRefine((id, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: `id ${JSON.stringify(id.slice(0, 60))} ${problem}` });
 });
 
-export const Preprocess = z.enum(['torchvision', 'caffe']);
+/**
+ * `torchvision`: IMAGENET1K_V1's evaluation (resize 256, crop 224); `torchvision-v2`: IMAGENET1K_V2's (resize
+ * 232, crop 224; torchvision's V2 weights of ResNet-50 and others), same normalisation; `caffe`: Keras VGG16.
+ */
+export const Preprocess = z.enum(['torchvision', 'torchvision-v2', 'caffe']);
 export type Preprocess = z.infer<typeof Preprocess>;
 export const Dtype = z.enum(['float32', 'float16']);
 export type Dtype = z.infer<typeof Dtype>;
@@ -34,8 +38,8 @@ export type Pool = z.infer<typeof Pool>;
 export const OutputFormat = z.enum(['npy', 'shards']);
 export type OutputFormat = z.infer<typeof OutputFormat>;
 
-/** The models layertap has (a dataset names one; VGG16 is the one implementation). */
-export const ModelName = z.enum(['vgg16']);
+/** The built-in models layertap has (a dataset names one). */
+export const ModelName = z.enum(['vgg16', 'resnet50']);
 export type ModelName = z.infer<typeof ModelName>;
 
 /**

@@ -1,4 +1,4 @@
-import type { Preprocess } from '@layertap/contracts';
+import { Preprocess } from '@layertap/contracts';
 import { decodeImage, type ImageSourceInfo } from './decode';
 import {
   centerCropBox,
@@ -47,6 +47,7 @@ export async function preprocessImage(bytes: Uint8Array, options: PreprocessOpti
 /**
  * The synchronous part of `preprocessImage`, on decoded 8-bit RGB pixels: `fitPixels` then `normalizePixels`.
  * - torchvision: shorter side to round(imageSize * 256 / 224), center crop, scale to [0, 1], normalise.
+ * - torchvision-v2: the same with round(imageSize * 232 / 224).
  * - caffe: resize to imageSize x imageSize, RGB -> BGR, subtract the BGR mean.
  */
 export function preprocessPixels(rgb: RgbImage, options: PixelPreprocessOptions): PreprocessedPixels {
@@ -62,8 +63,8 @@ export function preprocessPixels(rgb: RgbImage, options: PixelPreprocessOptions)
  */
 export function fitPixels(rgb: RgbImage, options: PixelPreprocessOptions): Uint8Array {
   const { mode, imageSize } = checkedOptions(options);
-  if (mode === 'torchvision') {
-    const target = resizeTarget(rgb.width, rgb.height, torchvisionResizeSize(imageSize));
+  if (mode === 'torchvision' || mode === 'torchvision-v2') {
+    const target = resizeTarget(rgb.width, rgb.height, torchvisionResizeSize(imageSize, mode === 'torchvision' ? 256 : 232));
     const box = centerCropBox(target.width, target.height, imageSize);
     return resizeBilinear(rgb, target.width, target.height, box).data;
   }
@@ -80,8 +81,8 @@ function checkedOptions(options: PixelPreprocessOptions): Required<PixelPreproce
   if (!Number.isInteger(imageSize) || imageSize < 1 || imageSize > 8192) {
     throw new RangeError(`imageSize must be an integer from 1 to 8192, got ${imageSize}`);
   }
-  if (options.mode !== 'torchvision' && options.mode !== 'caffe') {
-    throw new RangeError(`unknown preprocessing mode '${String(options.mode)}' (expected torchvision or caffe)`);
+  if (!Preprocess.options.includes(options.mode)) {
+    throw new RangeError(`unknown preprocessing mode '${String(options.mode)}' (expected ${Preprocess.options.join(', ')})`);
   }
   return { mode: options.mode, imageSize };
 }

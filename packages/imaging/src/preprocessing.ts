@@ -27,6 +27,20 @@ export const PREPROCESSING = {
     std: TORCHVISION_STD,
     formula: 'float32: ((v / 255) - mean[c]) / std[c]',
   },
+  'torchvision-v2': {
+    reference: 'torchvision IMAGENET1K_V2 (e.g. ResNet-50 V2): Resize(232) + CenterCrop(224) + ToTensor + Normalize, on a PIL image',
+    channelOrder: 'RGB',
+    layout: 'HWC',
+    resize: {
+      rule: 'shorter side to round(imageSize * 232 / 224), longer side int(shorter * long / short)',
+      kernel: 'bilinear (Pillow antialiased triangle filter, no shrink-on-load)',
+    },
+    crop: 'center imageSize x imageSize, offsets round-half-even((size - crop) / 2)',
+    scale: 1 / 255,
+    mean: TORCHVISION_MEAN,
+    std: TORCHVISION_STD,
+    formula: 'float32: ((v / 255) - mean[c]) / std[c]',
+  },
   caffe: {
     reference: 'Keras VGG16 preprocess_input (mode "caffe") after resizing to imageSize x imageSize',
     channelOrder: 'BGR',
@@ -57,9 +71,9 @@ export const PREPROCESSING = {
 
 export const DEFAULT_IMAGE_SIZE = 224;
 
-/** Length of the shorter side before the center crop, for a given crop size (256 for 224). */
-export function torchvisionResizeSize(imageSize: number): number {
-  return Math.round((imageSize * 256) / 224);
+/** Length of the shorter side before the center crop, for a given crop size (256 for 224; V2: 232 for 224). */
+export function torchvisionResizeSize(imageSize: number, resizeFor224 = 256): number {
+  return Math.round((imageSize * resizeFor224) / 224);
 }
 
 /**
@@ -122,7 +136,9 @@ function caffeTables(): Float32Array[] {
   });
 }
 
-const TABLES: Record<Preprocess, Float32Array[]> = { torchvision: torchvisionTables(), caffe: caffeTables() };
+const TORCHVISION_TABLES = torchvisionTables();
+// V2 weights are evaluated with the same normalisation; only the resize differs.
+const TABLES: Record<Preprocess, Float32Array[]> = { torchvision: TORCHVISION_TABLES, 'torchvision-v2': TORCHVISION_TABLES, caffe: caffeTables() };
 
 /** Tightly packed 8-bit RGB pixels, row-major (HWC). */
 export interface RgbImage {

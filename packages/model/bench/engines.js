@@ -3,7 +3,11 @@
 //
 //   pnpm --filter @layertap/model build
 //   node packages/model/bench/engines.js --engines onnx/cpu,tfjs/wasm --layers block2_pool,block3_pool \
-//     --batches 1,16 [--image-size 224] [--seconds 6] [--rounds 3] [--threads N] [--run-batch N] [--json]
+//     --batches 1,16 [--model vgg16|resnet50] [--image-size 224] [--seconds 6] [--rounds 3] [--threads N]
+//     [--run-batch N] [--compare-pytorch [--python /usr/bin/python3]] [--json]
+//
+// --compare-pytorch runs bench/pytorch_model_only.py afterwards with the same layers, batches, threads and
+// timing (torchvision's model truncated at the layer, and whole with a hook), and prints its figures beside.
 //
 // Each figure is images/s over `--seconds`, split into `--rounds` rounds that are interleaved across the
 // engines; the best and the median round are printed (the best is the one least disturbed by other work on
@@ -12,7 +16,9 @@
 'use strict';
 const { availableParallelism, loadavg } = require('node:os');
 const { parseArgs } = require('node:util');
-const { Extractor } = require('../dist/index.js');
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const { Extractor, getModel } = require('../dist/index.js');
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +30,9 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     threads: { type: 'string' },
     'run-batch': { type: 'string' },
+    model: { type: 'string', default: 'vgg16' },
+    'compare-pytorch': { type: 'boolean', default: false },
+    python: { type: 'string', default: '/usr/bin/python3' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -38,8 +47,20 @@ function engineOptions(label) {
     ...(values.threads ? { threads: Number(values.threads) } : {}),
     ...(values['run-batch'] ? { runBatch: Number(values['run-batch']) } : {}),
   };
-  if (engine === 'onnx') return { engine, ...(backend ? { onnxProvider: backend } : {}), ...common };
   return { engine, ...(backend ? { backend } : {}), ...common };
+}
+
+/** PyTorch's figures for the same layers (torchvision names) and batches. */
+function pytorchResults(threads) {
+  const model = getModel(values.model);
+  // A VGG16 canonical name -> its torchvision module; ResNet-50's names are torchvision's already.
+  const torchName = (layer) => model.layer(layer).aliases.find((a) => /^(features|classifier)\.\d+$|^avgpool$/.test(a)) ?? model.layer(layer).name;
+  const args = [
+    path.join(__dirname, 'pytorch_model_only.py'), '--model', values.model, '--layers', list(values.layers).map(torchName).join(','),
+    '--batches', values.batches, '--image-size', String(size), '--seconds', String(seconds), '--rounds', String(rounds), '--threads', String(threads),
+  ];
+  const out = execFileSync(values.python, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return out.trim().split('\n').map((line) => ({ ...JSON.parse(line), cpuPerWallSecond: NaN, loadAverage: loadavg()[0] }));
 }
 
 async function main() {
@@ -51,7 +72,7 @@ async function main() {
       const open = [];
       for (const label of list(values.engines)) {
         try {
-          const extractor = await Extractor.create({ imageSize: size, ...engineOptions(label) });
+          const extractor = await Extractor.create({ model: values.model, imageSize: size, ...engineOptions(label) });
           extractor.registerForwardHook(layer, () => undefined);
           await extractor.warmup(batch);
           open.push({ label: extractor.label, extractor, rates: [], cpu: [] });
@@ -94,15 +115,23 @@ async function main() {
       }
     }
   }
+  if (values['compare-pytorch']) {
+    const threads = results.find((r) => r.threads)?.threads ?? availableParallelism();
+    try {
+      results.push(...pytorchResults(threads));
+    } catch (err) {
+      process.stderr.write(`no PyTorch figures: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+    }
+  }
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ cpus: availableParallelism(), results })}\n`);
     return;
   }
-  process.stdout.write(`model only, ${size}x${size}, ${availableParallelism()} CPUs (images/s: best / median of ${rounds} rounds)\n`);
+  process.stdout.write(`${values.model} model only, ${size}x${size}, ${availableParallelism()} CPUs (images/s: best / median of ${rounds} rounds)\n`);
   for (const r of results) {
     process.stdout.write(
-      `${r.engine.padEnd(12)} ${String(r.threads ?? '-').padStart(2)} thr  ${r.layer.padEnd(12)} N=${String(r.batch).padEnd(3)} ` +
-        `${r.best.toFixed(2).padStart(7)} / ${r.median.toFixed(2).padStart(7)}  cpu ${r.cpuPerWallSecond.toFixed(2)}  load ${r.loadAverage.toFixed(1)}\n`,
+      `${r.engine.padEnd(18)} ${String(r.threads ?? '-').padStart(2)} thr  ${r.layer.padEnd(12)} N=${String(r.batch).padEnd(3)} ` +
+        `${r.best.toFixed(2).padStart(7)} / ${r.median.toFixed(2).padStart(7)}  cpu ${Number.isNaN(r.cpuPerWallSecond) ? '   -' : r.cpuPerWallSecond.toFixed(2)}  load ${r.loadAverage.toFixed(1)}\n`,
     );
   }
 }

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
 import { Extractor, type LayerOutput } from './extractor';
 import { randomWeight } from './random-weights';
-import { VGG16_WEIGHTS, type WeightSpec, type WeightsMap } from './weight-specs';
+import { type WeightSpec, type WeightsMap } from './weight-specs';
+import { VGG16_WEIGHTS } from './models/vgg16/weight-specs';
 import { adaptiveAvgPool, conv3x3, dense, maxPool2, relativeError, testImages } from './__tests__/reference';
 
 const SIZE = 32;

@@ -1,4 +1,4 @@
-// The Extractor: PyTorch's register_forward_hook for VGG16, on TF.js or ONNX Runtime, with host-memory
+// The Extractor: PyTorch's register_forward_hook for any model descriptor (VGG16, ResNet-50), on TF.js or ONNX Runtime, with host-memory
 // outputs and strict tensor accounting.
 import {
   EngineFault,
@@ -123,7 +123,7 @@ interface Hook {
 }
 
 /**
- * Runs VGG16 on batches and hands hooked layers' outputs to callbacks, like PyTorch's
+ * Runs a model on batches and hands hooked layers' outputs to callbacks, like PyTorch's
  * `register_forward_hook`: several hooks and layers, one forward pass, the model truncated after the
  * deepest hooked layer, on TF.js or ONNX Runtime (the hooks, specs, weights and outputs are the same on both;
  * only the memory order of feature maps, `LayerOutput.layout`, differs). It owns every tensor it creates and
@@ -149,6 +149,8 @@ export class Extractor {
   static async create(options: ExtractorOptions): Promise<Extractor> {
     const model = getModel(options.model);
     model.checkImageSize(options.imageSize);
+    const tfjsRefusal = model.engines.tfjs === true ? undefined : model.engines.tfjs;
+    if (tfjsRefusal && options.engine === 'tfjs') throw new ValidationError(ErrorCode.InvalidRequest, tfjsRefusal);
     const log = options.log ?? silentLog;
     if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
       throw new ValidationError(ErrorCode.InvalidRequest, `threads must be a positive integer, got ${options.threads}`);
@@ -159,7 +161,7 @@ export class Extractor {
     // Tensors that are given must be right; which ones must be present depends on the hooks (checked then).
     if (options.weights) {
       const weights = options.weights;
-      validateWeights(weights, model.weights.filter((spec) => weights.has(spec.name)));
+      validateWeights(weights, model.weights.filter((spec) => weights.has(spec.name)), model.title);
       const known = new Set(model.weights.map((spec) => spec.name));
       const unknown = [...weights.keys()].filter((name) => !known.has(name));
       if (unknown.length > 0) {
@@ -177,6 +179,10 @@ export class Extractor {
     for (;;) {
       const choice = await chain.next();
       if (!choice) throw new NoEngineError(chain.reasons);
+      if (tfjsRefusal && choice.target.engine === 'tfjs') {
+        chain.drop(choice, tfjsRefusal);
+        continue;
+      }
       const runner = openEngine(choice, options, model, log);
       let proof = '';
       if (proofLayers && needsProof(choice)) {
@@ -246,7 +252,7 @@ export class Extractor {
     this.assertUsable();
     const spec = layer.trim();
     const info = this.model.layer(spec);
-    if (this.options.weights) validateWeights(this.options.weights, this.model.requiredWeights([info.name]));
+    if (this.options.weights) validateWeights(this.options.weights, this.model.requiredWeights([info.name]), this.model.title);
     const id = this.nextHookId++;
     this.hooks.set(id, { id, spec, canonical: info.name, order: info.order, fn });
     return { remove: () => void this.hooks.delete(id) };

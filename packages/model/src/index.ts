@@ -1,10 +1,11 @@
-export * from './layers';
+export * from './models/vgg16/layers';
 export * from './models';
 export * from './weight-specs';
 export * from './random-weights';
 export * from './adaptive-avg-pool';
 export * from './backend';
-export * from './vgg16';
+export * from './models/vgg16/tfjs-model';
+export * from './models/vgg16/weight-specs';
 export * from './extractor';
 export type { LogFn } from './log';
 export * from './weights';

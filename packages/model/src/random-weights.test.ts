@@ -1,5 +1,6 @@
 import { fnv1a32, glorotLimit, randomWeight, tensorStreamSeed, RANDOM_BIAS_LIMIT } from './random-weights';
-import { VGG16_WEIGHTS, type WeightSpec } from './weight-specs';
+import { type WeightSpec } from './weight-specs';
+import { VGG16_WEIGHTS } from './models/vgg16/weight-specs';
 
 function spec(name: string): WeightSpec {
   const found = VGG16_WEIGHTS.find((s) => s.name === name);

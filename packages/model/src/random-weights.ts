@@ -1,6 +1,9 @@
 // Seeded random weights that any process, machine or language can reproduce bit for bit.
 import type { WeightSpec } from './weight-specs';
 
+/** Half-width of the uniform range of random BatchNorm shifts (`beta`, `mean`). */
+export const RANDOM_SHIFT_LIMIT = 0.1;
+
 /** Half-width of the uniform range of random biases (Keras would use zeros; small non-zero biases keep the
  * bias path exercised). */
 export const RANDOM_BIAS_LIMIT = 0.01;
@@ -46,9 +49,17 @@ export function glorotLimit(kernelShape: readonly number[]): number {
   return Math.sqrt(6 / (fanIn + fanOut));
 }
 
+/** Glorot-uniform limit of a torch-layout weight ([out, in, kh, kw] or [out, in]): the same fans as TF's. */
+export function torchGlorotLimit(shape: readonly number[]): number {
+  const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
+  return Math.sqrt(6 / (receptive * ((shape[1] ?? 1) + (shape[0] ?? 1))));
+}
+
 /**
- * The random value of one weight tensor, deterministic from (seed, tensor name):
- * kernels are Glorot-uniform, biases uniform in ±0.01, values in C order of the TF layout. In Python:
+ * The random value of one weight tensor, deterministic from (seed, tensor name), values in C order of the
+ * spec's layout: kernels (TF layout) and weights (torch layout) are Glorot-uniform, biases uniform in +-0.01;
+ * BatchNorm's gamma and running var are 1 + uniform(+-0.5), beta and running mean uniform in +-0.1 (so a
+ * folded BatchNorm is far from the identity and parity tests see it). In Python:
  *
  * ```python
  * def fill(seed, name, n, limit):            # name e.g. "block1_conv1/kernel"
@@ -65,7 +76,27 @@ export function glorotLimit(kernelShape: readonly number[]): number {
 export function randomWeight(seed: number, spec: WeightSpec): Float32Array {
   const size = spec.shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(size);
-  const limit = spec.param === 'kernel' ? glorotLimit(spec.shape) : RANDOM_BIAS_LIMIT;
-  fillUniform(out, tensorStreamSeed(seed, spec.name), limit);
+  const state = tensorStreamSeed(seed, spec.name);
+  switch (spec.param) {
+    case 'kernel':
+      fillUniform(out, state, glorotLimit(spec.shape));
+      break;
+    case 'weight':
+      fillUniform(out, state, torchGlorotLimit(spec.shape));
+      break;
+    case 'bias':
+      fillUniform(out, state, RANDOM_BIAS_LIMIT);
+      break;
+    case 'beta':
+    case 'mean':
+      fillUniform(out, state, RANDOM_SHIFT_LIMIT);
+      break;
+    case 'gamma':
+    case 'var':
+      // float32((2u - 1) * 0.5) + 1 in float32, as Python's `fill(...) + np.float32(1)`.
+      fillUniform(out, state, 0.5);
+      for (let i = 0; i < out.length; i++) out[i] = Math.fround((out[i] as number) + 1);
+      break;
+  }
   return out;
 }

@@ -1,5 +1,6 @@
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
+import { validateWeights, type WeightsMap } from './weight-specs';
+import { VGG16_WEIGHTS, requiredWeights } from './models/vgg16/weight-specs';
 
 function weightsFor(names: string[]): WeightsMap {
   const map: WeightsMap = new Map();

@@ -1,52 +1,29 @@
-// Which weight tensors VGG16 has, which of them a set of layers needs, and checking a given set against
-// that. No tfjs here: weight readers and the producer can use it without loading TensorFlow.js.
+// What a model's weight tensor is, and checking a given set against a model's specs. Each model lists its
+// own specs (models/<name>/weight-specs.ts). No tfjs here: weight readers and the producer use it freely.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { VGG16_LAYERS, layerInfo } from './layers';
 
 /**
- * Weights in TensorFlow layout, keyed `"<keras_layer>/kernel"` and `"<keras_layer>/bias"` (`block1_conv1/kernel`).
- * Conv kernels are [kh, kw, in, out]; dense kernels [in, out], with fc1's rows in Keras (H,W,C) flatten
- * order (torchvision's are (C,H,W): a converter must permute them). Data is C-order float32.
+ * A model's weights by tensor name, in the model's layout; data is C-order float32. VGG16's are in TensorFlow
+ * layout, keyed `"<keras_layer>/kernel"` and `"<keras_layer>/bias"` (`block1_conv1/kernel`): conv kernels
+ * [kh, kw, in, out], dense kernels [in, out] with fc1's rows in Keras (H,W,C) flatten order. torchvision
+ * models (ResNet-50) keep their state_dict names and torch layout (`layer1.0.conv1.weight`, [out, in, kh, kw]).
  */
 export type WeightsMap = Map<string, { shape: number[]; data: Float32Array }>;
 
-/** One weight tensor: its `WeightsMap` key, shape, and the Keras layer it belongs to. */
+/** One weight tensor: its `WeightsMap` key, shape, and the layer (module) it belongs to. */
 export interface WeightSpec {
   readonly name: string;
   readonly shape: readonly number[];
   readonly layer: string;
-  readonly param: 'kernel' | 'bias';
+  /**
+   * What the tensor is, which also decides its seeded random values (see `randomWeight`): `kernel` is
+   * Glorot-uniform (TF layout fans), `weight` a torch conv/linear weight (Glorot-uniform with torch layout
+   * fans), `bias` uniform in +-0.01, and BatchNorm's `gamma` (uniform in [0.5, 1.5)), `beta` (+-0.1),
+   * `mean` (+-0.1) and `var` (uniform in [0.5, 1.5)).
+   */
+  readonly param: 'kernel' | 'bias' | 'weight' | 'gamma' | 'beta' | 'mean' | 'var';
   /** Layer position of the first tensor computed with this weight (the model needs it from there on). */
   readonly order: number;
-}
-
-const CONV_KERNEL = 3;
-const IMAGE_CHANNELS = 3;
-
-function weightSpecs(): WeightSpec[] {
-  const specs: WeightSpec[] = [];
-  let inputs = IMAGE_CHANNELS;
-  for (const layer of VGG16_LAYERS) {
-    // The pre-activation row comes first for each weighted layer; its ReLU row shares the weights.
-    if (layer.weights && (layer.kind === 'conv' || layer.kind === 'dense')) {
-      const kernel =
-        layer.kind === 'conv' ? [CONV_KERNEL, CONV_KERNEL, inputs, layer.channels] : [inputs, layer.channels];
-      const base = { layer: layer.weights, order: layer.order };
-      specs.push({ ...base, name: `${layer.weights}/kernel`, shape: kernel, param: 'kernel' });
-      specs.push({ ...base, name: `${layer.weights}/bias`, shape: [layer.channels], param: 'bias' });
-    }
-    inputs = layer.channels;
-  }
-  return specs;
-}
-
-/** Every weight tensor of VGG16 with its top, in forward order (13 convs, fc1, fc2, predictions). */
-export const VGG16_WEIGHTS: readonly WeightSpec[] = weightSpecs();
-
-/** The weight tensors a model truncated after the deepest of `layers` needs, in forward order. */
-export function requiredWeights(layers: readonly string[]): WeightSpec[] {
-  const deepest = Math.max(...layers.map((spec) => layerInfo(spec).order));
-  return VGG16_WEIGHTS.filter((spec) => spec.order <= deepest);
 }
 
 function formatShape(shape: readonly number[]): string {
@@ -69,9 +46,9 @@ export function weightProblem(weights: WeightsMap, spec: WeightSpec): string | u
 }
 
 /** Throws `InvalidWeights` naming every tensor of `specs` that is missing or misshapen in `weights`. */
-export function validateWeights(weights: WeightsMap, specs: readonly WeightSpec[]): void {
+export function validateWeights(weights: WeightsMap, specs: readonly WeightSpec[], model = 'VGG16'): void {
   const problems = specs.map((spec) => weightProblem(weights, spec)).filter((p): p is string => p !== undefined);
   if (problems.length > 0) {
-    throw new ValidationError(ErrorCode.InvalidWeights, `invalid VGG16 weights: ${problems.join('; ')}`);
+    throw new ValidationError(ErrorCode.InvalidWeights, `invalid ${model} weights: ${problems.join('; ')}`);
   }
 }

@@ -103,6 +103,8 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
       options.seed,
       // Only shards change the digest, so ids of npy datasets stay what they were.
       ...(options.format === 'shards' ? ['shards'] : []),
+      // Likewise only models other than VGG16 (`avgpool` names a layer of both).
+      ...(options.model && options.model !== 'vgg16' ? [options.model] : []),
     ]),
     10,
   );
@@ -142,6 +144,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   // keyed by their content hash. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
   const resolved = await resolveWeightsRequest(options.weights, {
+    model: getModel(options.model),
     layers: layers.map((l) => l.spec),
     seed: options.seed,
     ...(options.preprocess ? { preprocess: options.preprocess } : {}),
@@ -208,7 +211,7 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
  * credentials: the same weights behind a fresh signature are the same setting.
  */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
-  const keys = ['output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
+  const keys = ['model', 'output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
   const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
   for (const key of keys) if (shown(a[key]) !== shown(b[key])) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');

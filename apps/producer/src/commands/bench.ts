@@ -2,7 +2,7 @@
 // through Redis and a real worker process), prints the figures.
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BATCH_SIZE, BackendName, Dtype, EngineName, Layout, Preprocess, engineTargets } from '@layertap/contracts';
+import { BATCH_SIZE, BackendName, Dtype, EngineName, Layout, ModelName, Preprocess, engineTargets } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import type * as Bench from '@layertap/pipeline/bench';
 import { childEnv } from '../config';
@@ -100,7 +100,7 @@ function pipelineLines(r: Bench.WorkerBenchReport): string[] {
 function header(engine: Bench.BenchEngine, s: Bench.BenchSettings, machine: Bench.BenchReport['machine']): string[] {
   const f = (n: number) => n.toFixed(1);
   return [
-    `layertap bench: ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
+    `layertap bench: ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, ${s.model && s.model !== 'vgg16' ? `model ${s.model}, ` : ''}layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
     `machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, load average ${f(machine.loadAverage)} at the start`,
     `engine choice: ${engine.reason}`,
     ...engine.warnings.map((w) => `warning: ${w}`),
@@ -155,14 +155,15 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
   return program
     .command('bench')
     .description(
-      'measure model-only and end-to-end throughput on this machine: photo files -> decode -> VGG16 -> .npy files. ' +
+      'measure model-only and end-to-end throughput on this machine: photo files -> decode -> model -> .npy files. ' +
         "By default in one process through the worker's BatchRunner; --worker runs a real worker process through Redis",
     )
     .addOption(new Option('--engine <engine>', 'what runs the model: auto picks the fastest that works here; null computes nothing (the pipeline alone)').choices(EngineName.options).default(d.engine))
     .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
     .option('--threads <n>', 'ONNX Runtime compute threads (default: one per core)', positiveInt)
     .option('--webgpu-im2col', "TF.js WebGPU: convolutions through TF.js' separate im2col shader (slices sized to the adapter's binding limit)", false)
-    .option('--layer <spec...>', 'layer(s) to extract (default features.9)', layerList)
+    .addOption(new Option('--model <name>', 'the model').choices(ModelName.options).default('vgg16'))
+    .option('--layer <spec...>', 'layer(s) to extract (default features.9 for vgg16, layer3 for resnet50)', layerList)
     .option('--batch-size <n>', 'images per batch', intIn(BATCH_SIZE), d.batchSize)
     .option('--image-size <n>', 'network input size', imageSize, d.imageSize)
     .option('--images <n>', 'photos to generate (from the sample photos) and run', positiveInt, d.images)
@@ -188,11 +189,12 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
         engineTargets(opts.engine, opts.backend ?? 'auto');
         const benchOptions: Bench.BenchOptions = {
           ...b.DEFAULT_BENCH_OPTIONS,
+          model: opts.model,
           engine: opts.engine,
           ...(opts.backend ? { backend: opts.backend } : {}),
           ...(opts.webgpuIm2col ? { im2col: true } : {}),
           ...(opts.threads ? { threads: opts.threads } : {}),
-          layers: opts.layer ?? d.layers,
+          layers: opts.layer ?? (opts.model === 'vgg16' ? d.layers : ['layer3']),
           batchSize: opts.batchSize,
           imageSize: opts.imageSize,
           images: opts.images,

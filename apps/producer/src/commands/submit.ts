@@ -63,7 +63,10 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
       } else {
         process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${planned.output}/${datasetId}/\n`);
       }
-      if (!planned.weights) process.stdout.write(`weights: random, seed ${planned.seed} (pass --weights torchvision-imagenet or keras-imagenet for pretrained VGG16)\n`);
+      if (!planned.weights) {
+        const pretrained = planned.model === 'vgg16' ? 'torchvision-imagenet or keras-imagenet for pretrained VGG16' : `a torchvision ${planned.model} state_dict (.pth or .safetensors) for pretrained weights`;
+        process.stdout.write(`weights: random, seed ${planned.seed} (pass --weights ${pretrained})\n`);
+      }
       else process.stdout.write(`weights: ${prepared.weightsDescription}\n`);
       process.stdout.write(`preprocessing: ${planned.preprocess} (${planned.preprocessReason})\n`);
     }

@@ -2,7 +2,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, ModelName, ValidationError } from '@layertap/contracts';
 import type * as Model from '@layertap/model';
 import { PUBLISHED_WEIGHTS_ALIASES, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
 import { readProducerConfig } from '../config';
@@ -120,10 +120,12 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
     .description('show a weights file: format, sha256, tensors and shapes, and which layers it can serve')
     .argument('<uri>', 'a published name (torchvision-imagenet, ...), or a path, file://, http(s):// or s3:// (.h5, .safetensors, .pth, TF.js)')
     .option('--cache-dir <dir>', 'cache for downloaded weights')
+    .addOption(new Option('--model <name>', 'the model the weights are for').choices(ModelName.options).default('vgg16'))
     .option('--json', 'print JSON', false)
-    .action((uri: string, opts: { cacheDir?: string; json: boolean }) =>
+    .action((uri: string, opts: { cacheDir?: string; json: boolean; model: ModelName }) =>
       run(async () => {
         const m = await model();
+        if (opts.model !== 'vgg16') return inspectNative(m, m.getModel(opts.model), uri, opts, print);
         const loaded = await loadWithProgress(m, uri, opts.cacheDir, err);
         const coverage = m.weightsCoverage(loaded.tensors);
         const tensors = [...loaded.tensors].map(([name, tensor]) => ({
@@ -156,6 +158,34 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
       }),
     );
   return weights;
+}
+
+/** `weights inspect --model M` for a torch-layout model: tensors by their own keys and the layers they serve. */
+async function inspectNative(m: typeof Model, descriptor: Model.ModelDescriptor, uri: string, opts: { cacheDir?: string; json: boolean }, print: (line: string) => void): Promise<number> {
+  const loaded = await m.loadWeights(uri, { model: descriptor, fetchBytes: fetchBytes(), ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}) });
+  // The deepest layer whose every needed tensor the file has (a model is cut after the deepest hook).
+  let deepest: Model.ModelLayer | undefined;
+  for (const layer of descriptor.layers) {
+    if (!descriptor.requiredWeights([layer.name]).every((spec) => loaded.tensors.has(spec.name))) break;
+    deepest = layer;
+  }
+  const tensors = [...loaded.tensors].map(([name, tensor]) => ({ name, shape: tensor.shape }));
+  const summary = deepest ? `every layer up to ${deepest.name}` : 'no layer (the first layer\'s tensors are missing)';
+  if (opts.json) {
+    const { format, naming, sha256, size, metadata, description } = loaded;
+    print(JSON.stringify({ uri: m.displayUri(uri), model: descriptor.name, description, format, naming, sha256, size, metadata, serves: deepest?.name ?? null, tensors }));
+    return 0;
+  }
+  print(`uri       ${m.displayUri(uri)}`);
+  print(`model     ${descriptor.name} (${descriptor.architecture})`);
+  print(`format    ${loaded.format}, torchvision keys (torch layout)`);
+  print(`sha256    ${loaded.sha256}`);
+  print(`size      ${formatBytes(loaded.size)}`);
+  print(`serves    ${summary}`);
+  print(`tensors   ${tensors.length} of ${descriptor.weights.length}`);
+  const width = Math.max(...tensors.map((t) => t.name.length));
+  for (const t of tensors) print(`  ${t.name.padEnd(width)}  [${t.shape.join(', ')}]`);
+  return 0;
 }
 
 function formatFromPath(output: string): Format {

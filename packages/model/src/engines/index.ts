@@ -1,6 +1,7 @@
 export type { EngineOutput, EngineRun, InferenceEngine, OnnxProvider, TensorLayout } from './engine';
-export { buildVgg16Onnx, convKernelToOnnx, denseRowsHwcToChw, ONNX_BATCH_DIM, ONNX_INPUT_NAME } from './onnx-graph';
-export type { Vgg16Onnx, Vgg16OnnxOptions, Vgg16OnnxOutput } from './onnx-graph';
+export { buildVgg16Onnx, convKernelToOnnx, denseRowsHwcToChw } from '../models/vgg16/onnx-graph';
+export { ONNX_BATCH_DIM, ONNX_INPUT_NAME } from '../models/descriptor';
+export type { Vgg16Onnx, Vgg16OnnxOptions, Vgg16OnnxOutput } from '../models/vgg16/onnx-graph';
 export { encodeOnnxModel, ONNX_IR_VERSION, ONNX_OPSET } from './onnx-proto';
 export type { OnnxGraph, OnnxInitializer, OnnxModelInfo, OnnxNode, OnnxValueInfo } from './onnx-proto';
 export { checkProvider } from './onnx-runtime';

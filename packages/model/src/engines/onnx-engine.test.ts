@@ -2,7 +2,8 @@ import './__tests__/main-realm-typed-arrays';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
 import { Extractor, type ExtractorOptions, type LayerOutput } from '../extractor';
 import { randomWeight } from '../random-weights';
-import { VGG16_WEIGHTS, type WeightsMap } from '../weight-specs';
+import { type WeightsMap } from '../weight-specs';
+import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
 import { relativeError, testImages } from '../__tests__/reference';
 
 const SIZE = 32;

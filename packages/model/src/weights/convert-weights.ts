@@ -3,14 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { VGG16_WEIGHTS } from '../weight-specs';
+import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
 import { writeKerasH5 } from './keras-h5';
 import { tfConvToTorch, tfDenseToTorch } from './layout';
 import type { LoadedWeights, WeightsFormat } from './load-weights';
 import { trainedPreprocess } from './preprocess-for-weights';
 import { safetensorsHeader } from '@layertap/storage/formats';
 import { type NamedTensor } from './safetensors';
-import { torchvisionKeyOf } from './tensor-names';
+import { torchvisionKeyOf } from '../models/vgg16/tensor-names';
 import { TFJS_MODEL_JSON, encodeTfjsLayers } from './tfjs-layers';
 import { sha256OfFile } from './weights-cache';
 

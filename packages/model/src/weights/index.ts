@@ -18,11 +18,11 @@ export { DEFAULT_WEIGHTS, RANDOM_WEIGHTS, parseWeightsRequest, resolveWeightsReq
 export type { ResolveWeightsOptions, ResolvedWeights, WeightsRequest } from './resolve-weights';
 export { choosePreprocess, trainedPreprocess } from './preprocess-for-weights';
 export type { PreprocessChoice, WeightsKind } from './preprocess-for-weights';
-export { weightsCoverage, checkWeightsServe } from './coverage';
-export type { WeightsCoverage } from './coverage';
+export { weightsCoverage, checkWeightsServe } from '../models/vgg16/coverage';
+export type { WeightsCoverage } from '../models/vgg16/coverage';
 export { WeightsCache, displayUri, isRemoteUri } from './weights-cache';
 export type { FetchBytes } from './weights-cache';
 export { defaultWeightsCacheDir, publishedWeightsSource } from './weights-env';
 export type { PublishedWeightsSource } from './weights-env';
 export { torchConvToTf, tfConvToTorch, torchDenseToTf, tfDenseToTorch } from './layout';
-export { torchvisionWeightKey, torchvisionKeyOf } from './tensor-names';
+export { torchvisionWeightKey, torchvisionKeyOf } from '../models/vgg16/tensor-names';

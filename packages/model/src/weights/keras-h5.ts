@@ -1,9 +1,10 @@
 // Keras HDF5 weights, read and written through h5wasm.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { VGG16_WEIGHTS, type WeightSpec, type WeightsMap } from '../weight-specs';
+import { type WeightSpec, type WeightsMap } from '../weight-specs';
+import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
 import { loadH5wasm, type H5wasm } from './h5wasm';
 import type { NamedTensor } from './safetensors';
-import { kerasWeightKey } from './tensor-names';
+import { kerasWeightKey } from '../models/vgg16/tensor-names';
 
 /** HDF5's signature; it sits at offset 0 unless the file has a user block (then at 512, 1024, ...). */
 export const HDF5_MAGIC = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);

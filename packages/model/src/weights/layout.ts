@@ -1,5 +1,5 @@
 // Moving weights between torchvision's layout and TF's. Pure functions on C-order float32 arrays.
-import { AVGPOOL_SIZE } from '../layers';
+import { AVGPOOL_SIZE } from '../models/vgg16/layers';
 
 /** Channels of block5_pool, whose (C,H,W) / (H,W,C) flatten fc1 reads. */
 const FLATTEN_CHANNELS = 512;

@@ -3,17 +3,19 @@ import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { layerInfo } from '../layers';
+import { layerInfo } from '../models/vgg16/layers';
 import { silentLog, type LogFn } from '../log';
-import { requiredWeights, type WeightsMap } from '../weight-specs';
-import { checkPresentShapes, checkWeightsServe } from './coverage';
+import { validateWeights, type WeightsMap } from '../weight-specs';
+import { requiredWeights } from '../models/vgg16/weight-specs';
+import type { ModelDescriptor } from '../models/descriptor';
+import { checkPresentShapes, checkWeightsServe } from '../models/vgg16/coverage';
 import { fetchPublishedWeights, type PublishedFetchOptions } from './fetch-published';
 import { looksLikeHdf5, readKerasH5, type KerasH5Layout } from './keras-h5';
 import { torchConvToTf, torchDenseToTf } from './layout';
 import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
 import { fileAccess, memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, looksLikeSafetensors, parseSafetensors } from './safetensors';
-import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from './tensor-names';
+import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from '../models/vgg16/tensor-names';
 import { TFJS_MODEL_JSON, decodeTfjsWeights, looksLikeJson, parseTfjsModelJson } from './tfjs-layers';
 import { looksLikeTorchLegacy, looksLikeTorchZip, openTorchCheckpoint } from './torch-checkpoint';
 import {
@@ -52,6 +54,11 @@ export interface LoadWeightsOptions {
    * `LAYERTAP_WEIGHTS_MIRROR` / `LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS`, the global fetch, no progress.
    */
   published?: PublishedFetchOptions;
+  /**
+   * The model the weights are for. Default VGG16 (every format above, converted to TF layout). A model in
+   * torch layout (ResNet-50) reads torchvision state_dicts (.pth, safetensors) by their own keys, unconverted.
+   */
+  model?: ModelDescriptor;
 }
 
 export interface LoadedWeights {
@@ -112,6 +119,7 @@ const HEAD_BYTES = 4096;
  * Throws `ValidationError` (`invalid_weights`) naming the tensor and both shapes when something does not fit.
  */
 export async function loadWeights(uri: string, options: LoadWeightsOptions = {}): Promise<LoadedWeights> {
+  if (options.model && options.model.name !== 'vgg16') return loadNativeWeights(uri, options.model, options);
   const source = displayUri(uri);
   const log = options.log ?? silentLog;
   // Specs as given (`classifier.6`), so messages name what the caller asked for.
@@ -148,6 +156,69 @@ export async function loadWeights(uri: string, options: LoadWeightsOptions = {})
 }
 
 type FileContents = Omit<LoadedWeights, 'description' | 'uri' | 'path'>;
+
+/**
+ * Weights of a model in torch layout (ResNet-50): a torchvision state_dict as .pth or safetensors, tensors
+ * read by their own keys (only those the layers need, when `layers` is given) and checked against the
+ * model's specs. Published names are VGG16's: refused.
+ */
+async function loadNativeWeights(uri: string, model: ModelDescriptor, options: LoadWeightsOptions): Promise<LoadedWeights> {
+  const source = displayUri(uri);
+  const log = options.log ?? silentLog;
+  if (publishedWeightsName(uri)) {
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `--weights ${uri} names VGG16 weights; for ${model.title} pass a torchvision state_dict (.pth or .safetensors, e.g. torchvision's ${model.name} file) as a path or URI, or --weights random`,
+    );
+  }
+  const layers = options.layers?.map((spec) => model.layer(spec).name);
+  const required = layers && layers.length > 0 ? model.requiredWeights(layers) : [];
+  const specs = new Map(model.weights.map((spec) => [spec.name, spec]));
+  const wanted = new Set((required.length > 0 ? required : model.weights).map((spec) => spec.name));
+  const located = await locate(uri, options, log);
+  const head = located.bytes ? located.bytes.subarray(0, HEAD_BYTES) : await readHead(located.path);
+  const size = located.bytes ? located.bytes.length : (await stat(located.path)).size;
+  const tensors: WeightsMap = new Map();
+  let metadata: Record<string, string> = {};
+  let format: WeightsFormat;
+  if (looksLikeSafetensors(head, size)) {
+    format = 'safetensors';
+    const bytes = located.bytes ?? (await readFile(located.path));
+    const header = parseSafetensors(bytes, source);
+    metadata = header.metadata;
+    for (const entry of header.entries) if (wanted.has(entry.name)) tensors.set(entry.name, { shape: entry.shape, data: decodeSafetensorsTensor(bytes, entry, source) });
+  } else if (looksLikeTorchZip(head) || looksLikeTorchLegacy(head)) {
+    format = 'pytorch';
+    const access = located.bytes ? memoryAccess(located.bytes) : await fileAccess(located.path);
+    try {
+      const checkpoint = await openTorchCheckpoint(access, source);
+      metadata = { serialization: checkpoint.serialization };
+      for (const entry of checkpoint.tensors) if (wanted.has(entry.name)) tensors.set(entry.name, { shape: entry.shape, data: await checkpoint.read(entry.name) });
+    } finally {
+      await access.close();
+    }
+  } else {
+    throw new ValidationError(ErrorCode.InvalidWeights, `${source}: ${model.title} reads torchvision state_dicts as .pth or .safetensors; this file is neither`);
+  }
+  if (tensors.size === 0) throw new ValidationError(ErrorCode.InvalidWeights, `${source} (${format}) holds no ${model.title} tensor (torchvision state_dict keys such as ${model.weights[0]?.name})`);
+  // Tensors present must be right; with layers given, every one they need must be present.
+  validateWeights(tensors, [...tensors.keys()].map((name) => specs.get(name)).filter((spec) => spec !== undefined), model.title);
+  if (required.length > 0) validateWeights(tensors, required, model.title);
+  const sha256 = located.sha256 ?? (located.bytes ? sha256Hex(located.bytes) : await sha256OfFile(located.path));
+  log('weights loaded', { uri: source, format, sha256, tensors: tensors.size });
+  return {
+    tensors,
+    description: `${source} (${format}${format === 'pytorch' ? ` ${metadata.serialization}` : ''}, torchvision keys, sha256 ${sha256})`,
+    sha256,
+    format,
+    naming: 'torchvision',
+    uri,
+    path: located.path,
+    size,
+    metadata,
+    origins: new Map(),
+  };
+}
 
 /** Tells the format from the first bytes and reads the tensors. */
 async function readContents(located: Located, source: string, wanted: ReadonlySet<string> | undefined): Promise<FileContents> {

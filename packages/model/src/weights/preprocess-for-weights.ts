@@ -55,7 +55,9 @@ export function trainedPreprocess(weights: WeightsKind): PreprocessChoice {
 export function choosePreprocess(weights: WeightsKind, requested?: Preprocess): PreprocessChoice {
   const trained = trainedPreprocess(weights);
   if (requested === undefined) return trained;
-  if (weights === 'random' || requested === trained.mode) {
+  // torchvision's V1 and V2 evaluations normalise alike and differ in the resize, which a file cannot tell.
+  const torchvisionFamily = (mode: Preprocess) => mode === 'torchvision' || mode === 'torchvision-v2';
+  if (weights === 'random' || requested === trained.mode || (torchvisionFamily(requested) && torchvisionFamily(trained.mode))) {
     return { mode: requested, reason: `--preprocess ${requested} given${weights === 'random' ? '' : `, as the weights expect (${trained.reason})`}` };
   }
   return {

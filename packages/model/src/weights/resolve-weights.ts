@@ -2,6 +2,7 @@
 // once, checked, cached) or a file; checked against the requested layers; and the preprocessing to use.
 import { ErrorCode, LayertapError, ValidationError, describeError, type Preprocess } from '@layertap/contracts';
 import type { LogFn } from '../log';
+import type { ModelDescriptor } from '../models/descriptor';
 import { type PublishedFetchOptions } from './fetch-published';
 import { loadWeights, type WeightsFormat, type WeightsNaming } from './load-weights';
 import { choosePreprocess } from './preprocess-for-weights';
@@ -48,6 +49,8 @@ export interface ResolveWeightsOptions {
   /** Mirror, checksums, fetch and download progress for published names. Defaults: the environment. */
   published?: PublishedFetchOptions;
   log?: LogFn;
+  /** The model the weights are for (default VGG16; see `LoadWeightsOptions.model`). */
+  model?: ModelDescriptor;
 }
 
 export interface ResolvedWeights {
@@ -73,6 +76,13 @@ export interface ResolvedWeights {
  * says how to get the file onto the machine.
  */
 export async function resolveWeightsRequest(value: string | undefined, options: ResolveWeightsOptions): Promise<ResolvedWeights> {
+  if (value === undefined && options.model && options.model.name !== 'vgg16') {
+    // The published default is VGG16's: another model's weights are named, never assumed.
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `--model ${options.model.name} needs --weights: a torchvision state_dict (.pth or .safetensors) as a path or URI, or random (seeded by --seed)`,
+    );
+  }
   const request = parseWeightsRequest(value);
   if (request.kind === 'random') {
     const choice = choosePreprocess('random', options.preprocess);
@@ -85,6 +95,7 @@ export async function resolveWeightsRequest(value: string | undefined, options: 
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     ...(options.published ? { published: options.published } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.model ? { model: options.model } : {}),
   }).catch((err: unknown) => {
     if (request.kind === 'published' && isDownloadFailure(err)) throw unavailable(request.name, err, options);
     throw err;

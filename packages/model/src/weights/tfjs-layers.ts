@@ -4,7 +4,7 @@ import { ErrorCode, ValidationError } from '@layertap/contracts';
 import type { WeightsMap } from '../weight-specs';
 import { float16BitsToFloat32 } from '@layertap/storage/formats';
 import type { NamedTensor } from './safetensors';
-import { kerasWeightKey } from './tensor-names';
+import { kerasWeightKey } from '../models/vgg16/tensor-names';
 
 export interface TfjsWeightEntry {
   name: string;

@@ -4,9 +4,9 @@
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type Preprocess } from '@layertap/contracts';
+import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type Preprocess } from '@layertap/contracts';
 import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
-import { checkImageSize, layerOutputShape } from '@layertap/model/layers';
+import { getModel } from '@layertap/model/models';
 import { planLayers } from '../plan';
 import { FileOutputWriter, sampleKey } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from '../batch-runner';
@@ -20,6 +20,8 @@ import { generateImages } from './images';
 import { DEFAULT_PYTHON, comparePytorch, type PytorchComparison } from './pytorch';
 
 export interface BenchOptions {
+  /** The model (default vgg16). */
+  model?: ModelName;
   engine: EngineName;
   /** The engine's backend, as the worker takes it. Default auto. */
   backend?: BackendName;
@@ -131,8 +133,9 @@ export function benchModelSpec(options: BenchOptions): ModelSpec {
     backend: options.backend ?? 'auto',
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.im2col ? { im2col: true } : {}),
+    ...(options.model ? { model: options.model } : {}),
     imageSize: options.imageSize,
-    layers: planLayers({ layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }),
+    layers: planLayers({ ...(options.model ? { model: options.model } : {}), layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }),
     seed: options.seed,
     preprocess: options.preprocess,
     store: { layout: options.layout, pool: 'none', dtype: options.dtype },
@@ -142,7 +145,7 @@ export function benchModelSpec(options: BenchOptions): ModelSpec {
 /** Runs the benchmark and returns its figures. Progress lines go to `progress`. */
 export async function runBench(options: BenchOptions, progress: (line: string) => void = () => undefined): Promise<BenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
-  checkImageSize(options.imageSize);
+  getModel(options.model).checkImageSize(options.imageSize);
   const spec = benchModelSpec(options);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
@@ -184,7 +187,7 @@ export async function runBench(options: BenchOptions, progress: (line: string) =
     if (options.comparePytorch) {
       const device = options.pytorchDevice === 'auto' ? (model.engine.device.kind === 'gpu' ? 'auto' : 'cpu') : options.pytorchDevice;
       report.pytorch = await comparePytorch(
-        { python: options.python, device, layers: options.layers, preprocess: options.preprocess, batchSize: options.batchSize, imageSize: options.imageSize, ...(options.threads ? { threads: options.threads } : {}), imagesDir, workDir: dir },
+        { python: options.python, device, model: options.model ?? 'vgg16', layers: options.layers, preprocess: options.preprocess, batchSize: options.batchSize, imageSize: options.imageSize, ...(options.threads ? { threads: options.threads } : {}), imagesDir, workDir: dir },
         endToEnd,
         progress,
       );
@@ -256,7 +259,7 @@ export async function modelOnlyRun(runner: EngineThread, files: string[], option
 async function stagesAloneRun(files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['stagesAlone']> {
   const writer = new FileOutputWriter({ dir: outDir });
   const layer = spec.layers[0] as { spec: string; canonical: string };
-  const shape = [1, ...layerOutputShape(layer.canonical, options.imageSize)];
+  const shape = [1, ...getModel(options.model).outputShape(layer.canonical, options.imageSize)];
   const values = shape.reduce((a, b) => a * b, 1);
   // One sample of the first layer as an engine hands it over (NCHW, as ONNX Runtime does).
   const output = { ...layer, data: new Float32Array(values).map((_, i) => (i % 97) / 97), shape, layout: 'nchw' as const };

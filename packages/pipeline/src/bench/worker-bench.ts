@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ChunkResult, type DatasetConfig } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, datasetStatus, type Redis } from '@layertap/queue';
-import { checkImageSize } from '@layertap/model/layers';
+import { getModel } from '@layertap/model/models';
 import { prepareSubmission } from '../plan';
 import { EngineThread } from '../inference/engine-client';
 import { STAGES, type Stage } from '../metrics';
@@ -65,7 +65,7 @@ export interface WorkerBenchReport {
 /** Runs the model alone, then the worker on the same photos, and compares them. */
 export async function runWorkerBench(options: WorkerBenchOptions, progress: (line: string) => void = () => undefined): Promise<WorkerBenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
-  checkImageSize(options.imageSize);
+  getModel(options.model).checkImageSize(options.imageSize);
   const spec = benchModelSpec(options);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
@@ -99,6 +99,7 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
     const submit = async (source: string, datasetId: string): Promise<DatasetConfig> => {
       const prepared = await prepareSubmission(
         {
+          ...(options.model ? { model: options.model } : {}),
           source,
           layers: options.layers,
           output,

@@ -3,7 +3,7 @@
 // caller may send the next batch before the previous one is back.
 import { EngineFault, type EngineInfo } from '@layertap/contracts';
 import { normalizePixels } from '@layertap/imaging';
-import { Extractor, loadWeights, resolveEngine } from '@layertap/model';
+import { Extractor, getModel, loadWeights, resolveEngine } from '@layertap/model';
 import type { FetchBytes } from '@layertap/model/weights';
 import { storeBatch, type StoredBatch } from '../stored-batch';
 import { modelKey, wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
@@ -78,7 +78,7 @@ export class ModelRunner {
     this.dispose();
     const started = Date.now();
     const weights = spec.weights
-      ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.canonical), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
+      ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.canonical), ...(spec.model ? { model: getModel(spec.model) } : {}), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
       : undefined;
     const extractor = await Extractor.create({
       ...(spec.model ? { model: spec.model } : {}),

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LayertapError } from '@layertap/contracts';
 import { randomWeight } from '../../random-weights';
-import { VGG16_WEIGHTS, type WeightsMap } from '../../weight-specs';
+import { type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS } from '../../models/vgg16/weight-specs';
 
 /** test/fixtures/parity at the repository root (written by test/parity/make_fixtures.py). */
 export const PARITY = path.resolve(__dirname, '..', '..', '..', '..', '..', 'test', 'fixtures', 'parity');

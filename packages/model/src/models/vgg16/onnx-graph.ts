@@ -1,56 +1,17 @@
 // Generates VGG16 as an ONNX model from the layer table and TF-layout weights, truncated after the deepest
 // requested layer, with the requested layers as graph outputs.
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { adaptivePoolMatrix } from '../adaptive-avg-pool';
-import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, outputLayers, pooledSize, type Vgg16Layer } from '../layers';
-import { randomWeight } from '../random-weights';
-import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from '../weight-specs';
-import type { TensorLayout } from './engine';
-import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from './onnx-proto';
+import { adaptivePoolMatrix } from '../../adaptive-avg-pool';
+import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, outputLayers, pooledSize, type Vgg16Layer } from './layers';
+import { randomWeight } from '../../random-weights';
+import { validateWeights, type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
+import { ONNX_BATCH_DIM, ONNX_INPUT_NAME, type GraphInputLayout, type OnnxBuild, type OnnxBuildOptions, type OnnxBuildOutput } from '../descriptor';
+import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from '../../engines/onnx-proto';
 
-/** The symbolic batch dimension of the generated graph's input and outputs. */
-export const ONNX_BATCH_DIM = 'N';
-
-/** Name of the generated graph's input. */
-export const ONNX_INPUT_NAME = 'input';
-
-export interface Vgg16OnnxOptions {
-  /** Side of the square input, in pixels (>= 32). */
-  imageSize: number;
-  /** Layers to expose as graph outputs (canonical names or any spec; each tensor once). */
-  outputs: readonly string[];
-  /** Weights in TF layout; converted to ONNX layout here. Default: seeded random weights. */
-  weights?: WeightsMap;
-  /** Seed of the random weights; ignored when `weights` is given. Default 0. */
-  seed?: number;
-  /**
-   * Layout of the graph input. `nhwc` (default) takes the extractor's input as it is and transposes it in
-   * the graph; `nchw` skips that transpose for callers that already have NCHW data.
-   */
-  inputLayout?: TensorLayout;
-}
-
-/** One graph output: a canonical layer name, its shape with `N` for the batch, and its memory order. */
-export interface Vgg16OnnxOutput {
-  name: string;
-  /** Sizes after the batch: (C, H, W) for feature maps, (C) for vectors. */
-  sampleShape: number[];
-}
-
-export interface Vgg16Onnx {
-  /** The serialised ModelProto. */
-  bytes: Uint8Array;
-  outputs: Vgg16OnnxOutput[];
-  /** Node op types in graph order (for tests and logs). */
-  nodes: string[];
-  /** Bytes of float32 weights in the model. */
-  weightBytes: number;
-  deepest: string;
-  /** Table rows the graph computes, in forward order (a fused pre-activation is still a Conv output here). */
-  layers: string[];
-  /** VGG16 weight tensors in the graph, by their `WeightsMap` name, with their ONNX shapes. */
-  weights: { name: string; shape: number[] }[];
-}
+export type Vgg16OnnxOptions = OnnxBuildOptions;
+export type Vgg16OnnxOutput = OnnxBuildOutput;
+export type Vgg16Onnx = OnnxBuild;
 
 /**
  * Builds the ONNX graph of VGG16 up to the deepest of `outputs`. Feature maps are NCHW; pre-activations are
@@ -140,6 +101,7 @@ export function buildVgg16Onnx(options: Vgg16OnnxOptions): Vgg16Onnx {
   const weightBytes = initializers.reduce((sum, init) => sum + (init.type === 'float32' ? init.data.byteLength : 0), 0);
   const known = new Set(VGG16_WEIGHTS.map((spec) => spec.name));
   return {
+    name: `vgg16_to_${deepest.name}`,
     bytes,
     outputs: graphOutputs,
     nodes: nodes.map((n) => n.opType),
@@ -150,7 +112,7 @@ export function buildVgg16Onnx(options: Vgg16OnnxOptions): Vgg16Onnx {
   };
 }
 
-function inputDims(layout: TensorLayout, size: number): (number | string)[] {
+function inputDims(layout: GraphInputLayout, size: number): (number | string)[] {
   return layout === 'nhwc' ? [ONNX_BATCH_DIM, size, size, 3] : [ONNX_BATCH_DIM, 3, size, size];
 }
 

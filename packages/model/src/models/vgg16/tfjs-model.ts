@@ -2,10 +2,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { adaptiveAvgPool2d } from './adaptive-avg-pool';
+import { adaptiveAvgPool2d } from '../../adaptive-avg-pool';
 import { AVGPOOL_SIZE, VGG16_LAYERS, checkImageSize, layerInfo, outputLayers, type Vgg16Layer } from './layers';
-import { randomWeight } from './random-weights';
-import { VGG16_WEIGHTS, requiredWeights, validateWeights, type WeightsMap } from './weight-specs';
+import { randomWeight } from '../../random-weights';
+import { validateWeights, type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 
 export interface Vgg16Options {
   /** Side of the square input, in pixels (>= 32). */

@@ -1,11 +1,12 @@
-import './__tests__/main-realm-typed-arrays';
+import '../../engines/__tests__/main-realm-typed-arrays';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { randomWeight } from '../random-weights';
-import { VGG16_WEIGHTS, type WeightSpec, type WeightsMap } from '../weight-specs';
-import { decodeModel, rawFloats } from './__tests__/onnx-decode';
+import { randomWeight } from '../../random-weights';
+import { type WeightSpec, type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS } from './weight-specs';
+import { decodeModel, rawFloats } from '../../engines/__tests__/onnx-decode';
 import { buildVgg16Onnx, convKernelToOnnx, denseRowsHwcToChw } from './onnx-graph';
-import { ONNX_IR_VERSION, ONNX_OPSET } from './onnx-proto';
+import { ONNX_IR_VERSION, ONNX_OPSET } from '../../engines/onnx-proto';
 
 function spec(name: string): WeightSpec {
   const found = VGG16_WEIGHTS.find((s) => s.name === name);

@@ -1,7 +1,7 @@
 // How the tensors of VGG16 are named in the files layertap reads, and which canonical `WeightsMap` key each
 // name stands for.
-import { VGG16_LAYERS } from '../layers';
-import { VGG16_WEIGHTS } from '../weight-specs';
+import { VGG16_LAYERS } from './layers';
+import { VGG16_WEIGHTS } from './weight-specs';
 
 /** `block1_conv1/kernel`, possibly under a model or scope prefix (`vgg16/`) and with TF's `:0` suffix. */
 const KERAS_NAME = /(?:^|\/)(block\d_conv\d|fc1|fc2|predictions)\/(kernel|bias)(?::0)?$/;

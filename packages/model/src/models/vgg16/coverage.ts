@@ -1,8 +1,9 @@
 // Which layers a set of weights can compute, and refusing requests it cannot serve with a message that says
 // what the file is (notop, truncated) rather than only which tensor is missing.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { VGG16_LAYERS, layerInfo } from '../layers';
-import { VGG16_WEIGHTS, requiredWeights, weightProblem, type WeightSpec, type WeightsMap } from '../weight-specs';
+import { VGG16_LAYERS, layerInfo } from './layers';
+import { weightProblem, type WeightSpec, type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 
 const HEAD_LAYERS = new Set(['fc1', 'fc2', 'predictions']);
 /** Problems spelled out in one message; a truncated file would otherwise list every later tensor. */

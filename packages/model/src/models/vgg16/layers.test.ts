@@ -177,15 +177,19 @@ describe('the ./layers entry', () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const layers = require('./layers') as typeof import('./layers');
       expect(layers.resolveLayerSpec('features.9').canonical).toBe('block2_pool');
+      // The registry of every model too (the CLI resolves specs and shapes through it).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const models = require('../../models') as typeof import('../../models');
+      expect(models.getModel('vgg16').layer('features.9').name).toBe('block2_pool');
       // The mocks do bite: a module that needs tfjs fails to load here.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      expect(() => require('./vgg16')).toThrow('was loaded');
+      expect(() => require('./tfjs-model')).toThrow('was loaded');
     });
   });
 
   it('is the subpath export of the package', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const pkg = require('../package.json') as { exports: Record<string, { default: string }> };
-    expect(pkg.exports['./layers']?.default).toBe('./dist/layers.js');
+    const pkg = require('../../../package.json') as { exports: Record<string, { default: string }> };
+    expect(pkg.exports['./layers']?.default).toBe('./dist/models/vgg16/layers.js');
   });
 });

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { selectBackend } from './backend';
-import { buildVgg16 } from './vgg16';
-import { VGG16_WEIGHTS, requiredWeights, type WeightsMap } from './weight-specs';
+import { selectBackend } from '../../backend';
+import { buildVgg16 } from './tfjs-model';
+import { type WeightsMap } from '../../weight-specs';
+import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 
 function thrown(fn: () => unknown): LayertapError {
   try {

@@ -1,6 +1,9 @@
 // The VGG16 layer table and layer-spec resolution. Also published as `@layertap/model/layers`, which the
 // producer loads to validate requests without TensorFlow.js: keep this file (and what it imports) free of tfjs.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
+import type { ModelLayer, ResolvedLayer } from '../descriptor';
+
+export type { ResolvedLayer } from '../descriptor';
 
 /**
  * The torchvision module whose output a layer is. Keras fuses the ReLU into its convs and dense layers, so a
@@ -9,10 +12,12 @@ import { ErrorCode, ValidationError } from '@layertap/contracts';
 export type LayerKind = 'conv' | 'relu' | 'pool' | 'avgpool' | 'flatten' | 'dense';
 
 /** One tensor of the VGG16 forward pass. */
-export interface Vgg16Layer {
+export interface Vgg16Layer extends ModelLayer {
   /** Canonical name: the Keras `applications.VGG16` layer name, or `<keras name>_preact` before a ReLU. */
   readonly name: string;
   readonly kind: LayerKind;
+  /** The same as `torchvision`: the specs besides the canonical name. */
+  readonly aliases: readonly string[];
   /** Channels of a feature map, or units of a vector. */
   readonly channels: number;
   /** torchvision specs that give this same tensor (`features.9`, `classifier.1`, `avgpool`). */
@@ -22,13 +27,6 @@ export interface Vgg16Layer {
   /** Feature maps only: how many 2x2/2 max pools the image went through before this tensor. */
   readonly pools?: number;
   /** Position in the forward pass, from 0. */
-  readonly order: number;
-}
-
-/** A spec as the user wrote it (trimmed; it names the output folder) and what it resolved to. */
-export interface ResolvedLayer {
-  readonly spec: string;
-  readonly canonical: string;
   readonly order: number;
 }
 
@@ -46,7 +44,7 @@ const CONV_BLOCKS: readonly { convs: number; channels: number }[] = [
   { convs: 3, channels: 512 },
 ];
 
-type LayerRow = Omit<Vgg16Layer, 'order'>;
+type LayerRow = Omit<Vgg16Layer, 'order' | 'aliases'>;
 
 /** Rows of the convolutional part, in forward order, with torchvision's `features` indices counted along. */
 function featureRows(): LayerRow[] {
@@ -84,7 +82,7 @@ const HEAD_ROWS: readonly LayerRow[] = [
  * Keras (H,W,C) order and has no torchvision module (torchvision calls `torch.flatten`, channel-major).
  */
 export const VGG16_LAYERS: readonly Vgg16Layer[] = [...featureRows(), ...HEAD_ROWS].map((row, order) =>
-  Object.freeze({ ...row, order }),
+  Object.freeze({ ...row, aliases: row.torchvision, order }),
 );
 
 const BY_SPEC = new Map<string, Vgg16Layer>(
