@@ -206,6 +206,8 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
       ...env,
       LAYERTAP_DASHBOARD_USER: dashboardUser,
       LAYERTAP_DASHBOARD_PASSWORD: secrets.dashboardPassword,
+      // One wrong password per path below: more than the default limit of failed logins per minute.
+      LAYERTAP_DASHBOARD_LOGIN_FAILURES: '100',
     });
     try {
       const base = `http://127.0.0.1:${port}`;

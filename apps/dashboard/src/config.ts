@@ -12,6 +12,8 @@ export interface DashboardConfig extends CommonConfig {
   readOnly: boolean;
   /** Host names (of the `Host` header) the dashboard answers to; `*` is any (host-guard.ts). */
   allowedHosts: string[];
+  /** Failed logins one client address may make per minute before it gets 429 (login-limit.ts). */
+  loginFailuresPerMinute: number;
   /** Limits for reading samples' source images (montages), as the worker applies them. */
   images: { fileRoots: string[]; allowHosts: string[]; maxBytes: number; timeoutMs: number };
   /**
@@ -34,6 +36,8 @@ const DashboardEnv = z.object({
    * machine's addresses and host name). `*` answers to any.
    */
   LAYERTAP_DASHBOARD_ALLOWED_HOSTS: z.string().optional(),
+  /** Failed logins one client address may make per minute; past them it gets 429 until the minute ends (default 10). */
+  LAYERTAP_DASHBOARD_LOGIN_FAILURES: z.coerce.number().int().positive().default(10),
   /** Read-only mode: Bull Board's retry/clean/remove and the dataset pages' cancel/retry answer 405. */
   LAYERTAP_DASHBOARD_READ_ONLY: z
     .string()
@@ -96,6 +100,7 @@ export function readDashboardConfig(flags: DashboardFlags, env: Env = process.en
     ...readCommonConfig(env),
     host,
     allowedHosts,
+    loginFailuresPerMinute: e.LAYERTAP_DASHBOARD_LOGIN_FAILURES,
     port: flags.port ?? e.PORT,
     ...(user && password && !flags.insecureNoAuth ? { auth: { user, password } } : {}),
     readOnly: flags.readOnly ?? e.LAYERTAP_DASHBOARD_READ_ONLY,

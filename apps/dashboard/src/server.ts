@@ -56,7 +56,7 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   // Before authentication, and with it too: a rebound page could otherwise try passwords from the browser.
   app.use(hostGuard(config.allowedHosts));
-  if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password, 'layertap', new LoginLimiter({ log })));
+  if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password, 'layertap', new LoginLimiter({ log, maxFailures: config.loginFailuresPerMinute })));
   // Pages and JSON carry dataset contents and URIs: no shared or browser cache keeps them (Bull Board's
   // static assets may be cached).
   app.use((req, res, next) => {
