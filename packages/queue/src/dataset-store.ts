@@ -160,15 +160,19 @@ export class DatasetStore {
   }
 
   /**
-   * Records which samples each chunk of a run was given (`<run>:<chunk>` -> samples, as job data holds them):
-   * the census finds the samples of a chunk whose job disappeared (removed in Bull Board, lost by Redis), so
-   * that they are reported missing and `retry` runs them, instead of the dataset finishing without them.
+   * Records which samples each chunk of a run was given (`<run>:<chunk>` -> samples): the census finds the
+   * samples of a chunk whose job disappeared (removed in Bull Board, lost by Redis), so that they are reported
+   * missing and `retry` runs them, instead of the dataset finishing without them. URIs are kept as stored
+   * (`storedUri`): credentials stay in job data only, so a retry of a URI that needed them fails visibly, as a
+   * retry of a failed sample does.
    */
   async savePlan(datasetId: string, run: number, chunks: readonly (readonly Sample[])[]): Promise<void> {
     const key = this.key(datasetId, 'plan');
     for (let start = 0; start < chunks.length; start += FIELDS_PER_COMMAND) {
       const fields: string[] = [];
-      chunks.slice(start, start + FIELDS_PER_COMMAND).forEach((samples, i) => fields.push(`${run}:${start + i}`, JSON.stringify(samples)));
+      chunks
+        .slice(start, start + FIELDS_PER_COMMAND)
+        .forEach((samples, i) => fields.push(`${run}:${start + i}`, JSON.stringify(samples.map((s) => ({ id: s.id, uri: storedUri(s.uri) })))));
       await this.redis.hset(key, ...fields);
     }
   }
