@@ -16,7 +16,9 @@ import { BIN, Harness, SAMPLES, waitForHttp } from './support/harness';
 const CHROMIUM = '/usr/bin/chromium';
 const USER = 'ops';
 const PASSWORD = 'csrf-Pa55';
-const credentials = { LAYERTAP_DASHBOARD_USER: USER, LAYERTAP_DASHBOARD_PASSWORD: PASSWORD };
+// The browser reaches the dashboard as dashboard.test (mapped to 127.0.0.1): a host name it must answer to.
+const ALLOWED = { LAYERTAP_DASHBOARD_ALLOWED_HOSTS: 'dashboard.test,127.0.0.1' };
+const credentials = { LAYERTAP_DASHBOARD_USER: USER, LAYERTAP_DASHBOARD_PASSWORD: PASSWORD, ...ALLOWED };
 const auth = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
 const ATTACKER_ADDRESS = '127.0.0.2';
 
@@ -219,7 +221,7 @@ describe('the dashboard against another site, in a real browser', () => {
     // Another site frames Bull Board and a dataset page of a dashboard without a password (the browser sends no
     // credentials to a frame of another site): the browser shows neither.
     const openPort = await findFreePort();
-    const open = h.spawn(BIN.dashboard, ['--port', String(openPort), '--insecure-no-auth']);
+    const open = h.spawn(BIN.dashboard, ['--port', String(openPort), '--insecure-no-auth'], ALLOWED);
     try {
       await waitForHttp(`http://127.0.0.1:${openPort}/healthz`);
       const page = await context.newPage();

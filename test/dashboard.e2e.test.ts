@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { findFreePort } from '@layertap/devservices';
 import { BIN, Harness, SAMPLES, waitForHttp } from './support/harness';
@@ -59,6 +60,61 @@ describe('layertap-dashboard', () => {
       expect(datasetsBody.datasets.map((d) => [d.datasetId, d.progress.total])).toEqual([['board', 7]]);
       // The password never appears in what the dashboard logs.
       expect(server.output()).not.toContain('s3cret-Pa55');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  /** A request with a Host header of our choosing (fetch does not send one it is given). */
+  function raw(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('answers only to its own host names, even without auth (DNS rebinding, issue 18)', async () => {
+    const port = await findFreePort();
+    const server = h.spawn(BIN.dashboard, ['--port', String(port), '--insecure-no-auth'], { LAYERTAP_DASHBOARD_ALLOWED_HOSTS: 'localhost,127.0.0.1,dash.internal' });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+      const foreign = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+      const pause = await raw(port, 'PUT', '/queues/api/queues/chunks/pause', foreign);
+      expect(pause.status).toBe(421);
+      expect(pause.body).toContain('LAYERTAP_DASHBOARD_ALLOWED_HOSTS');
+      expect((await raw(port, 'GET', '/api/datasets', foreign)).status).toBe(421);
+      expect(await h.redis.hexists(`${h.prefix}:chunks:meta`, 'paused')).toBe(0);
+      const own = await raw(port, 'GET', '/api/datasets', { host: `dash.internal:${port}` });
+      expect(own.status).toBe(200);
+      expect(own.headers['cache-control']).toBe('no-store');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('limits failed logins per client address: 429 with Retry-After and a log line (issue 18)', async () => {
+    const port = await findFreePort();
+    const server = h.spawn(BIN.dashboard, ['--port', String(port)], credentials);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitForHttp(`${base}/healthz`);
+      const wrong = { authorization: `Basic ${Buffer.from('ops:guess').toString('base64')}` };
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) statuses.push((await fetch(`${base}/api/datasets`, { headers: wrong })).status);
+      expect(statuses).toEqual([...Array<number>(10).fill(401), 429, 429]);
+      // Blocked means blocked: the right password from this address waits for the window too.
+      const blocked = await fetch(`${base}/api/datasets`, { headers: auth });
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      await h.waitForOutput(server.output, /too many failed logins/, 5_000);
+      expect(server.output()).toMatch(/"client":"(::ffff:)?127\.0\.0\.1"/);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;

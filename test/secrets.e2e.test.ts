@@ -62,6 +62,9 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     imageAmzSignature: secret('amzsig'),
     imageSig: secret('imagesig'),
     goneSig: secret('gonesig'),
+    // Issue 18: parameter names the first rule set missed.
+    imagePwd: secret('imagepwd'),
+    imageJwt: secret('imagejwt'),
   };
   const dashboardUser = 'ops';
   const h = new Harness('secrets', {
@@ -101,7 +104,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
   const weightsUri = () => `http://wuser:${uriSecrets.weightsPassword}@${origin}/w/blocks1-2.safetensors?sig=${uriSecrets.weightsSig}`;
   const imageUris = () => ({
     chelsea: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/chelsea.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${uriSecrets.imageAmzCredential}&X-Amz-Signature=${uriSecrets.imageAmzSignature}`,
-    rocket: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/rocket.jpg?size=large&sig=${uriSecrets.imageSig}`,
+    rocket: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/rocket.jpg?size=large&pwd=${uriSecrets.imagePwd}&sig=${uriSecrets.imageSig}&jwt=${uriSecrets.imageJwt}`,
     gone: `http://iuser:${uriSecrets.imagePassword}@${origin}/img/gone.jpg?sig=${uriSecrets.goneSig}`,
   });
 
@@ -147,7 +150,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     const caches = { submit: path.join(h.tmp, 'cache-submit'), worker: path.join(h.tmp, 'cache-worker') };
     for (const dir of Object.values(caches)) await mkdir(dir);
     const credsArgs = ['submit', credsList, '--weights', 'random', '--layer', 'block1_pool', '--image-size', '32', '--batch-size', '2', '--chunk-size', '2', '--format', 'shards'];
-    const submitted = await cli([...credsArgs, '--weights', weightsUri(), '--output', 's3://layertap/out', '--dataset-id', 'creds', '--json'], { LAYERTAP_WEIGHTS_CACHE: caches.submit });
+    const submitted = await cli([...credsArgs, '--weights', weightsUri(), '--output', 's3://layertap/out', '--dataset-id', 'creds', '--json'], { LAYERTAP_WEIGHTS_CACHE: caches.submit, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
     expect(submitted.code).toBe(0);
     await worker('creds', { LAYERTAP_WEIGHTS_CACHE: caches.worker, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
     // The credentials worked: submit and the worker downloaded the weights, the worker fetched the images.
@@ -157,7 +160,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     expect(creds.map((l) => [l.id, l.status, l.error?.code ?? null, l.uri]).sort()).toEqual([
       ['chelsea', 'ok', null, `http://${origin}/img/chelsea.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***&X-Amz-Signature=***`],
       ['gone', 'failed', 'not_found', `http://${origin}/img/gone.jpg?sig=***`],
-      ['rocket', 'ok', null, `http://${origin}/img/rocket.jpg?size=large&sig=***`],
+      ['rocket', 'ok', null, `http://${origin}/img/rocket.jpg?size=large&pwd=***&sig=***&jwt=***`],
     ]);
     expect(creds.map((l) => l.uri).sort()).toEqual(Object.values(uris).map(shown).sort());
     const credsDoc = JSON.parse((await h.getObject('layertap', 'out/creds/dataset.json'))!.toString('utf8'));
@@ -203,6 +206,8 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
       ...env,
       LAYERTAP_DASHBOARD_USER: dashboardUser,
       LAYERTAP_DASHBOARD_PASSWORD: secrets.dashboardPassword,
+      // One wrong password per path below: more than the default limit of failed logins per minute.
+      LAYERTAP_DASHBOARD_LOGIN_FAILURES: '100',
     });
     try {
       const base = `http://127.0.0.1:${port}`;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
 import { AllowList } from '@layertap/imaging';
+import { defaultAllowedHosts } from './host-guard';
 
 export interface DashboardConfig extends CommonConfig {
   host: string;
@@ -9,6 +10,10 @@ export interface DashboardConfig extends CommonConfig {
   /** Basic-auth credentials; absent only with `insecureNoAuth`. */
   auth?: { user: string; password: string };
   readOnly: boolean;
+  /** Host names (of the `Host` header) the dashboard answers to; `*` is any (host-guard.ts). */
+  allowedHosts: string[];
+  /** Failed logins one client address may make per minute before it gets 429 (login-limit.ts). */
+  loginFailuresPerMinute: number;
   /** Limits for reading samples' source images (montages), as the worker applies them. */
   images: { fileRoots: string[]; allowHosts: string[]; maxBytes: number; timeoutMs: number };
   /**
@@ -25,6 +30,14 @@ const DashboardEnv = z.object({
   /** Listen address (default 127.0.0.1) and port (default 3000). */
   LAYERTAP_DASHBOARD_HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /**
+   * Comma-separated host names the dashboard answers to (the `Host` header, port ignored), against DNS
+   * rebinding; default: the listen address and the loopback names (and, listening on 0.0.0.0 or ::, this
+   * machine's addresses and host name). `*` answers to any.
+   */
+  LAYERTAP_DASHBOARD_ALLOWED_HOSTS: z.string().optional(),
+  /** Failed logins one client address may make per minute; past them it gets 429 until the minute ends (default 10). */
+  LAYERTAP_DASHBOARD_LOGIN_FAILURES: z.coerce.number().int().positive().default(10),
   /** Read-only mode: Bull Board's retry/clean/remove and the dataset pages' cancel/retry answer 405. */
   LAYERTAP_DASHBOARD_READ_ONLY: z
     .string()
@@ -78,9 +91,16 @@ export function readDashboardConfig(flags: DashboardFlags, env: Env = process.en
         'for local use only, start it with --insecure-no-auth',
     );
   }
+  const host = flags.host ?? e.LAYERTAP_DASHBOARD_HOST;
+  const allowedHosts = e.LAYERTAP_DASHBOARD_ALLOWED_HOSTS === undefined ? defaultAllowedHosts(host) : list(e.LAYERTAP_DASHBOARD_ALLOWED_HOSTS, ',');
+  if (allowedHosts.length === 0) {
+    throw new ValidationError(ErrorCode.InvalidRequest, 'invalid environment: LAYERTAP_DASHBOARD_ALLOWED_HOSTS is empty (list host names, or * for any)');
+  }
   return {
     ...readCommonConfig(env),
-    host: flags.host ?? e.LAYERTAP_DASHBOARD_HOST,
+    host,
+    allowedHosts,
+    loginFailuresPerMinute: e.LAYERTAP_DASHBOARD_LOGIN_FAILURES,
     port: flags.port ?? e.PORT,
     ...(user && password && !flags.insecureNoAuth ? { auth: { user, password } } : {}),
     readOnly: flags.readOnly ?? e.LAYERTAP_DASHBOARD_READ_ONLY,

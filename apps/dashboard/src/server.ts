@@ -10,6 +10,8 @@ import { ImageFetcher } from '@layertap/imaging';
 import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layertap/queue';
 import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
+import { hostGuard } from './host-guard';
+import { LoginLimiter } from './login-limit';
 import { DatasetViews } from './dataset-view';
 import type { Registry } from 'prom-client';
 import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
@@ -52,7 +54,15 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   app.disable('x-powered-by');
   app.use(securityHeaders());
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
-  if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password));
+  // Before authentication, and with it too: a rebound page could otherwise try passwords from the browser.
+  app.use(hostGuard(config.allowedHosts));
+  if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password, 'layertap', new LoginLimiter({ log, maxFailures: config.loginFailuresPerMinute })));
+  // Pages and JSON carry dataset contents and URIs: no shared or browser cache keeps them (Bull Board's
+  // static assets may be cached).
+  app.use((req, res, next) => {
+    if (!req.path.startsWith('/queues/static/')) res.set('Cache-Control', 'no-store');
+    next();
+  });
 
   const board = new ExpressAdapter();
   board.setBasePath('/queues');

@@ -150,6 +150,28 @@ describe('write guards (a real express app on a free port)', () => {
       expect((await send('/board-ro/api/queues', { method: 'GET' })).status).toBe(200);
       expect(writes).toBe(1); // the GET
     });
+
+    it("refuses with 409 what would lose samples: empty, obliterate, clean (but completed), a job's removal or new data (issue 18)", async () => {
+      const refused = [
+        ['PUT', '/api/queues/chunks/empty'],
+        ['PUT', '/api/queues/chunks/obliterate'],
+        ['PUT', '/api/queues/chunks/clean/failed'],
+        ['PUT', '/api/queues/chunks/clean/waiting'],
+        ['PUT', '/api/queues/chunks/ds~r0~c1/clean'],
+        ['PUT', '/api/queues/datasets/ds~r0/remove-unprocessed-children'],
+        ['PATCH', '/api/queues/chunks/ds~r0~c1/update-data'],
+      ];
+      for (const [method, path] of refused) {
+        const res = await send(`/board-rw${path}`, { method: method!, headers: { origin: base } });
+        expect({ path, status: res.status }).toEqual({ path, status: 409 });
+        expect(res.error).toContain('`layertap cancel <dataset>`');
+        expect(res.error).toContain('`layertap forget <dataset>`');
+      }
+      expect(writes).toBe(0);
+      for (const path of ['/api/queues/chunks/clean/completed', '/api/queues/chunks/ds~r0~c1/retry', '/api/queues/chunks/retry/failed', '/api/queues/chunks/pause']) {
+        expect({ path, status: (await send(`/board-rw${path}`, { method: 'PUT', headers: { origin: base } })).status }).toEqual({ path, status: 200 });
+      }
+    });
   });
 
   it('sends the security headers on every response', async () => {

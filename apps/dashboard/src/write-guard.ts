@@ -104,8 +104,30 @@ export class FormTokens {
 }
 
 /**
+ * Bull Board's actions that delete jobs or change their data, on layertap's queues (the only ones it shows):
+ * a chunk job removed that way takes its samples with it, and without the dataset's bookkeeping the dataset
+ * would finish without them. Cleaning completed jobs (their parts are written) stays allowed.
+ */
+const DESTRUCTIVE = [
+  /^\/api\/queues\/[^/]+\/(empty|obliterate)$/,
+  /^\/api\/queues\/[^/]+\/clean\/(?!completed$)[^/]+$/,
+  /^\/api\/queues\/[^/]+\/[^/]+\/(clean|remove-unprocessed-children|update-data)$/,
+  /^\/api\/queues\/[^/]+\/job-schedulers\/[^/]+\/remove$/,
+];
+
+/** Why Bull Board may not do this to layertap's jobs, or `undefined`. `path` is relative to Bull Board's base. */
+export function destructiveRefusal(method: string, path: string): string | undefined {
+  if (SAFE_METHODS.has(method) || !DESTRUCTIVE.some((re) => re.test(path))) return undefined;
+  return (
+    "removing or changing layertap's jobs here would lose their samples without a trace: " +
+    'stop a dataset with `layertap cancel <dataset>` (or its page\'s Cancel), drop it from Redis with `layertap forget <dataset>`'
+  );
+}
+
+/**
  * Bull Board's writes: 405 in read-only mode (for every write route, pause and resume of all queues included),
- * else 403 for what `crossSiteRefusal` refuses. Answers as Bull Board's API does, in JSON.
+ * else 403 for what `crossSiteRefusal` refuses, and 409 for what would lose samples (`destructiveRefusal`).
+ * Answers as Bull Board's API does, in JSON.
  */
 export function boardWriteGuard(readOnly: boolean): RequestHandler {
   return (req, res, next) => {
@@ -113,6 +135,8 @@ export function boardWriteGuard(readOnly: boolean): RequestHandler {
     if (readOnly) return void res.status(405).set('Allow', 'GET, HEAD').json({ error: 'the dashboard is read-only: Bull Board writes are disabled' });
     const refused = crossSiteRefusal(req);
     if (refused) return void res.status(403).json({ error: refused });
+    const destructive = destructiveRefusal(req.method, req.path);
+    if (destructive) return void res.status(409).json({ error: destructive });
     next();
   };
 }

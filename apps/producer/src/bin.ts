@@ -64,6 +64,14 @@ function required<T>(value: T | undefined, flag: string, what: string): T {
 }
 
 applyProcessDefaults();
+// `layertap submit ... | head -1`: the reader left; what is left to print has nowhere to go. Without this
+// handler the write error is an unhandled 'error' event and a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 // Parser errors (unknown option, bad value, missing argument) are printed by `fail` as one line, exit 2.
 const program = new Command('layertap')

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { CHUNK_SIZE, DEFAULT_MAX_SAMPLES, DEFAULT_MAX_SOURCE_BYTES } from '@layertap/contracts';
 import { parseEnv, readCommonConfig, type CommonConfig, type Env } from '@layertap/config';
+import { AllowList } from '@layertap/imaging';
 import { parseRetention } from './options';
+
+/** The entries of `LAYERTAP_ALLOW_HOSTS`, once every one parses (`AllowListError` names the first that does not). */
+function checkedAllowHosts(value: string): string[] {
+  const entries = value.split(',').map((s) => s.trim()).filter(Boolean);
+  AllowList.parse(entries, 'LAYERTAP_ALLOW_HOSTS');
+  return entries;
+}
 
 export interface ProducerConfig extends CommonConfig {
   /** Samples per chunk job when `--chunk-size` is not given. */
@@ -19,11 +27,18 @@ export interface ProducerConfig extends CommonConfig {
   /** Dashboard credentials (the demo passes them to the dashboard it starts). */
   dashboardUser?: string;
   dashboardPassword?: string;
+  /** `LAYERTAP_ALLOW_HOSTS`, checked: the private and loopback hosts a weights URI may reach, as for samples. */
+  allowHosts: string[];
 }
 
 const ProducerEnv = z.object({
   /** Samples per chunk job (default 64). */
   LAYERTAP_CHUNK_SIZE: z.coerce.number().int().min(CHUNK_SIZE.min).max(CHUNK_SIZE.max).default(64),
+  /**
+   * Comma-separated private or loopback hosts (host, host:port, address, CIDR) that weights URIs may reach,
+   * the workers' list for samples; weights URIs get the samples' address policy (default: none).
+   */
+  LAYERTAP_ALLOW_HOSTS: z.string().default(''),
   /**
    * How long Redis keeps a finished dataset's state and sample index: `90s`, `12h`, `30d` or `forever`
    * (default 30d); `layertap forget` drops them at once.
@@ -59,6 +74,7 @@ export function readProducerConfig(env: Env = process.env): ProducerConfig {
     maxSourceBytes: Math.floor(e.LAYERTAP_MAX_SOURCE_MB * 1024 ** 2),
     maxSamples: e.LAYERTAP_MAX_SAMPLES,
     ...(e.LAYERTAP_RETENTION !== 'forever' ? { retentionSeconds: parseRetention(e.LAYERTAP_RETENTION) as number } : {}),
+    allowHosts: checkedAllowHosts(e.LAYERTAP_ALLOW_HOSTS),
     chunkAttempts: e.LAYERTAP_CHUNK_ATTEMPTS,
     chunkBackoffMs: e.LAYERTAP_CHUNK_BACKOFF_MS,
     ...(e.LAYERTAP_DASHBOARD_USER ? { dashboardUser: e.LAYERTAP_DASHBOARD_USER } : {}),

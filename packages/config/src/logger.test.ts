@@ -97,3 +97,16 @@ describe('redactUrl', () => {
     expect(shown).toBe('redis//***@host:6379 with spaces');
   });
 });
+
+describe('URIs in log lines (issue 18)', () => {
+  it('redacts credentials of URIs in messages, fields and errors', () => {
+    const { log, text, lines } = capture();
+    log.warn({ uri: `https://h/a.jpg?pwd=${PASSWORD}`, redis: `redis://h:6379?password=${PASSWORD}` }, `failed https://u:${SECRET}@h/b.jpg?jwt=${SECRET}`);
+    log.error({ err: new Error(`connect ENOENT redsi://:${PASSWORD}@h:1`) }, 'cannot connect');
+    expect(text()).not.toContain(PASSWORD);
+    expect(text()).not.toContain(SECRET);
+    const [first, second] = lines();
+    expect(first).toMatchObject({ uri: 'https://h/a.jpg?pwd=***', redis: 'redis://h:6379?password=***', msg: 'failed https://h/b.jpg?jwt=***' });
+    expect(second).toMatchObject({ err: { type: 'Error', message: 'connect ENOENT redsi://h:1' } });
+  });
+});

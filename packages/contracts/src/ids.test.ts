@@ -71,6 +71,11 @@ describe('idFromUri', () => {
     ['x/ünïcödé.png', '_n_c_d_'],
     ['x/---.png', 'sample'],
     ['', 'sample'],
+    // Credentials never become ids (issue 18): userinfo and query values are skipped, the host is used.
+    ['http://user:secret@host/?f=d.jpg', 'host'],
+    ['http://user:secret@host', 'host'],
+    ['https://tok3n@images.example.com/', 'images.example'],
+    ['http://user:p@ss@[bad/?x=1', '_bad'],
   ])('%j -> %j', (uri, id) => {
     expect(idFromUri(uri)).toBe(id);
   });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { storedUri } from './redact-uri';
 
 /** Longest id accepted, in UTF-8 bytes: ids become object keys and file names. */
 export const MAX_ID_BYTES = 200;
@@ -32,10 +33,14 @@ export function shortHash(text: string, length = 8): string {
 
 /**
  * A readable id derived from a URI or path: its file name without extension, with every character outside
- * the safe set replaced by `_`. Uniqueness within a dataset is the caller's job (see `assignSampleIds`).
+ * the safe set replaced by `_`; never userinfo or a query value (where the path is empty, the host name).
+ * Uniqueness within a dataset is the caller's job (see `assignSampleIds`).
  */
 export function idFromUri(uri: string): string {
-  const withoutQuery = uri.replace(/[?#].*$/, '');
+  // Userinfo is a credential: with an empty path the last segment would be the authority (issue 18).
+  const withoutQuery = storedUri(uri)
+    .replace(/[?#].*$/, '')
+    .replace(/^([a-z][a-z0-9+.-]+:\/\/)[^/]*@/i, '$1');
   const base = withoutQuery.split(/[\\/]/).filter(Boolean).pop() ?? '';
   const stem = base.includes('.') ? base.slice(0, base.lastIndexOf('.')) : base;
   let id = stem.replace(/[^A-Za-z0-9._@+=,-]/g, '_').replace(/\.{2,}/g, '_').replace(/^[.-]+/, '');

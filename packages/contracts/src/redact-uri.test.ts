@@ -1,4 +1,4 @@
-import { redactUri, redactUris, storedUri } from './redact-uri';
+import { redactText, redactUri, redactUris, storedUri } from './redact-uri';
 
 describe('redactUri', () => {
   it('removes userinfo', () => {
@@ -68,5 +68,21 @@ describe('redactUris', () => {
     });
     // The value given is not changed.
     expect(job.samples[0]?.uri).toBe('https://u:p@h/a.jpg?token=t');
+  });
+});
+
+describe('one rule set (issue 18)', () => {
+  it.each(['pwd', 'jwt', 'password', 'secret', 'key', 'credential', 'auth', 'access_token', 'Session'])('hides ?%s=', (name) => {
+    expect(redactUri(`https://h/a.jpg?${name}=PLANTED&w=1`)).toBe(`https://h/a.jpg?${name}=***&w=1`);
+  });
+
+  it('masks a Redis password in userinfo and in the query', () => {
+    expect(redactUri('redis://:PLANTED@h:6379/0', Infinity, { userinfo: 'mask' })).toBe('redis://:***@h:6379/0');
+    expect(redactUri('redis://h:6379?password=PLANTED&db=1', Infinity, { userinfo: 'mask' })).toBe('redis://h:6379?password=***&db=1');
+  });
+
+  it('redacts URIs inside free text', () => {
+    const text = 'connect ENOENT redsi://:PLANTED@h:6379?pwd=PLANTED2 then https://x/y.jpg';
+    expect(redactText(text)).toBe('connect ENOENT redsi://h:6379?pwd=*** then https://x/y.jpg');
   });
 });

@@ -194,12 +194,13 @@ function positiveInteger(name: string, value: number): number {
 }
 
 /**
- * A fetcher for URIs an operator gave (weights files), not dataset entries: private and loopback
- * addresses are allowed (weights often sit on an internal server), with limits sized for model files.
+ * A fetcher for weights and model files, with limits sized for them. The address policy is the samples' (issue
+ * 18: a weights URI redirecting to a loopback port reached Redis): private and loopback addresses, on any hop
+ * of a redirect, only where `allowHosts` (`LAYERTAP_ALLOW_HOSTS`) lists them.
  */
-export function createTrustedFetcher(options: Pick<ImageFetcherOptions, 's3'> & { maxBytes?: number; timeoutMs?: number } = {}): ImageFetcher {
+export function createTrustedFetcher(options: Pick<ImageFetcherOptions, 's3' | 'allowHosts'> & { maxBytes?: number; timeoutMs?: number } = {}): ImageFetcher {
   return new ImageFetcher({
-    allowPrivateNetworks: true,
+    allowHosts: options.allowHosts ?? [],
     maxBytes: options.maxBytes ?? 4 * 1024 ** 3,
     timeoutMs: options.timeoutMs ?? 60 * 60 * 1000,
     ...(options.s3 ? { s3: options.s3 } : {}),

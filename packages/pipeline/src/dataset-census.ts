@@ -15,6 +15,14 @@ export interface CensusEntry {
   unstored?: true;
 }
 
+/** A chunk that was planned but neither wrote a part nor has a job: removed (Bull Board, Redis) before it ran. */
+export interface MissingChunk {
+  run: number;
+  chunk: number;
+  /** Its samples, from the run's plan; 0 when the plan is gone too (a dataset submitted before plans were kept). */
+  samples: number;
+}
+
 /** Every sample a dataset has had, over all its runs, and where each stands. */
 export interface DatasetCensus {
   datasetId: string;
@@ -23,6 +31,8 @@ export interface DatasetCensus {
   partKeys: Set<string>;
   /** The highest run known to the output or to Redis; -1 when there is none. */
   lastRun: number;
+  /** Chunks whose job disappeared before they ran; their samples are entries without a line (never run). */
+  missingChunks: MissingChunk[];
 }
 
 /** The line of a sample whose chunk failed after its retries. */
@@ -42,7 +52,8 @@ export function chunkFailedLine(dataset: Pick<DatasetConfig, 'dtype'>, chunk: nu
  * Takes stock of a dataset from everything that records its samples, so that no sample is lost between runs,
  * whatever failed: `manifest.jsonl` (a finished run's merge), then the chunk parts of every run (later runs
  * win), then the chunk jobs Redis still holds for chunks that wrote no part: a chunk that failed for good
- * gives its samples a `chunk_failed` line; one that is queued or gone, none (they never ran). Only chunks
+ * gives its samples a `chunk_failed` line; one that is queued, none (they never ran); one whose job is gone
+ * (removed in Bull Board, lost by Redis) is a missing chunk, its samples (from the run's plan) never ran. Only chunks
  * without a part are looked up in Redis, so a finished dataset costs no job lookups.
  */
 export async function takeCensus(queues: LayertapQueues, writer: OutputWriter, datasetId: string): Promise<DatasetCensus> {
@@ -63,6 +74,7 @@ export async function takeCensus(queues: LayertapQueues, writer: OutputWriter, d
     for (const line of parsePart(key, body.toString('utf8'))) entries.set(line.id, { sample: { id: line.id, uri: line.uri }, line, run, chunk });
   }
   const partKeys = new Set(keys);
+  const gone: Array<{ run: number; chunk: number; planned: Sample[] | undefined }> = [];
   for (const config of await queues.store.runs(datasetId)) {
     lastRun = Math.max(lastRun, config.run);
     const chunks = Math.ceil(config.totalSamples / config.chunkSize);
@@ -70,7 +82,12 @@ export async function takeCensus(queues: LayertapQueues, writer: OutputWriter, d
       if (partKeys.has(partKey(datasetId, config.run, chunk))) continue;
       const job = await Job.fromId(queues.chunks, chunkJobId(datasetId, config.run, chunk));
       const parsed = ChunkJob.safeParse(job?.data);
-      if (!job || !parsed.success) continue;
+      if (!job || !parsed.success) {
+        // Planned, no part, no job: removed before it ran. Its samples come from the plan, so that they are
+        // counted as not run (never silently dropped) and `retry` runs them.
+        gone.push({ run: config.run, chunk, planned: await queues.store.plannedChunk(datasetId, config.run, chunk) });
+        continue;
+      }
       const failed = (await job.getState()) === 'failed';
       for (const sample of parsed.data.samples) {
         if ((entries.get(sample.id)?.run ?? -1) > config.run) continue;
@@ -83,7 +100,15 @@ export async function takeCensus(queues: LayertapQueues, writer: OutputWriter, d
       }
     }
   }
-  return { datasetId, entries, partKeys, lastRun };
+  // After every run is seen: a sample a later run took up (queued, run, recorded) is not missing.
+  const missingChunks: MissingChunk[] = [];
+  for (const { run, chunk, planned } of gone) {
+    const open = (planned ?? []).filter((sample) => (entries.get(sample.id)?.run ?? -1) <= run);
+    if (planned && open.length === 0) continue;
+    for (const sample of open) entries.set(sample.id, { sample, run, chunk });
+    missingChunks.push({ run, chunk, samples: open.length });
+  }
+  return { datasetId, entries, partKeys, lastRun, missingChunks };
 }
 
 /** Counts lines by status and failure reason. */

@@ -1,4 +1,4 @@
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import {
   ChunkResult,
   ErrorCode,
@@ -37,6 +37,17 @@ export async function finalizeDataset(job: Job<DatasetJob>, ctx: FinalizeContext
     if (parsed.success) chunkResults.push(parsed.data);
   }
   const census = await takeCensus(ctx.queues, writer, dataset.datasetId);
+  if (census.missingChunks.length) {
+    // Finishing now would write a manifest without these samples and call the dataset done: it stays
+    // unfinished (failed, with the chunks named) until `retry` runs them or `cancel` records them cancelled.
+    const missing = census.missingChunks;
+    const samples = missing.reduce((n, m) => n + m.samples, 0);
+    const message =
+      `chunk jobs ${missing.map((m) => `${m.run}/${m.chunk}`).join(', ')} (run/chunk; ${samples} samples) disappeared from Redis before they ran ` +
+      `(removed in Bull Board, or lost by Redis): \`layertap retry ${dataset.datasetId}\` runs them, \`layertap cancel ${dataset.datasetId}\` records them cancelled`;
+    ctx.log.error({ datasetId: dataset.datasetId, missingChunks: missing }, 'chunks are missing: the dataset is not finished');
+    throw new UnrecoverableError(message);
+  }
   return closeDataset(census, { queues: ctx.queues, writer, dataset, version: ctx.version, log: ctx.log, chunkResults });
 }
 

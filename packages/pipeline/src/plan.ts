@@ -6,6 +6,7 @@ import {
   MAX_SHARD_BYTES,
   ValidationError,
   idProblem,
+  isLayertapError,
   shortHash,
   storedUri,
   type Dtype,
@@ -79,6 +80,8 @@ export interface PrepareSubmissionDeps {
   submittedAt?: Date;
   /** Download progress of published weights (`--weights torchvision-imagenet` the first time). */
   onWeightsProgress?: (received: number, total: number) => void;
+  /** `LAYERTAP_ALLOW_HOSTS`: private and loopback hosts a weights URI may reach (default: none). */
+  allowHosts?: readonly string[];
 }
 
 /**
@@ -148,7 +151,16 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     layers: layers.map((l) => l.spec),
     seed: options.seed,
     ...(options.preprocess ? { preprocess: options.preprocess } : {}),
-    fetchBytes: (uri) => createTrustedFetcher({ s3: deps.s3 }).fetch(uri),
+    fetchBytes: (uri) =>
+      createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}) })
+        .fetch(uri)
+        .catch((err: unknown) => {
+          // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
+          if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
+            throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
+          }
+          throw err;
+        }),
     ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
   });
   const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess }, samples);

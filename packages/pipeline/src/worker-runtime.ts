@@ -19,7 +19,7 @@ import {
 } from '@layertap/contracts';
 import type { CommonConfig, Logger } from '@layertap/config';
 import { ImageFetcher } from '@layertap/imaging';
-import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layertap/queue';
+import { LayertapQueues, connectRedis, isOrphaned, safeRedisUrl, type Redis } from '@layertap/queue';
 import { openOutput, type OutputWriter } from '@layertap/storage';
 import { ChunkRunner } from './chunk-runner';
 import { finalizeDataset } from './finalize-dataset';
@@ -114,6 +114,7 @@ export class LayertapWorker {
   private readonly s3: S3Client;
   private readonly fetcher: ImageFetcher;
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly orphansLogged = new Set<string>();
   private closing: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly identity = { hostname: hostname(), pid: process.pid };
@@ -356,7 +357,10 @@ export class LayertapWorker {
           this.queues.chunks.getJobCounts(...states),
           this.queues.datasets.getJobCounts(...states),
         ]);
-        const busy = Object.values(chunks).reduce((a, b) => a + b, 0) + Object.values(datasets).reduce((a, b) => a + b, 0);
+        let busy = Object.values(chunks).reduce((a, b) => a + b, 0) + Object.values(datasets).reduce((a, b) => a + b, 0);
+        // With nothing else to do, a parent waiting only for chunk jobs that no longer exist (Bull Board's
+        // "Empty") is no work: it would keep the worker forever.
+        if (busy > 0 && busy === (datasets['waiting-children'] ?? 0)) busy -= await this.orphanedParents(log);
         const now = Date.now();
         idleSince = busy > 0 ? undefined : (idleSince ?? now);
         if (idleSince !== undefined && now - idleSince >= graceMs) {
@@ -370,6 +374,20 @@ export class LayertapWorker {
       this.idleTimer = setTimeout(() => void check(), pollMs);
     };
     this.idleTimer = setTimeout(() => void check(), pollMs);
+  }
+
+  /** How many dataset parents wait only for vanished chunks; each is logged once, with the way on. */
+  private async orphanedParents(log: Logger): Promise<number> {
+    if (!this.queues) return 0;
+    let orphaned = 0;
+    for (const parent of await this.queues.datasets.getJobs(['waiting-children'], 0, 999)) {
+      if (!(await isOrphaned(parent, this.queues.options.connection))) continue;
+      orphaned++;
+      if (this.orphansLogged.has(parent.id ?? '')) continue;
+      this.orphansLogged.add(parent.id ?? '');
+      log.warn({ jobId: parent.id }, 'this dataset run waits only for chunk jobs that were removed from Redis: it is no work (`layertap status` names them; `layertap retry` runs their samples)');
+    }
+    return orphaned;
   }
 
   /**

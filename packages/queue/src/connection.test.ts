@@ -37,6 +37,20 @@ describe('Redis Cluster URLs', () => {
     expect(safeRedisUrl('rediss-cluster://u:hunter2@h:1')).toBe('rediss-cluster://u:***@h:1');
     expect(safeRedisUrl('redis-cluster://h')).toBe('<invalid Redis Cluster URL>');
     expect(safeRedisUrl('redis://:hunter2@h:1/0')).toBe('redis://:***@h:1/0');
+    // Issue 18: ioredis reads a password from the query too.
+    expect(safeRedisUrl('redis://h:1?password=hunter2&db=2')).toBe('redis://h:1?password=***&db=2');
+  });
+
+  it('refuses an unknown scheme with a message that does not carry the password (issue 18)', () => {
+    expect(() => createRedis('redsi://:hunter2@h:1')).toThrow(ValidationError);
+    expect(() => createRedis('redsi://:hunter2@h:1')).toThrow(/unknown scheme "redsi:"/);
+    let message = '';
+    try {
+      createRedis('redsi://:hunter2@h:1?password=hunter3');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).not.toMatch(/hunter/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { Cluster, Redis as RedisServerClient, type RedisOptions } from 'ioredis';
-import { ErrorCode, TransientError, ValidationError } from '@layertap/contracts';
+import { ErrorCode, TransientError, ValidationError, redactText, redactUri } from '@layertap/contracts';
 
 export { Cluster } from 'ioredis';
 
@@ -115,12 +115,26 @@ export function safeRedisUrl(url: string): string {
     }
   }
   try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
+    new URL(url);
   } catch {
     return '<invalid Redis URL>';
   }
+  // The one rule set: the password in userinfo and credential-like query parameters (`?password=`).
+  return redactUri(url, Number.POSITIVE_INFINITY, { userinfo: 'mask' });
+}
+
+/**
+ * Refuses a URL ioredis would misread: with an unknown scheme (`redsi://`) it takes the whole URL for a
+ * socket path and its ENOENT message would carry the password.
+ */
+function checkRedisScheme(url: string): void {
+  if (isClusterUrl(url) || /^rediss?:\/\//i.test(url) || url.startsWith('/')) return;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
+  throw new ValidationError(
+    ErrorCode.InvalidRequest,
+    `invalid Redis URL ${safeRedisUrl(url)}: ${scheme ? `unknown scheme "${scheme}:"` : 'no scheme'} ` +
+      '(expected redis://, rediss://, redis-cluster:// or rediss-cluster://)',
+  );
 }
 
 /**
@@ -132,6 +146,7 @@ export function createRedis(url: string, options: RedisConnectionOptions = {}): 
   // Reconnect with capped backoff; a worker keeps trying while Redis restarts.
   const retry = (times: number) => (mode === 'command' && times > 3 ? null : Math.min(times * 250, 5_000));
   const maxRetriesPerRequest = mode === 'blocking' ? null : 1;
+  checkRedisScheme(url);
   if (isClusterUrl(url)) {
     const cluster = parseClusterUrl(url);
     return new Cluster(cluster.nodes, {
@@ -199,7 +214,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     client.disconnect();
     throw new TransientError(
       ErrorCode.ServiceUnavailable,
-      `cannot connect to Redis at ${safeRedisUrl(url)}: ${err instanceof Error ? err.message : String(err)} ` +
+      `cannot connect to Redis at ${safeRedisUrl(url)}: ${redactText((err instanceof Error ? err.message : String(err)).split(url).join(safeRedisUrl(url)))} ` +
         '(set REDIS_URL, or run `layertap demo`, which starts one)',
     );
   }

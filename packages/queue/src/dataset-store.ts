@@ -1,5 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
-import { ChunkResult, DatasetConfig, DatasetResult, EngineInfo, storedUri, type ManifestLine } from '@layertap/contracts';
+import { ChunkResult, DatasetConfig, DatasetResult, EngineInfo, Sample, storedUri, type ManifestLine } from '@layertap/contracts';
 import type { Redis } from './connection';
 
 /** Progress of one chunk as its worker last reported it. */
@@ -89,7 +89,7 @@ export interface DatasetStoreOptions {
 
 const MESSAGE_CHARS = 500;
 /** The fixed keys of a dataset, `<prefix>:ds:<id>:<part>` (plus `failex:<code>` per failure code). */
-const DATASET_KEY_PARTS = ['runs', 'chunks', 'times', 'results', 'samples', 'uris', 'failcodes', 'throughput', 'engines', 'cancelled'] as const;
+const DATASET_KEY_PARTS = ['runs', 'plan', 'chunks', 'times', 'results', 'samples', 'uris', 'failcodes', 'throughput', 'engines', 'cancelled'] as const;
 /** Hash fields per HSET: a chunk of 100 000 samples is split into commands of a sane size. */
 const FIELDS_PER_COMMAND = 1000;
 
@@ -157,6 +157,32 @@ export class DatasetStore {
       .del(this.key(config.datasetId, 'cancelled'));
     for (const key of keys) multi.persist(key);
     await multi.exec();
+  }
+
+  /**
+   * Records which samples each chunk of a run was given (`<run>:<chunk>` -> samples): the census finds the
+   * samples of a chunk whose job disappeared (removed in Bull Board, lost by Redis), so that they are reported
+   * missing and `retry` runs them, instead of the dataset finishing without them. URIs are kept as stored
+   * (`storedUri`): credentials stay in job data only, so a retry of a URI that needed them fails visibly, as a
+   * retry of a failed sample does.
+   */
+  async savePlan(datasetId: string, run: number, chunks: readonly (readonly Sample[])[]): Promise<void> {
+    const key = this.key(datasetId, 'plan');
+    for (let start = 0; start < chunks.length; start += FIELDS_PER_COMMAND) {
+      const fields: string[] = [];
+      chunks
+        .slice(start, start + FIELDS_PER_COMMAND)
+        .forEach((samples, i) => fields.push(`${run}:${start + i}`, JSON.stringify(samples.map((s) => ({ id: s.id, uri: storedUri(s.uri) })))));
+      await this.redis.hset(key, ...fields);
+    }
+  }
+
+  /** The samples chunk `chunk` of run `run` was given at submit, or `undefined` when the plan is not known. */
+  async plannedChunk(datasetId: string, run: number, chunk: number): Promise<Sample[] | undefined> {
+    const value = await this.redis.hget(this.key(datasetId, 'plan'), `${run}:${chunk}`);
+    if (value === null) return undefined;
+    const parsed = Sample.array().safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : undefined;
   }
 
   /** Lets Redis drop every key of the dataset after `seconds` (the retention of a finished dataset). */

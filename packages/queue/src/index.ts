@@ -5,3 +5,4 @@ export * from './queues';
 export * from './status';
 export * from './dataset-actions';
 export * from './queue-metrics';
+export * from './orphans';

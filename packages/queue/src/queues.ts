@@ -107,6 +107,7 @@ export class LayertapQueues {
     });
     const parentData: DatasetJob = { kind: 'dataset', dataset: parsed, chunks: chunks.length };
     await this.store.saveRun(parsed);
+    await this.store.savePlan(parsed.datasetId, parsed.run, chunks);
     await this.flows.add({
       name: 'dataset',
       queueName: QueueName.Datasets,

@@ -3,6 +3,7 @@ import { ErrorCode, storedUri, type DatasetConfig, type EngineInfo } from '@laye
 import type { DatasetProgress } from './dataset-store';
 import type { LayertapQueues } from './queues';
 import { parseJobId } from './job-ids';
+import { vanishedChildren } from './orphans';
 
 export interface ChunkFailure {
   chunk: number;
@@ -43,6 +44,8 @@ export interface DatasetStatus {
   workers?: number;
   /** Why the dataset stopped without finishing (`failed`, `unknown`). */
   reason?: string;
+  /** Chunks of the latest run whose jobs disappeared before they ran (removed in Bull Board, lost by Redis). */
+  missingChunks?: number[];
   /** What to do next, in words (always set by `datasetStatus`; statuses made by hand may leave it out). */
   next?: string;
 }
@@ -68,6 +71,7 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
   const chunkFailures: ChunkFailure[] = [];
   let parentJob: DatasetStatus['parentJob'];
   let reason: string | undefined;
+  let missingChunks: number[] = [];
   if (parent) {
     const jobState = await parent.getState();
     const counts = await parent.getDependenciesCount();
@@ -86,6 +90,7 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
       ...(parent.failedReason ? { failedReason: parent.failedReason } : {}),
       ...((jobState === 'completed' || jobState === 'failed') && parent.finishedOn ? { finishedOn: parent.finishedOn } : {}),
     };
+    if (jobState === 'waiting-children') missingChunks = await missingChunksOf(queues, parent, total, counts);
     if (progress.finished || jobState === 'completed') state = 'done';
     else if (jobState === 'failed') state = 'failed';
     else if (jobState === 'waiting-children') state = 'running';
@@ -97,6 +102,15 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
   if (!progress.finished) await countFailedChunks(queues, config, progress, chunkFailures);
   if (state === 'failed') reason = `writing the manifest failed: ${parentJob?.failedReason ?? 'no reason recorded'}`;
   if (state === 'unknown') reason = `the jobs of run ${config.run} are gone from Redis (removed, or Redis lost them) before it finished`;
+  if (missingChunks.length && state === 'running' && missingChunks.length === chunks.pending) {
+    // Nothing left that can run: the parent would wait for the vanished chunks forever.
+    state = 'unknown';
+  }
+  if (missingChunks.length) {
+    reason =
+      `${missingChunks.length === 1 ? 'chunk' : 'chunks'} ${missingChunks.join(', ')} of run ${config.run} disappeared from Redis before ${missingChunks.length === 1 ? 'it' : 'they'} ran ` +
+      '(removed in Bull Board, or lost by Redis): their samples are not run; `layertap retry` runs them';
+  }
   const status = {
     datasetId,
     state,
@@ -110,8 +124,44 @@ export async function datasetStatus(queues: LayertapQueues, datasetId: string): 
     ...(parentJob ? { parentJob } : {}),
     ...(workers !== undefined ? { workers } : {}),
     ...(reason ? { reason } : {}),
+    ...(missingChunks.length ? { missingChunks } : {}),
   };
   return { ...status, next: nextStep(status) } satisfies DatasetStatus;
+}
+
+/**
+ * Chunks of a run still waited for whose jobs are gone: removed from the parent's dependencies (a removed
+ * job) or still listed there but deleted (Bull Board's "Empty"). Costs one EXISTS per unprocessed chunk, and a
+ * listing of the dependencies only when their counts do not add up.
+ */
+async function missingChunksOf(
+  queues: LayertapQueues,
+  parent: Job,
+  total: number,
+  counts: { processed?: number; unprocessed?: number; failed?: number; ignored?: number },
+): Promise<number[]> {
+  const missing = new Set((await vanishedChildren(parent, queues.options.connection)).map((id) => parseJobId(id)?.chunk ?? -1));
+  const listed = (counts.processed ?? 0) + (counts.unprocessed ?? 0) + (counts.failed ?? 0) + (counts.ignored ?? 0);
+  if (listed < total) {
+    const known = new Set<number>();
+    let cursor = 0;
+    do {
+      const page = await parent.getDependencies({ unprocessed: { cursor, count: 1000 } });
+      for (const key of page.unprocessed ?? []) known.add(parseJobId(key.split(':').pop() ?? key)?.chunk ?? -1);
+      cursor = page.nextUnprocessedCursor ?? 0;
+    } while (cursor !== 0);
+    cursor = 0;
+    do {
+      const page = await parent.getDependencies({ processed: { cursor, count: 1000 } });
+      for (const key of Object.keys(page.processed ?? {})) known.add(parseJobId(key.split(':').pop() ?? key)?.chunk ?? -1);
+      cursor = page.nextProcessedCursor ?? 0;
+    } while (cursor !== 0);
+    for (const key of Object.keys(await parent.getIgnoredChildrenFailures())) known.add(parseJobId(key.split(':').pop() ?? key)?.chunk ?? -1);
+    for (const key of (await parent.getDependencies({ failed: { cursor: 0, count: 100_000 } })).failed ?? []) known.add(parseJobId(key.split(':').pop() ?? key)?.chunk ?? -1);
+    for (let chunk = 0; chunk < total; chunk++) if (!known.has(chunk)) missing.add(chunk);
+  }
+  missing.delete(-1);
+  return [...missing].sort((a, b) => a - b);
 }
 
 /**
@@ -137,6 +187,9 @@ export function nextStep(status: DatasetStatus): string {
   const id = status.datasetId;
   const { failed, pending } = status.progress;
   const noWorker = status.workers === 0;
+  if (status.missingChunks?.length && (status.state === 'unknown' || status.state === 'failed')) {
+    return `\`layertap retry ${id}\` runs the samples of the missing chunks and any other that is not ok, and writes the manifest`;
+  }
   switch (status.state) {
     case 'running':
       return noWorker ? `${START_WORKER} (or stop it: \`layertap cancel ${id}\`)` : `wait (\`layertap status ${id} --watch\`), or stop it: \`layertap cancel ${id}\``;

@@ -3,6 +3,7 @@ import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 import { openOutput } from '@layertap/storage';
 import { planRun, prepareSubmission, sameSettings, type SubmitOptions } from '@layertap/pipeline';
 import { datasetStatus, isActive } from '@layertap/queue';
+import { readProducerConfig } from '../config';
 import { createProgressBar } from '../progress-bar';
 import { finalExitCode, printSummary, waitWithProgress } from './wait';
 
@@ -23,7 +24,7 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
   const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
-  const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
+  const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update, allowHosts: readProducerConfig().allowHosts }).finally(download.done);
   // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
   for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
   const planned = { ...prepared.config, ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}) };

@@ -209,7 +209,7 @@ async function loadWithProgress(m: typeof Model, uri: string, cacheDir: string |
 /** Downloads http(s):// and s3:// (with the S3 settings of the environment, AWS_*) for the weights readers. */
 export function fetchBytes(): Model.FetchBytes {
   let fetcher: ImageFetcher | undefined;
-  return (uri) => (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...readProducerConfig().s3, maxAttempts: 3 }) })).fetch(uri);
+  return (uri) => (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...readProducerConfig().s3, maxAttempts: 3 }), allowHosts: readProducerConfig().allowHosts })).fetch(uri);
 }
 
 function formatBytes(bytes: number): string {

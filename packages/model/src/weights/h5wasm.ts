@@ -12,7 +12,10 @@ let loading: Promise<H5wasm> | undefined;
  */
 export function loadH5wasm(): Promise<H5wasm> {
   loading ??= importH5wasm().then(async (module) => {
-    await module.ready;
+    const wasm = (await module.ready) as unknown as { activate_throwing_error_handler?: () => number };
+    // HDF5 prints its error stack to stderr and h5wasm then throws "name not defined": with this handler the
+    // stack becomes the thrown error's message instead, which the readers turn into one line.
+    wasm.activate_throwing_error_handler?.();
     return module;
   });
   return loading;

@@ -1,5 +1,6 @@
 // Keras HDF5 weights, read and written through h5wasm.
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { statSync } from 'node:fs';
+import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
 import { type WeightSpec, type WeightsMap } from '../weight-specs';
 import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
 import { loadH5wasm, type H5wasm } from './h5wasm';
@@ -48,11 +49,12 @@ const CHUNK_VALUES = 1 << 24;
  */
 export async function readKerasH5(file: string, source: string, wanted?: ReadonlySet<string>): Promise<KerasH5Contents> {
   const h5 = await loadH5wasm();
+  const fileBytes = statSync(file).size;
   let handle: H5File;
   try {
     handle = new h5.File(file, 'r');
   } catch (err) {
-    throw new ValidationError(ErrorCode.InvalidWeights, `${source}: HDF5 file cannot be opened (${(err as Error).message})`);
+    throw damaged(source, err);
   }
   try {
     const modelWeights = handle.get('model_weights');
@@ -64,13 +66,29 @@ export async function readKerasH5(file: string, source: string, wanted?: Readonl
     for (const spec of VGG16_WEIGHTS) {
       if (wanted && !wanted.has(spec.name)) continue;
       const dataset = keras3 ? keras3Dataset(h5, base, spec) : keras2Dataset(h5, base, spec);
-      if (dataset) tensors.set(spec.name, readDataset(dataset, `${source}: ${dataset.path}`));
+      if (dataset) tensors.set(spec.name, readDataset(dataset, `${source}: ${dataset.path}`, fileBytes));
     }
     const preprocess = handle.attrs['preprocess']?.json_value;
     return { tensors, layout, layerNames, ...(typeof preprocess === 'string' ? { preprocess } : {}) };
+  } catch (err) {
+    // A truncated or damaged file fails deep inside h5wasm (HDF5 errors, even a ReferenceError of its own).
+    if (err instanceof LayertapError) throw err;
+    throw damaged(source, err);
   } finally {
-    handle.close();
+    try {
+      handle.close();
+    } catch {
+      // A damaged file may not close cleanly either; the error above says what is wrong.
+    }
   }
+}
+
+function damaged(source: string, err: unknown): ValidationError {
+  const text = err instanceof Error ? err.message : String(err);
+  // HDF5's error stack, outermost first: `#000: <file> line N in H5Fopen(): unable to open file`.
+  const outer = /#000: .* in ([A-Za-z0-9_]+\(\)): (.*)/.exec(text);
+  const detail = outer ? `${outer[1]}: ${outer[2]?.trim()}` : (text.split('\n')[0] ?? '');
+  return new ValidationError(ErrorCode.InvalidWeights, `${source}: not a readable HDF5 file, truncated or damaged (${detail})`);
 }
 
 function listLayers(h5: H5wasm, group: H5Group): string[] {
@@ -116,7 +134,7 @@ function keras3Dataset(h5: H5wasm, base: H5Group, spec: WeightSpec): H5Dataset |
   return dataset instanceof h5.Dataset ? dataset : undefined;
 }
 
-function readDataset(dataset: H5Dataset, where: string): { shape: number[]; data: Float32Array } {
+function readDataset(dataset: H5Dataset, where: string, fileBytes: number): { shape: number[]; data: Float32Array } {
   const meta = dataset.metadata;
   const shape = (dataset.shape ?? []).map(Number);
   // H5T_FLOAT is class 1.
@@ -124,6 +142,16 @@ function readDataset(dataset: H5Dataset, where: string): { shape: number[]; data
     throw new ValidationError(ErrorCode.InvalidWeights, `${where} is not float32 or float64 (HDF5 class ${meta.type}, ${meta.size} bytes)`);
   }
   const count = shape.reduce((a, b) => a * b, 1);
+  // Before anything is allocated: Keras stores weights uncompressed, so their bytes are in the file. A
+  // declared shape whose bytes the file cannot hold (chunks never written, or compressed) would make memory
+  // and time follow the shape, not the file (an 8 KB file declaring 3 GB).
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0) || !Number.isSafeInteger(count) || count * meta.size > fileBytes) {
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `${where} declares shape [${shape.join(', ')}] (${count * meta.size} bytes) in a file of ${fileBytes} bytes: ` +
+        'its data is not in the file (unwritten or compressed chunks); layertap reads uncompressed weights',
+    );
+  }
   const data = new Float32Array(count);
   const rowValues = shape.length > 0 ? count / (shape[0] as number) : count;
   const rows = shape[0] ?? 1;

@@ -166,4 +166,20 @@ describe('unpickle', () => {
     expect(() => read(pkl(...PROTO2, 'X', u32(100), 'abc'))).toThrow(TruncatedPickleError);
     expect(() => read(pkl(...PROTO2, 'N'))).toThrow(TruncatedPickleError);
   });
+
+  it('takes a list of 3M APPENDS items without overflowing the stack (issue 18)', () => {
+    const n = 3_000_000;
+    const items = Buffer.alloc(n * 2);
+    for (let i = 0; i < n; i++) items.writeUInt16LE(0x4b | ((i & 0xff) << 8), i * 2); // BININT1 i & 0xff
+    const list = read(pkl(...PROTO2, ']', '(', items, 'e', STOP)) as number[];
+    expect(list).toHaveLength(n);
+    expect([list[0], list[255], list[256], list[n - 1]]).toEqual([0, 255, 0, (n - 1) & 0xff]);
+  });
+
+  it('refuses a tensor whose shape has more elements than any file holds (issue 18)', () => {
+    const storage = pkl('(', unicode('storage'), global('torch', 'FloatStorage'), unicode('0'), unicode('cpu'), 'K', 1, 't', 'Q');
+    const huge = 'J' + Buffer.from([0xff, 0xff, 0xff, 0x7f]).toString('latin1');
+    const bomb = pkl(...PROTO2, global('torch._utils', '_rebuild_tensor_v2'), '(', storage, 'K', 0, '(', huge, huge, huge, 't', '(', 'K', 0, 'K', 0, 'K', 0, 't', 0x89, ')', 't', 'R', STOP);
+    expect(refusal(bomb).message).toContain('more elements than any file holds');
+  });
 });

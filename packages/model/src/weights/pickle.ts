@@ -261,7 +261,9 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
   };
   const append = (target: PickleValue, items: PickleValue[]) => {
     if (!Array.isArray(target)) fail(`APPEND on a ${describe(target)}, not a list`);
-    (target as PickleValue[]).push(...items);
+    // One by one: push(...items) passes every item as an argument, and 3M APPENDS items overflow the stack.
+    const list = target as PickleValue[];
+    for (const item of items) list.push(item);
   };
 
   const first = bytes[at];
@@ -546,6 +548,7 @@ function tensorFrom(storage: PickleValue, offset: PickleValue, shape: PickleValu
   const size = ints(shape, 'size', fail);
   const strides = ints(stride, 'stride', fail);
   if (size.length !== strides.length) fail(`a tensor with ${size.length} sizes and ${strides.length} strides`);
+  if (!Number.isSafeInteger(size.reduce((a, b) => a * b, 1))) fail(`a tensor of shape [${size.join(', ')}], more elements than any file holds`);
   if (declared && declared !== storage.dtype) fail(`a ${declared} tensor on a ${storage.dtype} storage`);
   return new TensorRef(storage, offset, size, strides, declared);
 }

@@ -250,6 +250,15 @@ export function tensorValues(tensor: TensorRef, storage: Uint8Array, what: strin
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const elements = Math.floor(storage.byteLength / width);
   if (count === 0) return new Float32Array(0);
+  // Before anything is allocated: a view cannot hold more values than its storage (an `expand()`ed or
+  // overlapping tensor would make the output, and the time to gather it, follow the declared shape instead
+  // of the file: 149 KB declaring 3 GB).
+  if (count > elements) {
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `${what} declares shape [${tensor.shape.join(', ')}] (${count} values) over a storage of ${elements}: an expanded or overlapping view; save weights with .contiguous().clone()`,
+    );
+  }
   const last = tensor.offset + tensor.shape.reduce((sum, size, i) => sum + (size - 1) * (tensor.stride[i] as number), 0);
   if (last >= elements) {
     throw new ValidationError(ErrorCode.InvalidWeights, `${what} reaches element ${last} of a storage of ${elements} (${dtype})`);

@@ -62,6 +62,7 @@ export async function readZipDirectory(file: RandomAccess, source: string): Prom
     const locator = eocd - 20;
     if (locator < 0 || tv.getUint32(locator, true) !== ZIP64_LOCATOR) throw invalid(source, 'ZIP64 fields without a ZIP64 locator');
     const recordAt = safe(tv.getBigUint64(locator + 8, true), source, 'ZIP64 record offset');
+    if (recordAt + 56 > file.size) throw invalid(source, 'the ZIP64 end-of-central-directory record lies outside the file');
     const record = dataView(await file.read(recordAt, 56));
     if (record.getUint32(0, true) !== ZIP64_EOCD) throw invalid(source, 'bad ZIP64 end-of-central-directory record');
     entries = safe(record.getBigUint64(32, true), source, 'entry count');
@@ -117,6 +118,8 @@ export async function entryDataOffset(file: RandomAccess, entry: ZipEntry, sourc
   if (entry.method !== 0) {
     throw invalid(source, `entry ${entry.name} is compressed (method ${entry.method}); torch writes stored entries`);
   }
+  // Every offset is checked against the file before it is read: they are the writer's word, not facts.
+  if (entry.localHeaderOffset + 30 > file.size) throw invalid(source, `entry ${entry.name} lies outside the file`);
   const header = dataView(await file.read(entry.localHeaderOffset, 30));
   if (header.getUint32(0, true) !== LOCAL) throw invalid(source, `entry ${entry.name} has no local header`);
   const start = entry.localHeaderOffset + 30 + header.getUint16(26, true) + header.getUint16(28, true);

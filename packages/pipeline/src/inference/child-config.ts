@@ -6,6 +6,11 @@ export function childS3Settings(env: NodeJS.ProcessEnv = process.env): S3Setting
   return readCommonConfig(env).s3;
 }
 
+/** The worker's `LAYERTAP_ALLOW_HOSTS` (checked when the worker started): weights URIs follow the samples' policy. */
+export function childAllowHosts(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.LAYERTAP_ALLOW_HOSTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 /**
  * `LAYERTAP_FAULT_DRILL=<engine>/<backend>` (e.g. `onnx/cpu`): every batch run of that engine fails as an
  * engine fault, as a lost GPU would, after its proof run passed. For rehearsing what workers do then (release

@@ -5,14 +5,14 @@ import { parentPort } from 'node:worker_threads';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
-import { childFaultDrill, childS3Settings } from './child-config';
+import { childAllowHosts, childFaultDrill, childS3Settings } from './child-config';
 import { ModelRunner } from './model-runner';
 import type { EngineThreadReply, EngineThreadRequest } from './engine-client';
 
 let fetcher: ImageFetcher | undefined;
 /** Remote weights (http(s), s3) are fetched with the worker's S3 settings. */
 function weightsFetcher(): ImageFetcher {
-  return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }) }));
+  return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }), allowHosts: childAllowHosts() }));
 }
 
 /** Buffers given back (`recycle`) for the next batches' converted arrays, by size; at most 128 MiB held. */
