@@ -5,6 +5,7 @@ import {
   BackendName,
   Dtype,
   EngineName,
+  ExifOrientation,
   ErrorCode,
   ExitCode,
   Layout,
@@ -27,7 +28,7 @@ import { registerExportCommand } from './commands/export';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
-import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, retentionOption } from './options';
+import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, outputUri, retentionOption } from './options';
 import { version } from './version';
 // The names only: @layertap/model's index loads TensorFlow.js, which parsing arguments never needs.
 import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
@@ -75,11 +76,16 @@ program
   .description('validate a dataset and enqueue it')
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
   .option('--layer <spec...>', 'layer(s): Keras names (block2_pool, fc2) or torchvision indices (features.9); comma-separated or repeated', layerList)
-  .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
+  .option('--output <uri>', 'where outputs go: s3://bucket/prefix, file:///abs/dir or a directory path (relative to here)')
   .option(
     '--weights <name|uri>',
     `VGG16 weights: random (seeded by --seed), ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
       `or a .h5, .safetensors, .pth or TF.js model as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
+  )
+  .addOption(
+    new Option('--exif-orientation <mode>', 'EXIF orientation of photos: ignore (as torchvision\'s loader: the stored pixels) or apply (turn them upright)')
+      .choices(ExifOrientation.options)
+      .default('ignore'),
   )
   .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
   .option('--image-size <n>', 'network input size (crop size for torchvision), 32 to 1024', imageSize, 224)
@@ -97,7 +103,7 @@ program
   .action((source: string, opts) =>
     run(() => {
       const layers = required<string[]>(opts.layer, '--layer <spec>', 'the layer(s) to extract, e.g. --layer block2_pool,features.16');
-      const output = required<string>(opts.output, '--output <uri>', 'where outputs go: s3://bucket/prefix or file:///absolute/dir');
+      const output = outputUri(required<string>(opts.output, '--output <uri>', 'where outputs go: s3://bucket/prefix, file:///absolute/dir or a directory path'));
       const config = readProducerConfig();
       const retention: number | 'forever' | undefined = opts.retention;
       const retentionSeconds = retention === 'forever' ? undefined : (retention ?? config.retentionSeconds);
@@ -110,6 +116,7 @@ program
           ...(opts.weights ? { weights: opts.weights } : {}),
           ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
           imageSize: opts.imageSize,
+          exifOrientation: opts.exifOrientation,
           batchSize: opts.batchSize,
           chunkSize: opts.chunkSize ?? config.defaultChunkSize,
           dtype: opts.dtype,
