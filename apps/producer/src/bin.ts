@@ -22,6 +22,7 @@ import { applyProcessDefaults, isHelpOrVersion, usageErrorLine } from '@layertap
 import { readProducerConfig } from './config';
 import { withContext } from './context';
 import { demoCommand } from './commands/demo';
+import { listCommand } from './commands/list';
 import { cancelCommand, forgetCommand, retryCommand, statusCommand } from './commands/manage';
 import { registerBenchCommand } from './commands/bench';
 import { registerExportCommand } from './commands/export';
@@ -141,6 +142,13 @@ program
   .action((datasetId: string, opts) =>
     run(() => withContext(readProducerConfig(), opts.watch ? 'waiting' : 'command', (ctx) => statusCommand(ctx, datasetId, opts))),
   );
+
+program
+  .command('list')
+  .description('the datasets Redis knows, newest first: id, state, samples ok/failed/cancelled/pending, started, duration, output')
+  .option('--limit <n>', 'most datasets shown, 1 to 10000', intIn({ min: 1, max: 10_000 }), 100)
+  .option('--json', 'print a JSON array', false)
+  .action((opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => listCommand(ctx, opts))));
 
 program
   .command('cancel')

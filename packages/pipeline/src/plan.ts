@@ -23,7 +23,7 @@ import { getModel } from '@layertap/model/models';
 import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
-import { caseCollisions, normalizeUri, resolveSource } from './source';
+import { IMAGE_EXTENSIONS, caseCollisions, normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
 import { countLines } from './dataset-census';
 import { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';
@@ -135,12 +135,16 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   const writer = openOutput(options.output, { s3: deps.s3 });
   // Probes are bounded in time: a source or an output that hangs fails the submission instead.
   await probeSource(options.source);
+  const skipped: string[] = [];
   const samples = await resolveSource(options.source, {
     s3: deps.s3,
+    onSkipped: (name) => skipped.push(name),
     ...(options.maxSourceBytes !== undefined ? { maxBytes: options.maxSourceBytes } : {}),
     ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
   });
   await withDeadline(writer.checkWritable(), PROBE_TIMEOUT_MS, `checking that ${options.output} is writable`);
+  const skippedLine = skippedWarning(skipped);
+  if (skippedLine) warnings.push(skippedLine);
   if (/^file:/i.test(options.output)) {
     const collisions = caseCollisionWarning(caseCollisions(samples));
     if (collisions) warnings.push(collisions);
@@ -361,4 +365,13 @@ export function caseCollisionWarning(groups: readonly string[][], examples = 4):
     `${ids} sample ids differ from another only by case (${shown}${rest > 0 ? `, and ${rest} more group${rest === 1 ? '' : 's'}` : ''}): ` +
     'their files collide on a case-insensitive file system (macOS, Windows), where one overwrites the other; give ids that differ by more than case, or write to s3://'
   );
+}
+
+/** One line about the files of a directory or prefix that were left out as not images; undefined when none were. */
+export function skippedWarning(names: readonly string[], examples = 3): string | undefined {
+  if (names.length === 0) return undefined;
+  const shown = names.slice(0, examples).map((n) => path.basename(n)).join(', ');
+  const rest = names.length > examples ? `, and ${names.length - examples} more` : '';
+  const files = names.length === 1 ? '1 file' : `${names.length} files`;
+  return `skipped ${files} whose extension is not an image's (${shown}${rest}); images are read by extension: ${[...IMAGE_EXTENSIONS].join(' ')}`;
 }

@@ -1,0 +1,76 @@
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Harness, SAMPLES } from './support/harness';
+
+/** A folder that grows: a resubmission adds its new photos as a new run of the same dataset; `layertap list`. */
+describe('a growing dataset and layertap list', () => {
+  const h = new Harness('grow');
+  beforeAll(async () => {
+    await h.start();
+  }, 60_000);
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const dir = () => path.join(h.tmp, 'photos');
+  async function add(...names: string[]): Promise<void> {
+    await mkdir(dir(), { recursive: true });
+    for (const n of names) await copyFile(path.join(SAMPLES, `${n}.jpg`), path.join(dir(), `${n}.jpg`));
+  }
+  // No --dataset-id: the default id names the folder, so the same folder finds its dataset again.
+  const submit = (...extra: string[]) =>
+    h.layertap(['submit', dir(), '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/grow', '--image-size', '32', '--chunk-size', '2', '--json', ...extra]);
+
+  it('adds the new photos as a new run, says what was new, stored and removed, and lists the dataset', async () => {
+    await add('astronaut', 'camera', 'chelsea');
+    await writeFile(path.join(dir(), 'notes.txt'), 'not an image');
+    const first = await submit();
+    expect(first.code).toBe(0);
+    // The file that is not an image is counted, not silently dropped.
+    expect(first.stderr).toContain("layertap: warning: skipped 1 file whose extension is not an image's (notes.txt)");
+    const { datasetId } = JSON.parse(first.stdout) as { datasetId: string };
+    expect(datasetId).toMatch(/^photos-[0-9a-f]{10}$/);
+    await h.runWorker();
+    const firstBytes = await h.getObject('layertap', `grow/${datasetId}/block1_pool/astronaut.npy`);
+
+    // Two more photos; one is gone from the folder.
+    await add('coffee', 'rocket');
+    await rm(path.join(dir(), 'camera.jpg'));
+    const grown = await h.layertap(['submit', dir(), '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/grow', '--image-size', '32', '--chunk-size', '2']);
+    expect(grown.code).toBe(0);
+    expect(grown.stdout).toContain(
+      `adding to dataset ${datasetId} as run 1: 2 new samples to run in 1 chunks; 2 already stored, 1 removed from the source (their outputs and manifest lines stay)`,
+    );
+    const log = await h.runWorker();
+    expect(log.match(/"chunk started"/g)).toHaveLength(1);
+    const manifest = await h.manifest('layertap', 'grow', datasetId);
+    expect(manifest.map((l) => l.id).sort()).toEqual(['astronaut', 'camera', 'chelsea', 'coffee', 'rocket']);
+    expect(manifest.every((l) => l.status === 'ok')).toBe(true);
+    // Stored samples were not recomputed.
+    expect(await h.getObject('layertap', `grow/${datasetId}/block1_pool/astronaut.npy`)).toEqual(firstBytes);
+    const provenance = JSON.parse((await h.getObject('layertap', `grow/${datasetId}/dataset.json`))!.toString());
+    expect(provenance.counts).toMatchObject({ total: 5, ok: 5, failed: 0 });
+    expect(provenance.preprocessing.exifOrientation).toBe('ignore');
+
+    // Nothing new: nothing runs, and the JSON says why.
+    const again = await submit();
+    expect(JSON.parse(again.stdout)).toMatchObject({ datasetId, existing: true, added: 0, alreadyStored: 4, removedFromSource: 1 });
+
+    const listed = await h.layertap(['list', '--json']);
+    expect(listed.code).toBe(0);
+    const rows = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      datasetId,
+      state: 'done',
+      run: 1,
+      samples: { total: 5, ok: 5, failed: 0, cancelled: 0, pending: 0 },
+      output: `s3://layertap/grow/${datasetId}/`,
+    });
+    expect(typeof rows[0]!.durationSeconds).toBe('number');
+    const table = await h.layertap(['list']);
+    const lines = table.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^DATASET\s+STATE\s+OK\s+FAILED\s+CANCELLED\s+PENDING\s+STARTED\s+DURATION\s+OUTPUT$/);
+    expect(lines[1]).toMatch(new RegExp(`^${datasetId}\\s+done \\(run 1\\)\\s+5\\s+0\\s+0\\s+0\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+\\S+\\s+s3://layertap/grow/${datasetId}/$`));
+  });
+});
