@@ -1,6 +1,7 @@
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Harness, SAMPLES } from './support/harness';
+import { findFreePort } from '@layertap/devservices';
+import { BIN, Harness, SAMPLES } from './support/harness';
 
 /** A folder that grows: a resubmission adds its new photos as a new run of the same dataset; `layertap list`. */
 describe('a growing dataset and layertap list', () => {
@@ -72,5 +73,47 @@ describe('a growing dataset and layertap list', () => {
     const lines = table.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^DATASET\s+STATE\s+OK\s+FAILED\s+CANCELLED\s+PENDING\s+STARTED\s+DURATION\s+OUTPUT$/);
     expect(lines[1]).toMatch(new RegExp(`^${datasetId}\\s+done \\(run 1\\)\\s+5\\s+0\\s+0\\s+0\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+\\S+\\s+s3://layertap/grow/${datasetId}/$`));
+  });
+
+  it('export --to creates the folder it names; a file in the way is one line and exit 2', async () => {
+    const listed = JSON.parse((await h.layertap(['list', '--json'])).stdout) as Array<{ datasetId: string }>;
+    const datasetId = listed[0]!.datasetId;
+    const to = path.join(h.tmp, 'missing', 'dir', 'x.npy');
+    const exported = await h.layertap(['export', datasetId, '--layer', 'block1_pool', '--to', to]);
+    expect(exported.code).toBe(0);
+    expect((await readFile(to)).subarray(0, 6).toString('latin1')).toBe('\x93NUMPY');
+    expect((await readFile(path.join(h.tmp, 'missing', 'dir', 'x.ids.txt'), 'utf8')).trim().split('\n')).toHaveLength(5);
+    await writeFile(path.join(h.tmp, 'a-file'), 'x');
+    const blocked = await h.layertap(['export', datasetId, '--layer', 'block1_pool', '--to', path.join(h.tmp, 'a-file', 'x.npy')]);
+    expect(blocked.code).toBe(2);
+    expect(blocked.stderr).toBe(
+      `layertap: error [invalid_request]: --to ${path.join(h.tmp, 'a-file', 'x.npy')}: cannot create the folder ${path.join(h.tmp, 'a-file')}: a file is in the way of the folder\n`,
+    );
+  });
+
+  it('Ctrl-C on submit --wait says the dataset keeps running and how to watch it, and exits 130', async () => {
+    await add('hubble_deep_field');
+    const cli = h.spawn(BIN.layertap, ['submit', dir(), '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/grow', '--image-size', '32', '--chunk-size', '2', '--wait']);
+    // No worker runs: the wait goes on until interrupted.
+    await h.waitForOutput(cli.output, /no worker connected/, 30_000);
+    cli.child.kill('SIGINT');
+    expect(await cli.exited).toBe(130);
+    expect(cli.output()).toMatch(/layertap: interrupted: dataset photos-[0-9a-f]{10} keeps running on the workers; watch it with `layertap status photos-[0-9a-f]{10} --watch`, stop it with `layertap cancel photos-[0-9a-f]{10}`\n$/);
+  });
+
+  it('with Redis down, submit says so before resolving the weights (no download), without suggesting the demo', async () => {
+    const port = await findFreePort('127.0.0.1');
+    const down = await h.layertap(
+      ['submit', dir(), '--weights', 'torchvision-imagenet', '--layer', 'block1_pool', '--output', 's3://layertap/grow', '--image-size', '32'],
+      { REDIS_URL: `redis://127.0.0.1:${port}`, LAYERTAP_WEIGHTS_CACHE: path.join(h.tmp, 'empty-cache') },
+    );
+    expect(down.code).toBe(1);
+    expect(down.stderr).toBe(
+      `layertap: error [service_unavailable]: cannot connect to Redis at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port} ` +
+        '(is redis-server running there? start it, or set REDIS_URL to the Redis your workers use)\n',
+    );
+    // A bad request is still said first, as exit 2.
+    const bad = await h.layertap(['submit', dir(), '--layer', 'block9_pool', '--output', 's3://layertap/grow'], { REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(bad.code).toBe(2);
   });
 });

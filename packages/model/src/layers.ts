@@ -1,6 +1,7 @@
 // The VGG16 layer table and layer-spec resolution. Also published as `@layertap/model/layers`, which the
 // producer loads to validate requests without TensorFlow.js: keep this file (and what it imports) free of tfjs.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { closestName } from './did-you-mean';
 
 /**
  * The torchvision module whose output a layer is. Keras fuses the ReLU into its convs and dense layers, so a
@@ -206,7 +207,8 @@ function torchvisionRanges(): string[] {
 function unknownLayer(spec: string): ValidationError {
   const trimmed = spec.trim();
   const lower = trimmed.toLowerCase();
-  const hint = lower !== trimmed && BY_SPEC.has(lower) ? ` (did you mean ${JSON.stringify(lower)}?)` : '';
+  const guess = lower !== trimmed && BY_SPEC.has(lower) ? lower : closestName(trimmed, BY_SPEC.keys());
+  const hint = guess ? ` (did you mean ${JSON.stringify(guess)}?)` : '';
   return new ValidationError(
     ErrorCode.UnknownLayer,
     `unknown VGG16 layer ${JSON.stringify(trimmed)}${hint}. Valid layers: ${describeValidSpecs()}`,

@@ -82,6 +82,12 @@ export interface PrepareSubmissionDeps {
   submittedAt?: Date;
   /** Download progress of published weights (`--weights torchvision-imagenet` the first time). */
   onWeightsProgress?: (received: number, total: number) => void;
+  /**
+   * Called once the request itself is checked (layers, output, source) and before the weights are resolved,
+   * which can mean hashing or downloading hundreds of MB: the producer checks that Redis answers here, so that
+   * Redis being down is said in a second, after a bad request would have been.
+   */
+  beforeWeights?: () => Promise<void>;
 }
 
 /**
@@ -149,6 +155,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     const collisions = caseCollisionWarning(caseCollisions(samples));
     if (collisions) warnings.push(collisions);
   }
+  await deps.beforeWeights?.();
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.

@@ -32,7 +32,10 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
   const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
-  const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update }).finally(download.done);
+  const beforeWeights = async () => {
+    await ctx.queues();
+  };
+  const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update, beforeWeights }).finally(download.done);
   // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
   for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
   const planned = { ...prepared.config, ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}) };
