@@ -154,6 +154,8 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(running.finishedAt).toBeNull();
     expect(running.engines.map((e) => `${e.engine}/${e.backend}`)).toEqual(['tfjs/wasm']);
     await expect(page.locator('#engines').textContent()).resolves.toContain(`tfjs / wasm on ${running.engines[0]!.device.description}`);
+    // The workers connected to the chunk queue: the one just started.
+    await expect(page.locator('[data-field="workers"]').textContent()).resolves.toBe('1');
     await screenshot(page, 'dataset-running');
 
     const list = await context.newPage();
@@ -465,5 +467,29 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
       readOnly.child.kill('SIGTERM');
       await readOnly.exited;
     }
+  });
+
+  it("serves /favicon.ico, and shows chunk jobs in Bull Board as a summary, not every sample's URI", async () => {
+    const icon = await fetch(`${base}/favicon.ico`);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get('content-type')).toBe('image/x-icon');
+    expect(Buffer.from(await icon.arrayBuffer()).subarray(0, 6)).toEqual(Buffer.from([0, 0, 1, 0, 1, 0]));
+
+    // 'browse' ran 30 samples in chunks of 4: its chunk 0 is a completed job.
+    const jobs = (await (await fetch(`${base}/queues/api/queues?activeQueue=chunks&status=completed&page=1`, { headers: auth })).json()) as {
+      queues: Array<{ name: string; jobs: Array<{ id: string; data: unknown; attempts?: number; attemptsMade?: number }> }>;
+    };
+    const chunk0 = jobs.queues.find((q) => q.name === 'chunks')?.jobs.find((j) => j.id === 'browse~r0~c0');
+    expect(chunk0?.data).toEqual({ dataset: 'browse', run: 0, chunk: 0, samples: 4, first: expect.any(String), last: expect.any(String), layers: ['block1_pool', 'block4_pool'] });
+
+    const board = await context.newPage();
+    await board.goto(`${base}/queues/queue/chunks/${encodeURIComponent('browse~r0~c0')}`);
+    await board.waitForSelector('text="samples"', { timeout: 30_000 });
+    const text = (await board.locator('body').textContent()) ?? '';
+    expect(text).not.toContain('file://');
+    // The job's page fits a screen or two (the raw data of a chunk of 64 made it 7,000 px tall).
+    expect(await board.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(2_000);
+    await screenshot(board, 'bull-board-chunk-job');
+    await board.close();
   });
 });

@@ -11,6 +11,8 @@ import { LayertapQueues, connectRedis, safeRedisUrl, type Redis } from '@layerta
 import type { DashboardConfig } from './config';
 import { basicAuth } from './auth';
 import { DatasetViews } from './dataset-view';
+import { faviconIco } from './favicon';
+import { summariseChunkJobs } from './job-summary';
 import type { Registry } from 'prom-client';
 import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
 import { DatasetReader } from '@layertap/pipeline';
@@ -52,12 +54,17 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   app.disable('x-powered-by');
   app.use(securityHeaders());
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  // Browsers ask for it on every page; public, as /healthz is (it is the same for every install).
+  const favicon = faviconIco();
+  app.get('/favicon.ico', (_req, res) => void res.type('image/x-icon').set('cache-control', 'public, max-age=86400').send(favicon));
   if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password));
 
   const board = new ExpressAdapter();
   board.setBasePath('/queues');
   createBullBoard({
-    queues: [queues.datasets, queues.chunks].map((q) => redactedJobData(new BullMQAdapter(q, { readOnlyMode: config.readOnly }))),
+    queues: [queues.datasets, queues.chunks]
+      .map((q) => redactedJobData(new BullMQAdapter(q, { readOnlyMode: config.readOnly })))
+      .map((adapter, i) => (i === 1 ? summariseChunkJobs(adapter, redactUris) : adapter)),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'layertap' } },
   });
