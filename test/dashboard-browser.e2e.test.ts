@@ -475,17 +475,21 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(icon.headers.get('content-type')).toBe('image/x-icon');
     expect(Buffer.from(await icon.arrayBuffer()).subarray(0, 6)).toEqual(Buffer.from([0, 0, 1, 0, 1, 0]));
 
-    // 'browse' ran 30 samples in chunks of 4: its chunk 0 is a completed job.
-    const jobs = (await (await fetch(`${base}/queues/api/queues?activeQueue=chunks&status=completed&page=1`, { headers: auth })).json()) as {
-      queues: Array<{ name: string; jobs: Array<{ id: string; data: unknown; attempts?: number; attemptsMade?: number }> }>;
-    };
-    const chunk0 = jobs.queues.find((q) => q.name === 'chunks')?.jobs.find((j) => j.id === 'browse~r0~c0');
-    expect(chunk0?.data).toEqual({ dataset: 'browse', run: 0, chunk: 0, samples: 4, first: expect.any(String), last: expect.any(String), layers: ['block1_pool', 'block4_pool'] });
+    // 'browse' ran 30 samples in chunks of 4: its chunk 0 is a completed job, as Bull Board's API gives it.
+    const res = await fetch(`${base}/queues/api/queues/chunks/${encodeURIComponent('browse~r0~c0')}`, { headers: auth });
+    expect(res.status).toBe(200);
+    const { job } = (await res.json()) as { job: { id: string; data: unknown } };
+    expect(job.data).toEqual({ dataset: 'browse', run: 0, chunk: 0, samples: 4, first: expect.any(String), last: expect.any(String), layers: ['block1_pool', 'block4_pool'] });
 
     const board = await context.newPage();
     await board.goto(`${base}/queues/queue/chunks/${encodeURIComponent('browse~r0~c0')}`);
-    await board.waitForSelector('text="samples"', { timeout: 30_000 });
-    const text = (await board.locator('body').textContent()) ?? '';
+    // Bull Board's job page opens on its Data tab: the summary, highlighted as JSON.
+    await board.waitForFunction(() => /samples:\s*4,/.test(document.body.innerText), undefined, { timeout: 30_000 }).catch(async (err: unknown) => {
+      await screenshot(board, 'bull-board-chunk-job-missing');
+      throw err;
+    });
+    const text = await board.evaluate(() => document.body.innerText);
+    expect(text).toMatch(/dataset:\s*"browse",/);
     expect(text).not.toContain('file://');
     // The job's page fits a screen or two (the raw data of a chunk of 64 made it 7,000 px tall).
     expect(await board.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(2_000);
