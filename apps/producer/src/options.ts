@@ -53,6 +53,7 @@ export function retentionOption(value: string): number | 'forever' {
  */
 export function outputUri(value: string, cwd = process.cwd()): string {
   if (value === '' || /^[a-z][a-z0-9+.-]*:/i.test(value) || value.startsWith('~') || path.isAbsolute(value)) return value;
-  if (value.trim() !== value || /[\u0000-\u001f]/.test(value)) return value;
+  // Left as given for parseOutputUri to refuse with its own message.
+  if (value.trim() !== value || [...value].some((c) => c.charCodeAt(0) < 0x20)) return value;
   return pathToFileURL(path.resolve(cwd, value)).href;
 }
