@@ -42,6 +42,9 @@ interface DatasetJson {
   engines: Array<{ engine: string; backend: string; device: { description: string }; warnings: string[] }>;
 }
 
+/** The browser page's document, typed for the few reads the tests make (the tests compile without the DOM library). */
+type PageDocument = { body: { innerText: string }; documentElement: { scrollHeight: number } };
+
 /** Polls `read` until `accept` holds for its value. */
 async function until<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -484,15 +487,15 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     const board = await context.newPage();
     await board.goto(`${base}/queues/queue/chunks/${encodeURIComponent('browse~r0~c0')}`);
     // Bull Board's job page opens on its Data tab: the summary, highlighted as JSON.
-    await board.waitForFunction(() => /samples:\s*4,/.test(document.body.innerText), undefined, { timeout: 30_000 }).catch(async (err: unknown) => {
+    await board.waitForFunction(() => /samples:\s*4,/.test((globalThis as unknown as { document: PageDocument }).document.body.innerText), undefined, { timeout: 30_000 }).catch(async (err: unknown) => {
       await screenshot(board, 'bull-board-chunk-job-missing');
       throw err;
     });
-    const text = await board.evaluate(() => document.body.innerText);
+    const text = await board.evaluate(() => (globalThis as unknown as { document: PageDocument }).document.body.innerText);
     expect(text).toMatch(/dataset:\s*"browse",/);
     expect(text).not.toContain('file://');
     // The job's page fits a screen or two (the raw data of a chunk of 64 made it 7,000 px tall).
-    expect(await board.evaluate(() => document.documentElement.scrollHeight)).toBeLessThan(2_000);
+    expect(await board.evaluate(() => (globalThis as unknown as { document: PageDocument }).document.documentElement.scrollHeight)).toBeLessThan(2_000);
     await screenshot(board, 'bull-board-chunk-job');
     await board.close();
   });

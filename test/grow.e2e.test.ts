@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { findFreePort } from '@layertap/devservices';
 import { BIN, Harness, SAMPLES } from './support/harness';
 
@@ -115,5 +117,52 @@ describe('a growing dataset and layertap list', () => {
     // A bad request is still said first, as exit 2.
     const bad = await h.layertap(['submit', dir(), '--layer', 'block9_pool', '--output', 's3://layertap/grow'], { REDIS_URL: `redis://127.0.0.1:${port}` });
     expect(bad.code).toBe(2);
+  });
+
+  it("keeps the worker's log JSON: a Node warning becomes a log line", async () => {
+    const warn = path.join(h.tmp, 'warn.cjs');
+    // Loaded before the worker's own code; the warning comes once the worker runs, as a deprecation would.
+    await writeFile(warn, "setImmediate(() => process.emitWarning('something is deprecated', { type: 'DeprecationWarning', code: 'DEP_TEST' }));\n");
+    const worker = h.spawn(BIN.worker, ['--exit-when-idle=1', '--engine', 'null'], { NODE_OPTIONS: `--require ${warn}` });
+    expect(await worker.exited).toBe(0);
+    const lines = worker.output().trim().split('\n');
+    const parsed = lines.map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`not a JSON log line: ${line}`);
+      }
+    });
+    expect(parsed).toContainEqual(expect.objectContaining({ msg: 'node warning', warning: 'DeprecationWarning', code: 'DEP_TEST', detail: 'something is deprecated' }));
+  });
+
+  it('a second Ctrl-C hands the running chunk back at once and exits 130, without a native crash', async () => {
+    // One chunk long enough to be caught running: 120 samples of one photo at 224 px.
+    const manifest = path.join(h.tmp, 'long.jsonl');
+    await writeFile(manifest, Array.from({ length: 120 }, (_, i) => JSON.stringify({ id: `s${i}`, uri: path.join(SAMPLES, 'coffee.jpg') })).join('\n') + '\n');
+    const submitted = await h.layertap(['submit', manifest, '--weights', 'random', '--layer', 'fc2', '--output', 's3://layertap/grow', '--chunk-size', '120', '--batch-size', '4', '--dataset-id', 'interrupted']);
+    expect(submitted.code).toBe(0);
+    // Its own process group, as a worker started from a shell: Ctrl-C signals the worker and its inference process.
+    const worker = spawn(process.execPath, [BIN.worker, '--engine', 'onnx', '--backend', 'cpu'], { env: h.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    worker.stdout.on('data', (d) => (out += d));
+    worker.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => resolve(code)));
+    await h.waitForOutput(() => out, /"datasetId":"interrupted"[^\n]*"chunk started"|"chunk started"[^\n]*"datasetId":"interrupted"/, 120_000);
+    // Into its batches (the model loads in a second or two).
+    await new Promise((r) => setTimeout(r, 2_500));
+    process.kill(-worker.pid!, 'SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(-worker.pid!, 'SIGINT');
+    expect(await exited).toBe(130);
+    expect(out).not.toContain('terminate called');
+    expect(out).toContain('chunk released: worker shutting down');
+    // Handed back, not locked until its lock expires: no job is active.
+    const chunks = new Queue('chunks', { connection: h.redis, prefix: h.prefix });
+    try {
+      expect(await chunks.getJobCounts('active', 'delayed', 'waiting')).toMatchObject({ active: 0 });
+    } finally {
+      await chunks.close();
+    }
   });
 });

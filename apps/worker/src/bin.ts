@@ -57,6 +57,9 @@ async function main(): Promise<void> {
   const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean | number; lockDuration?: number; metricsPort?: number; metricsHost?: string }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
+  // Node's own warnings (deprecations, experimental features) go to the JSON log, not as free text on stderr.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => log.warn({ warning: warning.name, code: (warning as NodeJS.ErrnoException).code, detail: warning.message }, 'node warning'));
   const notice = nodeSupportNotice();
   if (notice) log.warn(notice);
   const metricsConfig = readMetricsConfig({
@@ -71,8 +74,10 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     signals++;
     if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(ExitCode.Interrupted);
+      if (signals > 2) process.exit(ExitCode.Interrupted);
+      log.warn({ signal }, 'second signal: handing running chunks back and exiting now');
+      void worker.abort().finally(() => process.exit(ExitCode.Interrupted));
+      return;
     }
     log.info({ signal }, 'shutting down: finishing or releasing running jobs');
     void worker

@@ -373,6 +373,16 @@ export class LayertapWorker {
   }
 
   /**
+   * A second signal: aborts the running chunks now, so each is handed back at once (without spending an
+   * attempt) instead of waiting for its lock to expire while other workers idle; resolves once closed, or
+   * after `capMs` whatever is left.
+   */
+  async abort(capMs = 3_000): Promise<void> {
+    for (const w of [this.chunkWorker, this.datasetWorker]) w?.cancelAllJobs('worker interrupted');
+    await Promise.race([this.close(), new Promise((resolve) => setTimeout(resolve, capMs).unref())]);
+  }
+
+  /**
    * Stops taking jobs and waits for running ones; past `shutdownTimeoutMs` it aborts them, so they fail
    * this attempt and are retried by another worker. Inference processes are stopped last.
    */

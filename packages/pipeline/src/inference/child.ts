@@ -17,6 +17,10 @@ const engine = new EngineThread({
   },
 });
 
+// Ctrl-C reaches the whole process group: the worker decides when this process ends (it closes the channel),
+// so a signal must not tear the engine's native threads down mid-batch ("terminate called ... Napi::Error").
+process.on('SIGINT', () => undefined);
+
 function reply(message: ChildResponse): void {
   process.send?.(message);
 }
