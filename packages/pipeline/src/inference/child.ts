@@ -8,6 +8,9 @@
 import { describeError, isLayertapError } from '@layertap/contracts';
 import { EngineThread } from './engine-client';
 import { wallClockMs, type ChildResponse, type HostRequest } from './protocol';
+import { warningsAsJson } from './json-warnings';
+
+warningsAsJson('layertap-inference');
 
 // Without its engine thread the process has nothing to offer: exit, and the worker starts a fresh one.
 const engine = new EngineThread({

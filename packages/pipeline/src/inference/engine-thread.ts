@@ -8,6 +8,7 @@ import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { childFaultDrill, childS3Settings } from './child-config';
 import { ModelRunner } from './model-runner';
 import type { EngineThreadReply, EngineThreadRequest } from './engine-client';
+import { warningsAsJson } from './json-warnings';
 
 let fetcher: ImageFetcher | undefined;
 /** Remote weights (http(s), s3) are fetched with the worker's S3 settings. */
@@ -15,6 +16,7 @@ function weightsFetcher(): ImageFetcher {
   return (fetcher ??= createTrustedFetcher({ s3: new S3Client({ ...childS3Settings(), maxAttempts: 5 }) }));
 }
 
+warningsAsJson('layertap-inference');
 const drill = childFaultDrill();
 const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri), ...(drill ? { faultDrill: drill } : {}) });
 const port = parentPort;
