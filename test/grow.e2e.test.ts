@@ -30,8 +30,9 @@ describe('a growing dataset and layertap list', () => {
     const first = await submit();
     expect(first.code).toBe(0);
     // The file that is not an image is counted, not silently dropped.
-    expect(first.stderr).toContain("layertap: warning: skipped 1 file whose extension is not an image's (notes.txt)");
-    const { datasetId } = JSON.parse(first.stdout) as { datasetId: string };
+    expect(first.stderr).toBe('');
+    const { datasetId, skipped } = JSON.parse(first.stdout) as { datasetId: string; skipped: unknown };
+    expect(skipped).toEqual({ files: 1, examples: ['notes.txt'] });
     expect(datasetId).toMatch(/^photos-[0-9a-f]{10}$/);
     await h.runWorker();
     const firstBytes = await h.getObject('layertap', `grow/${datasetId}/block1_pool/astronaut.npy`);
@@ -41,6 +42,7 @@ describe('a growing dataset and layertap list', () => {
     await rm(path.join(dir(), 'camera.jpg'));
     const grown = await h.layertap(['submit', dir(), '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/grow', '--image-size', '32', '--chunk-size', '2']);
     expect(grown.code).toBe(0);
+    expect(grown.stdout).toContain("skipped 1 file whose extension is not an image's (notes.txt); images are read by extension:");
     expect(grown.stdout).toContain(
       `adding to dataset ${datasetId} as run 1: 2 new samples to run in 1 chunks; 2 already stored, 1 removed from the source (their outputs and manifest lines stay)`,
     );

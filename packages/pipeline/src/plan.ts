@@ -75,6 +75,8 @@ export interface Submission {
    * workers will run smaller, sample ids that collide on a case-insensitive disk.
    */
   warnings: string[];
+  /** Files of a directory or prefix left out because their extension is not an image's (`skippedWarning` words it). */
+  skipped: string[];
 }
 
 export interface PrepareSubmissionDeps {
@@ -149,8 +151,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
   });
   await withDeadline(writer.checkWritable(), PROBE_TIMEOUT_MS, `checking that ${options.output} is writable`);
-  const skippedLine = skippedWarning(skipped);
-  if (skippedLine) warnings.push(skippedLine);
+
   if (/^file:/i.test(options.output)) {
     const collisions = caseCollisionWarning(caseCollisions(samples));
     if (collisions) warnings.push(collisions);
@@ -191,7 +192,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     submittedAt: (deps.submittedAt ?? new Date()).toISOString(),
     run: 0,
   });
-  return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings] };
+  return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings], skipped };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */

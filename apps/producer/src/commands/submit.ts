@@ -1,7 +1,8 @@
 import type { CliContext } from '../context';
 import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 import { openOutput } from '@layertap/storage';
-import { planRun, prepareSubmission, sameSettings, type RunPlan, type SubmitOptions } from '@layertap/pipeline';
+import path from 'node:path';
+import { planRun, prepareSubmission, sameSettings, skippedWarning, type RunPlan, type SubmitOptions } from '@layertap/pipeline';
 import { datasetStatus, isActive } from '@layertap/queue';
 import { createProgressBar } from '../progress-bar';
 import { finalExitCode, printSummary, waitWithProgress } from './wait';
@@ -32,12 +33,14 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
   const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
-  const beforeWeights = async () => {
-    await ctx.queues();
-  };
+  // Redis down is said before the weights are hashed or downloaded; connecting writes nothing.
+  const beforeWeights = () => ctx.connect();
   const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update, beforeWeights }).finally(download.done);
   // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.
   for (const warning of prepared.warnings) process.stderr.write(`layertap: warning: ${warning}\n`);
+  // Not a warning (a README beside the photos is normal), but said: a file left out silently looks lost.
+  const skipped = skippedWarning(prepared.skipped);
+  if (skipped && !options.json) process.stdout.write(`${skipped}\n`);
   const planned = { ...prepared.config, ...(options.retentionSeconds ? { retentionSeconds: options.retentionSeconds } : {}) };
   const queues = await ctx.queues();
   const { datasetId } = planned;
@@ -96,6 +99,7 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   summary.weights = planned.weights ? storedUri(planned.weights) : `random, seed ${planned.seed}`;
   summary.preprocess = { mode: planned.preprocess, reason: planned.preprocessReason };
   if (prepared.warnings.length) summary.warnings = prepared.warnings;
+  if (prepared.skipped.length) summary.skipped = { files: prepared.skipped.length, examples: prepared.skipped.slice(0, 3).map((f) => path.basename(f)) };
   if (options.json && !options.wait) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (!options.wait) return 0;
   const final = await waitWithProgress(ctx, datasetId);
