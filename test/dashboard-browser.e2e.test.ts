@@ -42,6 +42,9 @@ interface DatasetJson {
   engines: Array<{ engine: string; backend: string; device: { description: string }; warnings: string[] }>;
 }
 
+/** The browser page's document, typed for the few reads the tests make (the tests compile without the DOM library). */
+type PageDocument = { body: { innerText: string }; documentElement: { scrollHeight: number } };
+
 /** Polls `read` until `accept` holds for its value. */
 async function until<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -154,6 +157,8 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     expect(running.finishedAt).toBeNull();
     expect(running.engines.map((e) => `${e.engine}/${e.backend}`)).toEqual(['tfjs/wasm']);
     await expect(page.locator('#engines').textContent()).resolves.toContain(`tfjs / wasm on ${running.engines[0]!.device.description}`);
+    // The workers connected to the chunk queue: the one just started.
+    await expect(page.locator('[data-field="workers"]').textContent()).resolves.toBe('1');
     await screenshot(page, 'dataset-running');
 
     const list = await context.newPage();
@@ -465,5 +470,33 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
       readOnly.child.kill('SIGTERM');
       await readOnly.exited;
     }
+  });
+
+  it("serves /favicon.ico, and shows chunk jobs in Bull Board as a summary, not every sample's URI", async () => {
+    const icon = await fetch(`${base}/favicon.ico`);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get('content-type')).toBe('image/x-icon');
+    expect(Buffer.from(await icon.arrayBuffer()).subarray(0, 6)).toEqual(Buffer.from([0, 0, 1, 0, 1, 0]));
+
+    // 'browse' ran 30 samples in chunks of 4: its chunk 0 is a completed job, as Bull Board's API gives it.
+    const res = await fetch(`${base}/queues/api/queues/chunks/${encodeURIComponent('browse~r0~c0')}`, { headers: auth });
+    expect(res.status).toBe(200);
+    const { job } = (await res.json()) as { job: { id: string; data: unknown } };
+    expect(job.data).toEqual({ dataset: 'browse', run: 0, chunk: 0, samples: 4, first: expect.any(String), last: expect.any(String), layers: ['block1_pool', 'block4_pool'] });
+
+    const board = await context.newPage();
+    await board.goto(`${base}/queues/queue/chunks/${encodeURIComponent('browse~r0~c0')}`);
+    // Bull Board's job page opens on its Data tab: the summary, highlighted as JSON.
+    await board.waitForFunction(() => /samples:\s*4,/.test((globalThis as unknown as { document: PageDocument }).document.body.innerText), undefined, { timeout: 30_000 }).catch(async (err: unknown) => {
+      await screenshot(board, 'bull-board-chunk-job-missing');
+      throw err;
+    });
+    const text = await board.evaluate(() => (globalThis as unknown as { document: PageDocument }).document.body.innerText);
+    expect(text).toMatch(/dataset:\s*"browse",/);
+    expect(text).not.toContain('file://');
+    // The job's page fits a screen or two (the raw data of a chunk of 64 made it 7,000 px tall).
+    expect(await board.evaluate(() => (globalThis as unknown as { document: PageDocument }).document.documentElement.scrollHeight)).toBeLessThan(2_000);
+    await screenshot(board, 'bull-board-chunk-job');
+    await board.close();
   });
 });

@@ -574,6 +574,8 @@ describe('infra/k8s manifests', () => {
     const metricsPort = Number(workerEnv.get('LAYERTAP_METRICS_PORT')?.value);
     expect(metricsPort).toBe(9464);
     expect(workerContainer.ports).toEqual([{ name: 'metrics', containerPort: metricsPort }]);
+    // The worker's default listen address is the loopback one: the pod must ask for every interface.
+    expect(workerContainer.args).toEqual(['--metrics-host', '0.0.0.0']);
     for (const probe of [workerContainer.startupProbe, workerContainer.readinessProbe, workerContainer.livenessProbe]) {
       expect(probe?.httpGet).toEqual({ path: '/metrics', port: 'metrics' });
     }

@@ -74,7 +74,8 @@ describe('waiting for workers and for datasets', () => {
     const waited = await h.layertap([...submitArgs('some-failed', withBroken), '--wait']);
     expect(waited.code).toBe(3);
     expect(waited.stdout).toMatch(/samples\s+3 total: 2 ok, 1 failed, 0 pending/);
-    expect(waited.stdout).toMatch(/^next      `layertap retry some-failed` runs the 1 failed samples again/m);
+    // A broken file fails again on every retry: the next step says to fix it first.
+    expect(waited.stdout).toMatch(/^next      the 1 failed samples are broken or missing files \(\w+ 1\): a retry alone fails them again/m);
     const watched = await h.layertap(['status', 'some-failed', '--watch']);
     expect(watched.code).toBe(3);
     const plain = await h.layertap(['status', 'some-failed']);

@@ -13,6 +13,8 @@ import { basicAuth } from './auth';
 import { hostGuard } from './host-guard';
 import { LoginLimiter } from './login-limit';
 import { DatasetViews } from './dataset-view';
+import { faviconIco } from './favicon';
+import { summariseChunkJobs } from './job-summary';
 import type { Registry } from 'prom-client';
 import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
 import { DatasetReader } from '@layertap/pipeline';
@@ -56,6 +58,9 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   // Before authentication, and with it too: a rebound page could otherwise try passwords from the browser.
   app.use(hostGuard(config.allowedHosts));
+  // Browsers ask for it on every page; public, as /healthz is (it is the same for every install).
+  const favicon = faviconIco();
+  app.get('/favicon.ico', (_req, res) => void res.type('image/x-icon').set('cache-control', 'public, max-age=86400').send(favicon));
   if (config.auth) app.use(basicAuth(config.auth.user, config.auth.password, 'layertap', new LoginLimiter({ log, maxFailures: config.loginFailuresPerMinute })));
   // Pages and JSON carry dataset contents and URIs: no shared or browser cache keeps them (Bull Board's
   // static assets may be cached).
@@ -67,7 +72,9 @@ export function createDashboardApp(deps: DashboardAppDeps, config: DashboardConf
   const board = new ExpressAdapter();
   board.setBasePath('/queues');
   createBullBoard({
-    queues: [queues.datasets, queues.chunks].map((q) => redactedJobData(new BullMQAdapter(q, { readOnlyMode: config.readOnly }))),
+    queues: [queues.datasets, queues.chunks]
+      .map((q) => redactedJobData(new BullMQAdapter(q, { readOnlyMode: config.readOnly })))
+      .map((adapter, i) => (i === 1 ? summariseChunkJobs(adapter, redactUris) : adapter)),
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'layertap' } },
   });

@@ -114,6 +114,7 @@ function fill(root, d) {
   var set = function (name, text) { root.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; }); };
   set('progress', (p.ok + p.failed) + ' / ' + p.total + ' done (' + p.failed + ' failed)');
   set('ok', String(p.ok)); set('failed', String(p.failed)); set('pending', String(p.pending));
+  if (d.workers !== undefined) set('workers', String(d.workers));
   // Only a running dataset's page or row has these two; an ended one is rendered whole (a reload on the change).
   set('rate', d.rate.toFixed(1) + ' img/s'); set('eta', fmtEta(d.etaSeconds));
   set('chunks', d.chunks.done + ' done, ' + d.chunks.failed + ' failed, ' + d.chunks.pending + ' pending of ' + d.chunks.total);
@@ -242,6 +243,7 @@ export function datasetPage(d: DatasetDetail, ctx: ViewContext): { title: string
     <div><span>ok</span><b class="big" data-field="ok">${d.progress.ok}</b></div>
     <div><span>failed</span><b class="big" data-field="failed">${d.progress.failed}</b></div>
     <div><span>pending</span><b class="big" data-field="pending">${d.progress.pending}</b></div>
+    <div title="workers connected to the chunk queue (all datasets share them)"><span>workers</span><b class="big" data-field="workers">${d.workers === undefined ? '?' : String(d.workers)}</b></div>
     ${timingStats(d)}
   </div>
   <p class="muted">run ${c.run} · ${runTimes(d)} · chunks: <span data-field="chunks">${d.chunks.done} done, ${d.chunks.failed} failed, ${d.chunks.pending} pending of ${d.chunks.total}</span>${

@@ -5,6 +5,7 @@ import {
   BackendName,
   Dtype,
   EngineName,
+  ExifOrientation,
   ErrorCode,
   ExitCode,
   Layout,
@@ -22,6 +23,7 @@ import { applyProcessDefaults, isHelpOrVersion, usageErrorLine } from '@layertap
 import { readProducerConfig } from './config';
 import { withContext } from './context';
 import { demoCommand } from './commands/demo';
+import { listCommand } from './commands/list';
 import { cancelCommand, forgetCommand, retryCommand, statusCommand } from './commands/manage';
 import { registerBenchCommand } from './commands/bench';
 import { registerExportCommand } from './commands/export';
@@ -29,7 +31,7 @@ import { registerLayersCommand } from './commands/layers';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
-import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, retentionOption } from './options';
+import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, outputUri, retentionOption } from './options';
 import { version } from './version';
 // The names only: @layertap/model's index loads TensorFlow.js, which parsing arguments never needs.
 import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
@@ -86,11 +88,16 @@ program
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
   .addOption(new Option('--model <name>', 'the model: vgg16, or resnet50 (torchvision; ONNX Runtime only); `layertap layers --model M` lists its layers').choices(ModelName.options).default('vgg16'))
   .option('--layer <spec...>', 'layer(s): for vgg16 Keras names (block2_pool, fc2) or torchvision indices (features.9); for resnet50 torchvision names (layer3, layer4.2.relu); comma-separated or repeated', layerList)
-  .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir')
+  .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir or a directory path (relative to here)')
   .option(
     '--weights <name|uri>',
     `weights: random (seeded by --seed); for vgg16 also ${PUBLISHED_WEIGHTS_NAMES.join(', ')} (downloaded once, checked, cached), ` +
       `or a .h5, .safetensors, .pth or TF.js model; for resnet50 a torchvision state_dict (.pth, .safetensors); as a path, file://, http(s):// or s3:// URI (default: ${DEFAULT_WEIGHTS})`,
+  )
+  .addOption(
+    new Option('--exif-orientation <mode>', 'EXIF orientation of photos: ignore (as torchvision\'s loader: the stored pixels) or apply (turn them upright)')
+      .choices(ExifOrientation.options)
+      .default('ignore'),
   )
   .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
   .option('--image-size <n>', 'network input size (crop size for torchvision), 32 to 1024', imageSize, 224)
@@ -108,7 +115,7 @@ program
   .action((source: string, opts) =>
     run(() => {
       const layers = required<string[]>(opts.layer, '--layer <spec>', 'the layer(s) to extract, e.g. --layer block2_pool,features.16');
-      const output = required<string>(opts.output, '--output <uri>', 'where outputs go: s3://bucket/prefix or file:///absolute/dir');
+      const output = outputUri(required<string>(opts.output, '--output <uri>', 'where outputs go: s3://bucket/prefix, file:///absolute/dir or a directory path'));
       const config = readProducerConfig();
       const retention: number | 'forever' | undefined = opts.retention;
       const retentionSeconds = retention === 'forever' ? undefined : (retention ?? config.retentionSeconds);
@@ -122,6 +129,7 @@ program
           ...(opts.weights ? { weights: opts.weights } : {}),
           ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
           imageSize: opts.imageSize,
+          exifOrientation: opts.exifOrientation,
           batchSize: opts.batchSize,
           chunkSize: opts.chunkSize ?? config.defaultChunkSize,
           dtype: opts.dtype,
@@ -146,6 +154,13 @@ program
   .action((datasetId: string, opts) =>
     run(() => withContext(readProducerConfig(), opts.watch ? 'waiting' : 'command', (ctx) => statusCommand(ctx, datasetId, opts))),
   );
+
+program
+  .command('list')
+  .description('the datasets Redis knows, newest first: id, state, samples ok/failed/cancelled/pending, started, duration, output')
+  .option('--limit <n>', 'most datasets shown, 1 to 10000', intIn({ min: 1, max: 10_000 }), 100)
+  .option('--json', 'print a JSON array', false)
+  .action((opts) => run(() => withContext(readProducerConfig(), 'command', (ctx) => listCommand(ctx, opts))));
 
 program
   .command('cancel')

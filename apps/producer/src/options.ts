@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BATCH_SIZE, CHUNK_SIZE, IMAGE_SIZE } from '@layertap/contracts';
 
 /** A parser of an integer flag within `[min, max]`, saying the range when a value is outside it. */
@@ -42,4 +44,16 @@ export function parseRetention(value: string): number | undefined {
 /** `--retention`, parsed by commander: `forever` stays a string so that it beats the environment's default. */
 export function retentionOption(value: string): number | 'forever' {
   return parseRetention(value) ?? 'forever';
+}
+
+/**
+ * `--output` as a URI: a relative path (`out`, `./data/out`) is made a file URI of the directory it names
+ * from here, as sources and `export --to` take relative paths; URIs and absolute paths pass unchanged
+ * (`parseOutputUri` checks them).
+ */
+export function outputUri(value: string, cwd = process.cwd()): string {
+  if (value === '' || /^[a-z][a-z0-9+.-]*:/i.test(value) || value.startsWith('~') || path.isAbsolute(value)) return value;
+  // Left as given for parseOutputUri to refuse with its own message.
+  if (value.trim() !== value || [...value].some((c) => c.charCodeAt(0) < 0x20)) return value;
+  return pathToFileURL(path.resolve(cwd, value)).href;
 }

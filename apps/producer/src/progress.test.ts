@@ -147,13 +147,15 @@ describe('formatStatus', () => {
     );
     const lines = text.split('\n');
     expect(lines[4]).toBe('model     vgg16, weights s3://w/vgg16.h5, torchvision preprocessing at 224px, float16 chw');
+    // Cancelled samples are not broken: counted apart from the failed ones.
+    expect(lines[1]).toBe('samples   10 total: 2 ok, 3 failed, 5 cancelled, 0 pending');
     expect(lines.slice(6)).toEqual([
       'failures  by reason:',
       `            ${'cancelled'.padEnd(20)} 5`,
       `            ${'timeout'.padEnd(20)} 2`,
       `            ${'not_found'.padEnd(20)} 1`,
       'chunk 1 failed: bad_payload: malformed chunk job',
-      'cancelled: remaining samples are recorded as failed (cancelled); `layertap retry` runs them',
+      'cancelled: the samples not run are recorded as cancelled (not failed); `layertap retry` runs them',
     ]);
   });
 });

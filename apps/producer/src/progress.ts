@@ -1,5 +1,5 @@
 import type { DatasetStatus, LayertapQueues } from '@layertap/queue';
-import { datasetStatus } from '@layertap/queue';
+import { datasetStatus, sampleCounts } from '@layertap/queue';
 
 /** Images per second over a sliding window of progress samples. */
 export class RateMeter {
@@ -35,7 +35,9 @@ export function progressLine(status: DatasetStatus, rate: number, width = 30): s
   const filled = Math.round(fraction * width);
   const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
   const eta = rate > 0 ? formatDuration(pending / rate) : '--';
-  const line = `[${bar}] ${done}/${total} done, ${failed} failed, ${rate.toFixed(1)} img/s, ETA ${eta} (${status.state})`;
+  const { cancelled } = sampleCounts(status.progress);
+  const stopped = cancelled ? `${failed - cancelled} failed, ${cancelled} cancelled` : `${failed} failed`;
+  const line = `[${bar}] ${done}/${total} done, ${stopped}, ${rate.toFixed(1)} img/s, ETA ${eta} (${status.state})`;
   return waitsForWorker(status) ? `${line}: ${NO_WORKER}` : line;
 }
 
@@ -80,12 +82,18 @@ export async function waitForDataset(queues: LayertapQueues, datasetId: string, 
 }
 
 /** A human summary of a dataset's status (what `layertap status` prints). */
+/** "10 total: 4 ok, 1 failed, 5 pending", with the cancelled samples apart from the failed ones when there are some. */
+export function countsText(progress: DatasetStatus['progress']): string {
+  const c = sampleCounts(progress);
+  return `${c.total} total: ${c.ok} ok, ${c.failed} failed, ${c.cancelled ? `${c.cancelled} cancelled, ` : ''}${c.pending} pending`;
+}
+
 export function formatStatus(status: DatasetStatus): string {
   const { config, progress } = status;
   const lines = [
     `dataset   ${status.datasetId} (run ${config.run}, ${status.state})`,
     ...(status.reason ? [`stopped   ${status.reason}`] : []),
-    `samples   ${progress.total} total: ${progress.ok} ok, ${progress.failed} failed, ${progress.pending} pending`,
+    `samples   ${countsText(progress)}`,
     `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
     `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
     `model     ${config.model}, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
@@ -99,7 +107,7 @@ export function formatStatus(status: DatasetStatus): string {
     for (const [code, n] of reasons) lines.push(`            ${code.padEnd(20)} ${n}`);
   }
   for (const f of status.chunkFailures) lines.push(`chunk ${f.chunk} failed: ${f.reason}`);
-  if (status.cancelled) lines.push('cancelled: remaining samples are recorded as failed (cancelled); `layertap retry` runs them');
+  if (status.cancelled) lines.push('cancelled: the samples not run are recorded as cancelled (not failed); `layertap retry` runs them');
   if (status.workers !== undefined) lines.push(`workers   ${status.workers === 0 ? 'none connected' : `${status.workers} connected`}`);
   if (status.next) lines.push(`next      ${status.next}`);
   return lines.join('\n');

@@ -5,7 +5,7 @@ import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
 import { LayertapWorker } from '@layertap/pipeline';
 import { WorkerMetrics } from './metrics';
-import { MetricsServer } from './metrics-server';
+import { MetricsServer, startMetricsServer } from './metrics-server';
 import { version } from './version';
 
 function positiveInt(value: string): number {
@@ -39,7 +39,8 @@ const program = new Command('layertap-worker')
     seconds,
   )
   .option('--lock-duration <ms>', 'BullMQ job lock duration', positiveInt)
-  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: off; default LAYERTAP_METRICS_PORT or 9464)', port)
+  .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0: off; default LAYERTAP_METRICS_PORT or 9464, or a free port when 9464 is taken)', port)
+  .option('--metrics-host <address>', 'listen address of the metrics endpoint (default LAYERTAP_METRICS_HOST or 127.0.0.1; 0.0.0.0 in a pod that Prometheus scrapes)')
   .exitOverride()
   .configureOutput({ outputError: () => undefined });
 
@@ -53,12 +54,18 @@ async function main(): Promise<void> {
     process.exit(ExitCode.BadRequest);
   }
   applyProcessDefaults();
-  const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean | number; lockDuration?: number; metricsPort?: number }>();
+  const opts = program.opts<{ concurrency?: number; engine?: EngineName; threads?: number; backend?: BackendName; exitWhenIdle?: boolean | number; lockDuration?: number; metricsPort?: number; metricsHost?: string }>();
   const config = readWorkerConfig(opts);
   const log = createLogger({ name: 'layertap-worker', level: config.logLevel });
+  // Node's own warnings (deprecations, experimental features) go to the JSON log, not as free text on stderr.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => log.warn({ warning: warning.name, code: (warning as NodeJS.ErrnoException).code, detail: warning.message }, 'node warning'));
   const notice = nodeSupportNotice();
   if (notice) log.warn(notice);
-  const metricsConfig = readMetricsConfig({ ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}) });
+  const metricsConfig = readMetricsConfig({
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+    ...(opts.metricsHost !== undefined ? { metricsHost: opts.metricsHost } : {}),
+  });
   const metrics = metricsConfig.port > 0 ? new WorkerMetrics({ concurrency: config.concurrency }) : undefined;
   const worker = new LayertapWorker({ config, log, version, ...(metrics ? { observer: metrics } : {}) });
   let metricsServer: MetricsServer | undefined;
@@ -67,8 +74,10 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     signals++;
     if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(ExitCode.Interrupted);
+      if (signals > 2) process.exit(ExitCode.Interrupted);
+      log.warn({ signal }, 'second signal: handing running chunks back and exiting now');
+      void worker.abort().finally(() => process.exit(ExitCode.Interrupted));
+      return;
     }
     log.info({ signal }, 'shutting down: finishing or releasing running jobs');
     void worker
@@ -87,26 +96,13 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   await worker.start();
-  if (metrics) metricsServer = await startMetrics(metrics, metricsConfig.port, metricsConfig.host, log);
+  if (metrics) metricsServer = await startMetricsServer(metrics.registry, metricsConfig, log);
   if (config.exitWhenIdle) {
     await worker.idle();
     await worker.close();
     await metricsServer?.close();
     process.exit(0);
   }
-}
-
-/** Serves `/metrics`; a port already taken (several workers on one host) costs the metrics, not the worker. */
-async function startMetrics(metrics: WorkerMetrics, port: number, host: string, log: ReturnType<typeof createLogger>): Promise<MetricsServer | undefined> {
-  const server = new MetricsServer({ registry: metrics.registry, port, host });
-  try {
-    await server.start();
-  } catch (err) {
-    log.warn({ port, host, err: (err as Error).message }, 'metrics endpoint not started (set LAYERTAP_METRICS_PORT or --metrics-port to a free port, 0 for none)');
-    return undefined;
-  }
-  log.info({ metrics: `http://${host}:${server.port}/metrics` }, 'metrics endpoint started');
-  return server;
 }
 
 main().catch((err: unknown) => {

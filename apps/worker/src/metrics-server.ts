@@ -1,11 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import type { MetricsConfig } from './metrics-config';
+
+/** The two levels startMetricsServer logs at (pino's signature). */
+export interface MetricsLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
 
 export interface MetricsServerOptions {
   registry: Registry;
   port: number;
-  /** Default 0.0.0.0. */
+  /** Default 127.0.0.1. */
   host?: string;
 }
 
@@ -44,7 +51,7 @@ export class MetricsServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
+      server.listen(this.options.port, this.options.host ?? '127.0.0.1', () => {
         server.off('error', reject);
         resolve();
       });
@@ -59,4 +66,32 @@ export class MetricsServer {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/**
+ * Serves `/metrics`. The default port already taken (a second worker on the host) gives way to a free port,
+ * logged; a chosen port that is taken costs the metrics, not the worker.
+ */
+export async function startMetricsServer(registry: Registry, config: MetricsConfig, log: MetricsLog): Promise<MetricsServer | undefined> {
+  const { host } = config;
+  let server = new MetricsServer({ registry: registry, port: config.port, host });
+  try {
+    await server.start();
+  } catch (err) {
+    const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    if (!inUse || config.portChosen) {
+      log.warn({ port: config.port, host, err: (err as Error).message }, 'metrics endpoint not started (set LAYERTAP_METRICS_PORT or --metrics-port to a free port, 0 for none)');
+      return undefined;
+    }
+    server = new MetricsServer({ registry: registry, port: 0, host });
+    try {
+      await server.start();
+    } catch (again) {
+      log.warn({ host, err: (again as Error).message }, 'metrics endpoint not started');
+      return undefined;
+    }
+    log.info({ port: server.port, taken: config.port }, `metrics: port ${config.port} is taken (another worker on this host?): serving on ${server.port}`);
+  }
+  log.info({ metrics: `http://${host}:${server.port}/metrics` }, 'metrics endpoint started');
+  return server;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { request } from 'node:http';
 import { openOutput } from '@layertap/storage';
 import { isGpuBackend, outputKind, WorkerMetrics } from './metrics';
-import { MetricsServer } from './metrics-server';
+import { MetricsServer, startMetricsServer } from './metrics-server';
 import { readMetricsConfig } from './metrics-config';
 
 /** The value of one sample line (`name{labels} value`) in Prometheus text, or undefined. */
@@ -141,10 +141,47 @@ describe('MetricsServer', () => {
 });
 
 describe('readMetricsConfig', () => {
-  it('defaults to port 9464 on all interfaces; the flag beats LAYERTAP_METRICS_PORT; 0 is off', () => {
-    expect(readMetricsConfig({}, {})).toEqual({ port: 9464, host: '0.0.0.0' });
-    expect(readMetricsConfig({}, { LAYERTAP_METRICS_PORT: '9100', LAYERTAP_METRICS_HOST: '127.0.0.1' })).toEqual({ port: 9100, host: '127.0.0.1' });
+  it('defaults to port 9464 on the loopback interface; flags beat LAYERTAP_METRICS_PORT and _HOST; 0 is off', () => {
+    expect(readMetricsConfig({}, {})).toEqual({ port: 9464, host: '127.0.0.1', portChosen: false });
+    expect(readMetricsConfig({}, { LAYERTAP_METRICS_PORT: '9100', LAYERTAP_METRICS_HOST: '0.0.0.0' })).toEqual({ port: 9100, host: '0.0.0.0', portChosen: true });
+    expect(readMetricsConfig({ metricsHost: '0.0.0.0', metricsPort: 9200 }, { LAYERTAP_METRICS_HOST: '::1' })).toEqual({ port: 9200, host: '0.0.0.0', portChosen: true });
     expect(readMetricsConfig({ metricsPort: 0 }, { LAYERTAP_METRICS_PORT: '9100' }).port).toBe(0);
     expect(() => readMetricsConfig({}, { LAYERTAP_METRICS_PORT: '70000' })).toThrow(/LAYERTAP_METRICS_PORT/);
+  });
+});
+
+describe('startMetricsServer', () => {
+  const log = () => {
+    const lines: Array<{ level: string; obj: object; msg: string }> = [];
+    return { lines, info: (obj: object, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: object, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  };
+
+  it('moves to a free port when the default one is taken (a second worker on the host), and says so', async () => {
+    const first = new MetricsServer({ registry: new WorkerMetrics({ defaultMetrics: false }).registry, port: 0, host: '127.0.0.1' });
+    await first.start();
+    const l = log();
+    const second = await startMetricsServer(new WorkerMetrics({ defaultMetrics: false }).registry, { port: first.port!, host: '127.0.0.1', portChosen: false }, l);
+    try {
+      expect(second).toBeDefined();
+      expect(second!.port).not.toBe(first.port);
+      expect((await get(second!.port!, '/healthz')).body).toBe('ok\n');
+      expect(l.lines.map((x) => x.msg)).toEqual([
+        `metrics: port ${first.port} is taken (another worker on this host?): serving on ${second!.port}`,
+        'metrics endpoint started',
+      ]);
+    } finally {
+      await second?.close();
+      await first.close();
+    }
+  });
+
+  it('a chosen port that is taken leaves the worker without metrics, with a warning', async () => {
+    const first = new MetricsServer({ registry: new WorkerMetrics({ defaultMetrics: false }).registry, port: 0, host: '127.0.0.1' });
+    await first.start();
+    const l = log();
+    const second = await startMetricsServer(new WorkerMetrics({ defaultMetrics: false }).registry, { port: first.port!, host: '127.0.0.1', portChosen: true }, l);
+    await first.close();
+    expect(second).toBeUndefined();
+    expect(l.lines).toEqual([expect.objectContaining({ level: 'warn', msg: expect.stringMatching(/^metrics endpoint not started/) })]);
   });
 });

@@ -25,6 +25,13 @@ export const SafeId = z.string().superRefine((id, ctx) => {
  */
 export const Preprocess = z.enum(['torchvision', 'torchvision-v2', 'caffe']);
 export type Preprocess = z.infer<typeof Preprocess>;
+
+/**
+ * What decoding does with an EXIF orientation tag: `ignore` keeps the stored pixels as torchvision's default
+ * loader (Pillow's `Image.open`) does; `apply` turns the photo upright first.
+ */
+export const ExifOrientation = z.enum(['ignore', 'apply']);
+export type ExifOrientation = z.infer<typeof ExifOrientation>;
 export const Dtype = z.enum(['float32', 'float16']);
 export type Dtype = z.infer<typeof Dtype>;
 export const Layout = z.enum(['chw', 'hwc']);
@@ -72,6 +79,8 @@ export const DatasetConfig = z.object({
   /** Why this preprocessing: given as `--preprocess`, or the one the weights were trained with (recorded in dataset.json). */
   preprocessReason: z.string().min(1).max(1000).optional(),
   imageSize: z.number().int().min(IMAGE_SIZE.min).max(IMAGE_SIZE.max),
+  /** EXIF orientation when decoding; absent in datasets planned before the option, which applied it. */
+  exifOrientation: ExifOrientation.optional(),
   /** Largest batch a worker runs, or `auto`: the largest that fits the worker's memory budget. */
   batchSize: z.union([z.number().int().min(BATCH_SIZE.min).max(BATCH_SIZE.max), z.literal('auto')]),
   chunkSize: z.number().int().min(CHUNK_SIZE.min).max(CHUNK_SIZE.max),

@@ -2,6 +2,7 @@ import { ErrorCode, SampleError } from '@layertap/contracts';
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { decodeImage, DEFAULT_MAX_PIXELS } from './decode';
+import { cmykToRgb } from './pillow-convert';
 import { fixture, reference, sha256 } from './__tests__/fixtures';
 
 async function decodeError(bytes: Uint8Array, maxPixels?: number): Promise<SampleError> {
@@ -141,20 +142,22 @@ describe('decodeImage conversions', () => {
     expect(sha256(second)).not.toBe(sha256(first.rgb.data)); // the frames do differ
   });
 
-  it('converts CMYK JPEGs to RGB', async () => {
+  it('converts CMYK JPEGs written by libvips to RGB with Pillow\'s formula (pillow-convert.test.ts pins it against Pillow)', async () => {
     const original = await decodeImage(fixture('landscape-500x375.jpg'));
     const cmyk = await sharp(fixture('landscape-500x375.jpg')).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
     const { rgb, source } = await decodeImage(cmyk);
     expect(source).toMatchObject({ format: 'jpeg', channels: 4, space: 'cmyk' });
     expect([rgb.width, rgb.height]).toEqual([500, 375]);
+    const ink = await sharp(cmyk).pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer();
+    expect(sha256(rgb.data)).toBe(sha256(cmykToRgb(ink)));
     let diff = 0;
     for (let i = 0; i < rgb.data.length; i++) diff += Math.abs((rgb.data[i] ?? 0) - (original.rgb.data[i] ?? 0));
-    // An ICC round trip through CMYK, not an identity: close on average, not equal.
+    // libvips made the CMYK through a profile; the naive formula back is close on average, not equal.
     expect(diff / rgb.data.length).toBeGreaterThan(0);
-    expect(diff / rgb.data.length).toBeLessThan(8);
+    expect(diff / rgb.data.length).toBeLessThan(40);
   });
 
-  it('applies EXIF orientation (6: rotate 90° clockwise)', async () => {
+  it('applies EXIF orientation when asked (6: rotate 90° clockwise)', async () => {
     const raw = await sharp(fixture('landscape-500x375.jpg')).raw().toBuffer();
     const oriented = await sharp(raw, { raw: { width: 500, height: 375, channels: 3 } })
       .jpeg({ quality: 95 })
@@ -163,7 +166,7 @@ describe('decodeImage conversions', () => {
     const stored = await sharp(oriented, { autoOrient: false }).raw().toBuffer({ resolveWithObject: true });
     expect([stored.info.width, stored.info.height]).toEqual([500, 375]);
 
-    const { rgb, source } = await decodeImage(oriented);
+    const { rgb, source } = await decodeImage(oriented, { exifOrientation: 'apply' });
     expect(source).toMatchObject({ width: 375, height: 500, orientation: 6 });
     expect([rgb.width, rgb.height]).toEqual([375, 500]);
     expect(sha256(rgb.data)).toBe(sha256(rotate90(stored.data, 500, 375)));

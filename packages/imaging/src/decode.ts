@@ -1,6 +1,7 @@
-import { ErrorCode, SampleError } from '@layertap/contracts';
+import { ErrorCode, SampleError, type ExifOrientation } from '@layertap/contracts';
 import sharp from 'sharp';
 import type { RgbImage } from './preprocessing';
+import { appliesOrientation, decodeCmykAsPillow, isCmyk } from './pillow-convert';
 
 /** Default decompression-bomb limit: 100 megapixels (about 300 MB of decoded RGB). */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -18,15 +19,17 @@ export interface DecodeOptions {
    * decoded) with `PixelLimit`. Default {@link DEFAULT_MAX_PIXELS}.
    */
   maxPixels?: number;
+  /** `ignore` (default, as torchvision's loader) or `apply` the EXIF orientation: see pillow-convert.ts. */
+  exifOrientation?: ExifOrientation;
 }
 
 /** What the file was, before conversion to 8-bit RGB. */
 export interface ImageSourceInfo {
   /** sharp's format name: jpeg, png, webp, gif, tiff, heif, ... */
   format: string;
-  /** Width after EXIF orientation is applied (what the model sees, before resizing). */
+  /** Width as decoded, EXIF orientation applied or not (what the model sees, before resizing). */
   width: number;
-  /** Height after EXIF orientation is applied. */
+  /** Height as decoded. */
   height: number;
   /** Channels as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
   channels: number;
@@ -43,8 +46,9 @@ export interface DecodedImage {
 
 /**
  * Decodes image bytes to 8-bit sRGB pixels the way Pillow's `Image.open(f).convert('RGB')` does: alpha dropped
- * (not blended), grey replicated, palettes expanded, 16-bit reduced to 8, embedded ICC profiles ignored; the
- * first frame of animations. Unlike Pillow, EXIF orientation is applied. Failures are `SampleError`s:
+ * (not blended), grey replicated, palettes expanded, 16-bit reduced to 8, embedded ICC profiles ignored, CMYK
+ * converted with Pillow's formula; the first frame of animations; EXIF orientation ignored unless asked for
+ * (pillow-convert.ts says where and why 16-bit greyscale differs). Failures are `SampleError`s:
  * `EmptyFile`, `PixelLimit` (checked on the header, so a decompression bomb is never allocated), or
  * `DecodeFailed` (not an image, an unsupported format, truncated or corrupt data).
  */
@@ -82,7 +86,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     limitInputPixels: maxPixels,
     // Pillow does no colour management: keep the stored values (CMYK still goes through an ICC transform).
     ignoreIcc: true,
-    autoOrient: true,
+    autoOrient: appliesOrientation(options.exifOrientation),
     pages: 1,
     page: 0,
   });
@@ -91,7 +95,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   try {
     // Without a resize in the same pipeline sharp never premultiplies, so removeAlpha keeps the stored RGB of
     // transparent pixels, as convert('RGB') does.
-    decoded = await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    decoded = isCmyk(metadata) ? await decodeCmykAsPillow(image) : await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw decodeError(err);
   }

@@ -103,18 +103,22 @@ describe('preprocessImage geometry and channels', () => {
     expect(sha256(out.data)).not.toBe(sha256(normalizeTorchvision(shifted)));
   });
 
-  it('an EXIF-rotated JPEG is preprocessed upright', async () => {
+  it('an EXIF-rotated JPEG is preprocessed upright with exifOrientation apply, as stored by default', async () => {
     const raw = await sharp(fixture('portrait-300x450.jpg')).raw().toBuffer();
     // Store the portrait lying on its side (rotated 90° anticlockwise) with orientation 6 to stand it up again.
     const sideways = await sharp(raw, { raw: { width: 300, height: 450, channels: 3 } }).rotate(-90).png().toBuffer();
     const tagged = await sharp(sideways).withMetadata({ orientation: 6 }).png().toBuffer();
     const upright = await sharp(raw, { raw: { width: 300, height: 450, channels: 3 } }).png().toBuffer();
 
-    const out = await preprocessImage(tagged, { mode: 'torchvision' });
+    const out = await preprocessImage(tagged, { mode: 'torchvision', exifOrientation: 'apply' });
     expect(out.source).toMatchObject({ width: 300, height: 450, orientation: 6 });
     expect(sha256(out.data)).toBe(sha256((await preprocessImage(upright, { mode: 'torchvision' })).data));
     const ignored = await preprocessImage(sideways, { mode: 'torchvision' });
     expect(sha256(ignored.data)).not.toBe(sha256(out.data));
+    // The default is torchvision's loader: the tag is ignored, the stored (sideways) pixels are used.
+    const byDefault = await preprocessImage(tagged, { mode: 'torchvision' });
+    expect(byDefault.source).toMatchObject({ width: 450, height: 300, orientation: 6 });
+    expect(sha256(byDefault.data)).toBe(sha256(ignored.data));
   });
 
   it('preprocessPixels: caffe leaves a 224x224 input unresized, torchvision still resizes it to 256 and crops', () => {

@@ -1,5 +1,5 @@
 import { Preprocess } from '@layertap/contracts';
-import { decodeImage, type ImageSourceInfo } from './decode';
+import { decodeImage, type DecodeOptions, type ImageSourceInfo } from './decode';
 import {
   centerCropBox,
   DEFAULT_IMAGE_SIZE,
@@ -21,6 +21,8 @@ export interface PixelPreprocessOptions {
 export interface PreprocessOptions extends PixelPreprocessOptions {
   /** Decompression-bomb limit in pixels (width x height). Default 100 megapixels. */
   maxPixels?: number;
+  /** EXIF orientation: `ignore` (default, as torchvision's loader) or `apply`. */
+  exifOrientation?: DecodeOptions['exifOrientation'];
 }
 
 export interface PreprocessedPixels {
@@ -40,7 +42,10 @@ export interface PreprocessedImage extends PreprocessedPixels {
  */
 export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions): Promise<PreprocessedImage> {
   const pixelOptions = checkedOptions(options);
-  const decoded = await decodeImage(bytes, options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels });
+  const decoded = await decodeImage(bytes, {
+    ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
+    ...(options.exifOrientation === undefined ? {} : { exifOrientation: options.exifOrientation }),
+  });
   return { ...preprocessPixels(decoded.rgb, pixelOptions), source: decoded.source };
 }
 

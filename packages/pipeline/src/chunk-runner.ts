@@ -199,7 +199,7 @@ export class ChunkRunner {
       try {
         if (attempt.checkExisting && !shard && (await alreadyStored(writer, dataset, sample, ledger, index))) return undefined;
         const bytes = await timed('fetch', () => o.fetcher.fetch(sample.uri, attempt.signal));
-        const decoded = await timed('decode', () => decodeImage(bytes, { maxPixels: o.maxPixels }));
+        const decoded = await timed('decode', () => decodeImage(bytes, { maxPixels: o.maxPixels, exifOrientation: dataset.exifOrientation ?? 'apply' }));
         // 8-bit pixels, resized and cropped: the inference process normalises them (a quarter of the bytes).
         return await timed('preprocess', () => fitPixels(decoded.rgb, { mode: dataset.preprocess, imageSize: dataset.imageSize }));
       } catch (err) {

@@ -189,6 +189,8 @@ export function datasetDocument(
       reason: dataset.preprocessReason ?? null,
       imageSize: dataset.imageSize,
       ...PREPROCESSING[dataset.preprocess],
+      // Datasets planned before --exif-orientation applied it.
+      exifOrientation: dataset.exifOrientation ?? 'apply',
     },
     imageSize: dataset.imageSize,
     dtype: dataset.dtype,

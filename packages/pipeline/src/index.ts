@@ -3,7 +3,7 @@ export { ChunkRunner, type ChunkAttempt, type ChunkRunnerOptions, type ChunkStor
 export { ChunkLedger, emptyStageTimes, type StageTimes } from './chunk-ledger';
 export { sampleNpy, storeBatch, storedSample, type StoreSettings, type StoredBatch } from './stored-batch';
 export { datasetDocument, finalizeDataset, type FinalizeContext } from './finalize-dataset';
-export { defaultDatasetId, planLayers, planRun, prepareSubmission, sameSettings, type RunPlan, type Submission, type SubmitOptions } from './plan';
+export { defaultDatasetId, planLayers, planRun, prepareSubmission, sameSettings, skippedWarning, type RunPlan, type Submission, type SubmitOptions } from './plan';
 export { IMAGE_EXTENSIONS, MAX_LINE_BYTES, normalizeUri, resolveSource, type ResolveSourceOptions } from './source';
 export { DatasetReader, type DatasetReaderOptions, type StoredArray } from './dataset-reader';
 export { findLayer, infoFromConfig, infoFromDocument, type DatasetInfo, type DatasetLayer } from './dataset-info';

@@ -4,7 +4,8 @@ import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DatasetConfig, ErrorCode, ValidationError, isSafeId, type Sample } from '@layertap/contracts';
 import { datasetConfig } from '@layertap/contracts/testing';
-import { caseCollisionWarning, defaultDatasetId, planLayers, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
+import { openOutput, partKey } from '@layertap/storage';
+import { caseCollisionWarning, defaultDatasetId, planLayers, planRun, prepareSubmission, sameSettings, type SubmitOptions } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
@@ -27,16 +28,12 @@ const options = (overrides: Partial<SubmitOptions> = {}): SubmitOptions => ({
 const FIXTURES = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures');
 const ZIP_PTH = path.join(FIXTURES, 'pth', 'vgg16-blocks1-2-seed11.zip.pth');
 
-const samples: Sample[] = [
-  { id: 'a', uri: 's3://bucket/a.jpg' },
-  { id: 'b', uri: 's3://bucket/b.jpg' },
-];
 
 describe('defaultDatasetId', () => {
   it('is the source name plus a 10-hex digest, and the same for the same request', () => {
-    const id = defaultDatasetId(options(), samples);
+    const id = defaultDatasetId(options());
     expect(id).toMatch(/^list-[0-9a-f]{10}$/);
-    expect(defaultDatasetId(options(), samples.map((s) => ({ ...s })))).toBe(id);
+    expect(defaultDatasetId(options())).toBe(id);
     expect(isSafeId(id)).toBe(true);
   });
 
@@ -53,30 +50,34 @@ describe('defaultDatasetId', () => {
     ['seed', {}, { seed: 1 }],
     ['format', {}, { format: 'shards' }],
   ])('changes when the %s changes, keeping the readable part', (_what, a, b) => {
-    const first = defaultDatasetId(options(a), samples);
-    const second = defaultDatasetId(options(b), samples);
+    const first = defaultDatasetId(options(a));
+    const second = defaultDatasetId(options(b));
     expect(second).not.toBe(first);
     expect(second).toMatch(/^list-[0-9a-f]{10}$/);
   });
 
-  it('changes when the samples change, but not with batch or chunk size', () => {
-    const id = defaultDatasetId(options(), samples);
-    expect(defaultDatasetId(options(), samples.slice(0, 1))).not.toBe(id);
-    expect(defaultDatasetId(options(), [{ id: 'a', uri: 's3://bucket/a.png' }, samples[1]!])).not.toBe(id);
-    expect(defaultDatasetId(options({ batchSize: 1, chunkSize: 1000 }), samples)).toBe(id);
+  it('names the source by its location, not its contents: a grown folder keeps its id; batch and chunk size do not count', () => {
+    const id = defaultDatasetId(options());
+    expect(defaultDatasetId(options({ source: '/data/cats/list.txt/' }))).toBe(id);
+    expect(defaultDatasetId(options({ source: '/data/dogs/list.txt' }))).not.toBe(id);
+    // A relative source counts as the absolute path it names.
+    expect(defaultDatasetId(options({ source: 'cats/list.txt' }), '/data')).toBe(id);
+    expect(defaultDatasetId(options({ batchSize: 1, chunkSize: 1000 }))).toBe(id);
     // npy is the default: saying so keeps the ids datasets had before --format existed.
-    expect(defaultDatasetId(options({ format: 'npy' }), samples)).toBe(id);
+    expect(defaultDatasetId(options({ format: 'npy' }))).toBe(id);
+    expect(defaultDatasetId(options({ exifOrientation: 'ignore' }))).toBe(id);
+    expect(defaultDatasetId(options({ exifOrientation: 'apply' }))).not.toBe(id);
   });
 
   it('does not change with the credentials in URIs: a fresh signature names the same dataset', () => {
     const signed = (sig: string) => ({
       weights: `https://u:${sig}@models.example.com/w.h5?X-Amz-Signature=${sig}`,
-      samples: samples.map((s) => ({ ...s, uri: `https://img.example.com/${s.id}.jpg?sig=${sig}` })),
+      source: `https://u:${sig}@lists.example.com/list.txt?X-Amz-Signature=${sig}`,
     });
     const a = signed('one');
     const b = signed('two');
-    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).toBe(defaultDatasetId(options({ weights: b.weights }), b.samples));
-    expect(defaultDatasetId(options({ weights: a.weights }), a.samples)).not.toBe(defaultDatasetId(options({ weights: 'https://models.example.com/other.h5' }), a.samples));
+    expect(defaultDatasetId(options(a))).toBe(defaultDatasetId(options(b)));
+    expect(defaultDatasetId(options(a))).not.toBe(defaultDatasetId(options({ ...a, weights: 'https://models.example.com/other.h5' })));
   });
 
   it.each([
@@ -88,7 +89,7 @@ describe('defaultDatasetId', () => {
     ['/', 'dataset'],
     [`/data/${'x'.repeat(100)}.txt`, 'x'.repeat(60)],
   ])('derives the readable part of %j as %j', (source, base) => {
-    const id = defaultDatasetId(options({ source }), samples);
+    const id = defaultDatasetId(options({ source }));
     expect(id.slice(0, -11)).toBe(base);
     expect(isSafeId(id)).toBe(true);
   });
@@ -148,6 +149,7 @@ describe('sameSettings', () => {
     [{ layout: 'hwc' }, 'layout (chw then hwc)'],
     [{ pool: 'max' }, 'pool (none then max)'],
     [{ format: 'shards' }, 'format (npy then shards)'],
+    [{ exifOrientation: 'ignore' }, 'exifOrientation (apply then ignore)'],
     [{ layers: [{ spec: 'fc2', canonical: 'fc2', shape: [4096] }, { spec: 'block5_conv3', canonical: 'block5_conv3', shape: [512, 14, 14] }] }, 'layers (block5_conv3,fc2 then fc2,block5_conv3)'],
     [{ layers: [{ spec: 'features.29', canonical: 'block5_conv3', shape: [512, 14, 14] }, { spec: 'fc2', canonical: 'fc2', shape: [4096] }] }, 'layers (block5_conv3,fc2 then features.29,fc2)'],
   ])('names the first setting that differs: %j', (change, reason) => {
@@ -175,7 +177,7 @@ describe('prepareSubmission', () => {
     const { config, samples: found } = await prepareSubmission(request, { s3, submittedAt });
     expect(found.map((s) => s.id)).toEqual(['a', 'sub__b']);
     expect(config).toEqual({
-      datasetId: defaultDatasetId(request, found),
+      datasetId: defaultDatasetId(request),
       model: 'vgg16',
       output: output.replace(/\/$/, ''),
       layers: [
@@ -186,6 +188,7 @@ describe('prepareSubmission', () => {
       preprocess: 'torchvision',
       preprocessReason: '--preprocess torchvision given',
       imageSize: 64,
+      exifOrientation: 'ignore',
       batchSize: 8,
       chunkSize: 64,
       dtype: 'float32',
@@ -332,5 +335,56 @@ describe('prepareSubmission', () => {
       expect(prepared.config.weights).toBe(pathToFileURL(tmp.path('random')).href);
       expect(prepared.config.preprocess).toBe('torchvision');
     });
+  });
+});
+
+describe('planRun', () => {
+  let tmp: TempDir;
+  beforeEach(async () => {
+    tmp = await TempDir.create();
+  });
+  afterEach(async () => {
+    await tmp.remove();
+  });
+
+  const line = (id: string, status: 'ok' | 'failed') =>
+    JSON.stringify({
+      id,
+      uri: `file:///src/${id}.jpg`,
+      status,
+      ...(status === 'failed' ? { error: { code: 'decode_failed', message: 'bad' } } : {}),
+      outputs: status === 'ok' ? { conv1_1: `ds/conv1_1/${id}.npy` } : {},
+      shape: status === 'ok' ? { conv1_1: [64, 224, 224] } : {},
+      dtype: 'float32',
+    });
+  const sample = (id: string): Sample => ({ id, uri: `file:///src/${id}.jpg` });
+
+  async function grownDataset() {
+    // Run 0 stored a and b, failed c; d was removed from the source since; e and f are new.
+    await tmp.write(`out/${partKey('ds', 0, 0)}`, [line('a', 'ok'), line('b', 'ok'), line('c', 'failed'), line('d', 'ok')].join('\n') + '\n');
+    const config = datasetConfig('ds', { output: pathToFileURL(tmp.path('out')).href });
+    return { writer: openOutput(config.output), config, samples: ['a', 'b', 'c', 'e', 'f'].map(sample) };
+  }
+
+  it('a finished dataset grows: only the new samples run, counted with the stored, failed and removed ones', async () => {
+    const { writer, config, samples } = await grownDataset();
+    const plan = await planRun(writer, config, samples, [config], { rerunFailed: false });
+    expect(plan.samples.map((s) => s.id)).toEqual(['e', 'f']);
+    expect(plan).toMatchObject({ alreadyDone: 2, added: 2, failedEarlier: 1, removed: 1 });
+    expect(plan.config).toMatchObject({ run: 1, totalSamples: 2, earlier: { ok: 3, failed: 1, failures: { decode_failed: 1 } } });
+  });
+
+  it('a run that stopped resumes: the failed samples run again with the new ones', async () => {
+    const { writer, config, samples } = await grownDataset();
+    const plan = await planRun(writer, config, samples, [config]);
+    expect(plan.samples.map((s) => s.id)).toEqual(['c', 'e', 'f']);
+    expect(plan).toMatchObject({ alreadyDone: 2, added: 2, failedEarlier: 0, removed: 1 });
+    expect(plan.config).toMatchObject({ run: 1, totalSamples: 3, earlier: { ok: 3, failed: 0 } });
+  });
+
+  it('a first run takes every sample as new', async () => {
+    const config = datasetConfig('fresh', { output: pathToFileURL(tmp.path('out')).href });
+    const plan = await planRun(openOutput(config.output), config, [sample('a')], []);
+    expect(plan).toMatchObject({ samples: [sample('a')], alreadyDone: 0, added: 1, failedEarlier: 0, removed: 0, config: { run: 0 } });
   });
 });

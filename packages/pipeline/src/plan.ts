@@ -10,6 +10,7 @@ import {
   shortHash,
   storedUri,
   type Dtype,
+  type ExifOrientation,
   type Layout,
   type LayerRequest,
   type ModelName,
@@ -23,7 +24,7 @@ import { getModel } from '@layertap/model/models';
 import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
-import { caseCollisions, normalizeUri, resolveSource } from './source';
+import { IMAGE_EXTENSIONS, caseCollisions, normalizeUri, resolveSource } from './source';
 import { storedShape } from './stored-shape';
 import { countLines } from './dataset-census';
 import { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';
@@ -39,6 +40,8 @@ export interface SubmitOptions {
    * `torchvision-imagenet`), or a path or URI. Default: `DEFAULT_WEIGHTS` of @layertap/model (random).
    */
   weights?: string;
+  /** EXIF orientation when decoding (default `ignore`, as torchvision's loader). */
+  exifOrientation?: ExifOrientation;
   /** `--preprocess` as given; undefined: the preprocessing the weights were trained with. */
   preprocess?: Preprocess;
   imageSize: number;
@@ -73,6 +76,8 @@ export interface Submission {
    * workers will run smaller, sample ids that collide on a case-insensitive disk.
    */
   warnings: string[];
+  /** Files of a directory or prefix left out because their extension is not an image's (`skippedWarning` words it). */
+  skipped: string[];
 }
 
 export interface PrepareSubmissionDeps {
@@ -82,18 +87,27 @@ export interface PrepareSubmissionDeps {
   onWeightsProgress?: (received: number, total: number) => void;
   /** `LAYERTAP_ALLOW_HOSTS`: private and loopback hosts a weights URI may reach (default: none). */
   allowHosts?: readonly string[];
+  /**
+   * Called once the request itself is checked (layers, output, source) and before the weights are resolved,
+   * which can mean hashing or downloading hundreds of MB: the producer checks that Redis answers here, so that
+   * Redis being down is said in a second, after a bad request would have been.
+   */
+  beforeWeights?: () => Promise<void>;
 }
 
 /**
- * A readable default dataset id: the source's name plus a digest of what is being asked for (`weights` as
- * resolved: absent for random weights; `preprocess` as decided). URIs count without their credentials, so a
- * fresh signature names the same dataset.
+ * A readable default dataset id: the source's name plus a digest of where the source is and what is being
+ * asked for (`weights` as resolved: absent for random weights; `preprocess` as decided). The source counts by
+ * its location, not its contents, so a folder or manifest that grew names the same dataset and a submission
+ * adds its new samples as a new run. URIs count without their credentials, so a fresh signature names the
+ * same dataset.
  */
-export function defaultDatasetId(options: SubmitOptions, samples: readonly Sample[]): string {
-  const base = path.basename(options.source.replace(/\/+$/, '')).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
+export function defaultDatasetId(options: SubmitOptions, baseDir = process.cwd()): string {
+  const trimmed = options.source.replace(/\/+$/, '');
+  const base = path.basename(trimmed).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 60) || 'dataset';
   const digest = shortHash(
     JSON.stringify([
-      samples.map((s) => [s.id, storedUri(s.uri)]),
+      storedUri(normalizeUri(trimmed || '/', baseDir)),
       options.layers,
       options.output.replace(/\/+$/, ''),
       // Random weights count as none, named (`random`) or not (resolved: absent).
@@ -108,6 +122,8 @@ export function defaultDatasetId(options: SubmitOptions, samples: readonly Sampl
       ...(options.format === 'shards' ? ['shards'] : []),
       // Likewise only models other than VGG16 (`avgpool` names a layer of both).
       ...(options.model && options.model !== 'vgg16' ? [options.model] : []),
+      // Only `apply` changes it: datasets decoded as torchvision does keep their ids.
+      ...(options.exifOrientation === 'apply' ? ['exif-apply'] : []),
     ]),
     10,
   );
@@ -132,16 +148,20 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   const writer = openOutput(options.output, { s3: deps.s3 });
   // Probes are bounded in time: a source or an output that hangs fails the submission instead.
   await probeSource(options.source);
+  const skipped: string[] = [];
   const samples = await resolveSource(options.source, {
     s3: deps.s3,
+    onSkipped: (name) => skipped.push(name),
     ...(options.maxSourceBytes !== undefined ? { maxBytes: options.maxSourceBytes } : {}),
     ...(options.maxSamples !== undefined ? { maxSamples: options.maxSamples } : {}),
   });
   await withDeadline(writer.checkWritable(), PROBE_TIMEOUT_MS, `checking that ${options.output} is writable`);
+
   if (/^file:/i.test(options.output)) {
     const collisions = caseCollisionWarning(caseCollisions(samples));
     if (collisions) warnings.push(collisions);
   }
+  await deps.beforeWeights?.();
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.
@@ -163,7 +183,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
         }),
     ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
   });
-  const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess }, samples);
+  const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess });
   // Workers resolve a local weights path, not this shell: it is made absolute. Names travel as they are.
   const weights = resolved.request.kind === 'uri' ? normalizeUri(resolved.request.uri, process.cwd()) : resolved.weights;
   const config = DatasetConfig.parse({
@@ -176,6 +196,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     preprocess: resolved.preprocess,
     preprocessReason: resolved.preprocessReason,
     imageSize: options.imageSize,
+    exifOrientation: options.exifOrientation ?? 'ignore',
     batchSize: options.batchSize,
     chunkSize: options.chunkSize,
     dtype: options.dtype,
@@ -186,7 +207,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     submittedAt: (deps.submittedAt ?? new Date()).toISOString(),
     run: 0,
   });
-  return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings] };
+  return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings], skipped };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */
@@ -195,26 +216,69 @@ export interface RunPlan {
   samples: Sample[];
   /** Samples whose outputs an earlier run already stored. */
   alreadyDone: number;
+  /** Samples of the source that no earlier run had (all of them for a first run). */
+  added: number;
+  /** Samples an earlier run recorded as failed (or cancelled) that this run leaves alone (`rerunFailed: false`). */
+  failedEarlier: number;
+  /** Samples earlier runs recorded that the source no longer lists: their outputs and manifest lines stay. */
+  removed: number;
+}
+
+export interface PlanRunOptions {
+  /**
+   * Whether samples an earlier run recorded as failed run again (default true: resuming a run that stopped).
+   * False for a dataset that finished: a resubmission adds what is new, and `retry` is the way to run failures.
+   */
+  rerunFailed?: boolean;
 }
 
 /**
  * Works out what a submission must run when no job of this dataset is live in Redis: samples that an
  * earlier run recorded `ok` (in the chunk parts under the output) are left out, and the new run is numbered
- * after every run found there, so its parts win in the merged manifest.
+ * after every run found there, so its parts win in the merged manifest. Samples new to the source are always
+ * in the run; failed ones only with `rerunFailed`.
  */
-export async function planRun(writer: OutputWriter, config: DatasetConfig, samples: Sample[], knownRuns: readonly DatasetConfig[]): Promise<RunPlan> {
+export async function planRun(
+  writer: OutputWriter,
+  config: DatasetConfig,
+  samples: Sample[],
+  knownRuns: readonly DatasetConfig[],
+  options: PlanRunOptions = {},
+): Promise<RunPlan> {
   const parts = await readManifestParts(writer, config.datasetId);
   const lastKnownRun = Math.max(parts.maxRun, knownRuns.at(-1)?.run ?? -1);
-  if (lastKnownRun < 0) return { config, samples, alreadyDone: 0 };
-  const ok = new Set([...parts.lines.values()].filter((l) => l.status === 'ok').map((l) => l.id));
-  const remaining = samples.filter((s) => !ok.has(s.id));
+  if (lastKnownRun < 0) return { config, samples, alreadyDone: 0, added: samples.length, failedEarlier: 0, removed: 0 };
+  const rerunFailed = options.rerunFailed ?? true;
+  const listed = new Set(samples.map((s) => s.id));
+  let alreadyDone = 0;
+  let failedEarlier = 0;
+  let added = 0;
+  const remaining = samples.filter((s) => {
+    const line = parts.lines.get(s.id);
+    if (!line) {
+      added++;
+      return true;
+    }
+    if (line.status === 'ok') {
+      alreadyDone++;
+      return false;
+    }
+    if (rerunFailed) return true;
+    failedEarlier++;
+    return false;
+  });
+  let removed = 0;
+  for (const id of parts.lines.keys()) if (!listed.has(id)) removed++;
   // What the run leaves alone, so that its counts add up to the whole dataset while it runs.
   const running = new Set(remaining.map((s) => s.id));
   const earlier = countLines([...parts.lines.values()].filter((l) => !running.has(l.id)));
   return {
     config: { ...config, run: lastKnownRun + 1, totalSamples: remaining.length, earlier },
     samples: remaining,
-    alreadyDone: samples.length - remaining.length,
+    alreadyDone,
+    added,
+    failedEarlier,
+    removed,
   };
 }
 
@@ -223,9 +287,12 @@ export async function planRun(writer: OutputWriter, config: DatasetConfig, sampl
  * credentials: the same weights behind a fresh signature are the same setting.
  */
 export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undefined {
-  const keys = ['model', 'output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format'] as const;
+  const keys = ['model', 'output', 'weights', 'seed', 'preprocess', 'imageSize', 'dtype', 'layout', 'pool', 'format', 'exifOrientation'] as const;
   const shown = (value: unknown) => (typeof value === 'string' ? storedUri(value) : String(value));
-  for (const key of keys) if (shown(a[key]) !== shown(b[key])) return `${key} (${shown(a[key])} then ${shown(b[key])})`;
+  // Runs planned before --exif-orientation applied it.
+  const settings = (c: DatasetConfig) => ({ ...c, exifOrientation: c.exifOrientation ?? 'apply' });
+  const [sa, sb] = [settings(a), settings(b)];
+  for (const key of keys) if (shown(sa[key]) !== shown(sb[key])) return `${key} (${shown(sa[key])} then ${shown(sb[key])})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
@@ -321,4 +388,13 @@ export function caseCollisionWarning(groups: readonly string[][], examples = 4):
     `${ids} sample ids differ from another only by case (${shown}${rest > 0 ? `, and ${rest} more group${rest === 1 ? '' : 's'}` : ''}): ` +
     'their files collide on a case-insensitive file system (macOS, Windows), where one overwrites the other; give ids that differ by more than case, or write to s3://'
   );
+}
+
+/** One line about the files of a directory or prefix that were left out as not images; undefined when none were. */
+export function skippedWarning(names: readonly string[], examples = 3): string | undefined {
+  if (names.length === 0) return undefined;
+  const shown = names.slice(0, examples).map((n) => path.basename(n)).join(', ');
+  const rest = names.length > examples ? `, and ${names.length - examples} more` : '';
+  const files = names.length === 1 ? '1 file' : `${names.length} files`;
+  return `skipped ${files} whose extension is not an image's (${shown}${rest}); images are read by extension: ${[...IMAGE_EXTENSIONS].join(' ')}`;
 }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, MAX_URI_BYTES, ValidationError } from '@layertap/contracts';
 import { MAX_LINE_BYTES, caseCollisions, normalizeUri, parseCsvLine, resolveSource, toSamples } from './source';
+import { skippedWarning } from './plan';
 import { TempDir } from './__tests__/temp-dir';
 
 const fileUri = (p: string) => pathToFileURL(p).href;
@@ -260,6 +262,15 @@ describe('resolveSource: directories', () => {
     ]);
     // A trailing slash changes nothing.
     expect((await resolveSource(`${root}/`)).map((s) => s.id)).toEqual(['Z', 'a__b__c', 'a__b__d', 'a__z', 'b']);
+    // The files left out are named to the caller, so that the submission can count them.
+    const skipped: string[] = [];
+    await resolveSource(root, { onSkipped: (name) => skipped.push(path.relative(root, name)) });
+    expect(skipped).toEqual(['.DS_Store', 'a/notes.txt', 'noext', 'raw.cr2']);
+    expect(skippedWarning(skipped)).toBe(
+      "skipped 4 files whose extension is not an image's (.DS_Store, notes.txt, noext, and 1 more); images are read by extension: " +
+        '.jpg .jpeg .png .webp .gif .tif .tiff .avif .bmp .heic .heif',
+    );
+    expect(skippedWarning([])).toBeUndefined();
   });
 
   it('tells apart images with the same name in different folders, and hashes same-stem files', async () => {

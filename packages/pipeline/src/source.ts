@@ -29,6 +29,11 @@ export interface ResolveSourceOptions {
   maxBytes?: number;
   /** Most samples a source may hold. Default `DEFAULT_MAX_SAMPLES` (1,000,000). */
   maxSamples?: number;
+  /**
+   * Called with each file of a directory or `s3://` prefix that is left out because its extension is not an
+   * image's (`IMAGE_EXTENSIONS`), so that the submission can say how many were.
+   */
+  onSkipped?: (name: string) => void;
 }
 
 /** The limits a source is read under, with the settings that change them (for messages). */
@@ -175,20 +180,20 @@ function parseList(text: string, file: string, baseDir: string, counter: EntryCo
   return entries;
 }
 
-async function walk(dir: string, out: string[], counter: EntryCounter): Promise<void> {
+async function walk(dir: string, out: string[], counter: EntryCounter, onSkipped?: (name: string) => void): Promise<void> {
   const items = await readdir(dir, { withFileTypes: true });
   items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const item of items) {
     const full = path.join(dir, item.name);
-    if (item.isDirectory()) await walk(full, out, counter);
+    if (item.isDirectory()) await walk(full, out, counter, onSkipped);
     else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(item.name).toLowerCase())) {
       counter.add(full);
       out.push(full);
-    }
+    } else if (item.isFile()) onSkipped?.(full);
   }
 }
 
-async function listS3(source: string, s3: S3Client, counter: EntryCounter): Promise<Entry[]> {
+async function listS3(source: string, s3: S3Client, counter: EntryCounter, onSkipped?: (name: string) => void): Promise<Entry[]> {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(source);
   if (!m || !m[1]) throw invalid(`${source}: expected s3://bucket/prefix`);
   const bucket = m[1];
@@ -202,7 +207,7 @@ async function listS3(source: string, s3: S3Client, counter: EntryCounter): Prom
         const uri = `s3://${bucket}/${obj.Key}`;
         counter.add(uri);
         entries.push({ uri, where: uri });
-      }
+      } else if (obj.Key && !obj.Key.endsWith('/')) onSkipped?.(`s3://${bucket}/${obj.Key}`);
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -244,7 +249,7 @@ export async function resolveSource(source: string, options: ResolveSourceOption
   let names: string[] | undefined;
   if (source.startsWith('s3://')) {
     if (!options.s3) throw invalid('s3:// sources need S3 settings');
-    entries = await listS3(source, options.s3, counter);
+    entries = await listS3(source, options.s3, counter, options.onSkipped);
     names = entries.map((e) => e.uri.slice(`s3://${source.slice(5).split('/')[0]}/`.length + prefixLength(source)));
   } else {
     const local = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
@@ -256,7 +261,7 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     }
     if (info.isDirectory()) {
       const files: string[] = [];
-      await walk(local, files, counter);
+      await walk(local, files, counter, options.onSkipped);
       entries = files.map((f) => ({ uri: pathToFileURL(f).href, where: f }));
       names = files.map((f) => path.relative(local, f));
     } else {

@@ -118,6 +118,8 @@ export class LayertapWorker {
   private closing: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
   private readonly identity = { hostname: hostname(), pid: process.pid };
+  /** The chunk jobs running now with their lock tokens, so that `abort` can hand them back. */
+  private readonly running = new Map<string, { job: Job; token: string; log: LayertapWorkerOptions['log'] }>();
 
   constructor(private readonly options: LayertapWorkerOptions) {
     const { config } = options;
@@ -241,6 +243,7 @@ export class LayertapWorker {
     const { dataset, chunk, samples } = parsed.data;
     const jobLog = log.child({ datasetId: dataset.datasetId, run: dataset.run, chunk, jobId: job.id });
     jobLog.info({ samples: samples.length, attempt: job.attemptsMade + 1, slot }, 'chunk started');
+    if (token && job.id) this.running.set(job.id, { job, token, log: jobLog });
     const started = performance.now();
     let outcome: 'done' | 'failed' | 'released' = 'failed';
     observer?.chunkStarted();
@@ -287,6 +290,7 @@ export class LayertapWorker {
       }
       throw err;
     } finally {
+      if (job.id) this.running.delete(job.id);
       observer?.chunkEnded(outcome, (performance.now() - started) / 1000);
       this.freeSlots.push(slot);
     }
@@ -388,6 +392,24 @@ export class LayertapWorker {
       log.warn({ jobId: parent.id }, 'this dataset run waits only for chunk jobs that were removed from Redis: it is no work (`layertap status` names them; `layertap retry` runs their samples)');
     }
     return orphaned;
+  }
+
+  /**
+   * A second signal: hands the running chunks back now (delayed by a second, without spending an attempt),
+   * so another worker takes each at once instead of after its lock expires; resolves once they are handed
+   * back, or after `capMs`. The caller exits next.
+   */
+  async abort(capMs = 3_000): Promise<void> {
+    for (const w of [this.chunkWorker, this.datasetWorker]) w?.cancelAllJobs('worker interrupted');
+    // Hand the running chunks back now, without waiting for their batch to end: the process exits next.
+    const handBack = [...this.running.values()].map(async ({ job, token, log }) => {
+      this.running.delete(job.id as string);
+      await job.moveToDelayed(Date.now() + 1_000, token).then(
+        () => log.warn('chunk released: worker shutting down'),
+        (err: unknown) => log.warn({ err: (err as Error).message }, 'chunk not released: its lock will expire'),
+      );
+    });
+    await Promise.race([Promise.all(handBack), new Promise((resolve) => setTimeout(resolve, capMs).unref())]);
   }
 
   /**

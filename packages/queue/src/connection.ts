@@ -144,7 +144,8 @@ function checkRedisScheme(url: string): void {
 export function createRedis(url: string, options: RedisConnectionOptions = {}): Redis {
   const mode = options.mode ?? 'blocking';
   // Reconnect with capped backoff; a worker keeps trying while Redis restarts.
-  const retry = (times: number) => (mode === 'command' && times > 3 ? null : Math.min(times * 250, 5_000));
+  // A one-shot command gives up after two quick retries (0.75 s): a Redis that is down is said at once.
+  const retry = (times: number) => (mode === 'command' && times > 2 ? null : Math.min(times * 250, 5_000));
   const maxRetriesPerRequest = mode === 'blocking' ? null : 1;
   checkRedisScheme(url);
   if (isClusterUrl(url)) {
@@ -215,7 +216,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     throw new TransientError(
       ErrorCode.ServiceUnavailable,
       `cannot connect to Redis at ${safeRedisUrl(url)}: ${redactText((err instanceof Error ? err.message : String(err)).split(url).join(safeRedisUrl(url)))} ` +
-        '(set REDIS_URL, or run `layertap demo`, which starts one)',
+        '(is redis-server running there? start it, or set REDIS_URL to the Redis your workers use)',
     );
   }
   return client;

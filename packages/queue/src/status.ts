@@ -50,6 +50,21 @@ export interface DatasetStatus {
   next?: string;
 }
 
+/**
+ * A dataset's samples as people count them: `failed` leaves out the samples a cancel stopped before they
+ * ran (`cancelled`), which are not broken and which `retry` runs like the failed ones.
+ */
+export function sampleCounts(progress: Pick<DatasetProgress, 'ok' | 'failed' | 'pending' | 'total' | 'failures'>): {
+  total: number;
+  ok: number;
+  failed: number;
+  cancelled: number;
+  pending: number;
+} {
+  const cancelled = Math.min(progress.failed, progress.failures[ErrorCode.Cancelled] ?? 0);
+  return { total: progress.total, ok: progress.ok, failed: progress.failed - cancelled, cancelled, pending: progress.pending };
+}
+
 /** Samples in one chunk of a run: chunks are `chunkSize` long, the last one shorter. */
 function chunkLength(config: DatasetConfig, chunk: number): number {
   return Math.max(0, Math.min(config.chunkSize, config.totalSamples - chunk * config.chunkSize));
@@ -180,6 +195,18 @@ async function countFailedChunks(queues: LayertapQueues, config: DatasetConfig, 
   }
 }
 
+/** Failure reasons that the same input meets again on a retry: the file is missing, empty, broken or refused. */
+const PERMANENT_FAILURES: ReadonlySet<string> = new Set([
+  ErrorCode.NotFound,
+  ErrorCode.EmptyFile,
+  ErrorCode.DecodeFailed,
+  ErrorCode.PixelLimit,
+  ErrorCode.TooLarge,
+  ErrorCode.UnsupportedScheme,
+  ErrorCode.PathNotAllowed,
+  ErrorCode.AddressBlocked,
+]);
+
 const START_WORKER = 'no worker is connected: start `layertap-worker` with the same REDIS_URL and LAYERTAP_QUEUE_PREFIX';
 
 /** The next step for a dataset in its state, in words (`layertap status` prints it). */
@@ -199,10 +226,19 @@ export function nextStep(status: DatasetStatus): string {
       return noWorker
         ? `${START_WORKER}: it records the ${pending} samples not run as cancelled`
         : `wait: workers stop after their current batch and record the samples not run as cancelled; then \`layertap retry ${id}\` runs them`;
-    case 'done':
-      return failed > 0
-        ? `\`layertap retry ${id}\` runs the ${failed} failed samples again; \`layertap forget ${id}\` drops its state from Redis (the outputs stay)`
-        : `nothing: every sample is ok; \`layertap forget ${id}\` drops its state from Redis (the outputs stay)`;
+    case 'done': {
+      if (failed === 0) return `nothing: every sample is ok; \`layertap forget ${id}\` drops its state from Redis (the outputs stay)`;
+      const forget = `\`layertap forget ${id}\` drops its state from Redis (the outputs stay)`;
+      const permanent = Object.entries(status.progress.failures).filter(([code]) => PERMANENT_FAILURES.has(code));
+      const stuck = permanent.reduce((sum, [, n]) => sum + n, 0);
+      // A broken or missing file fails again however often it is retried: say what fixes it instead.
+      if (stuck === failed) {
+        const reasons = permanent.map(([code, n]) => `${code} ${n}`).join(', ');
+        return `the ${failed} failed samples are broken or missing files (${reasons}): a retry alone fails them again; replace or fix the files, then \`layertap retry ${id}\`; or leave them (${forget})`;
+      }
+      const note = stuck > 0 ? ` (${stuck} of them broken or missing files, which fail again until fixed)` : '';
+      return `\`layertap retry ${id}\` runs the ${failed} failed samples again${note}; ${forget}`;
+    }
     case 'failed':
       return failed + pending > 0
         ? `fix the cause above, then \`layertap retry ${id}\` runs the ${failed + pending} samples that are not ok and writes the manifest; or \`layertap cancel ${id}\` writes the manifest now, with what never ran recorded as cancelled`

@@ -1,7 +1,8 @@
 // `layertap export <dataset> --layer L --to out.npy`: one layer of every ok sample as one stacked array.
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { Dtype, Pool } from '@layertap/contracts';
+import { Dtype, ErrorCode, Pool, ValidationError } from '@layertap/contracts';
 import { exportLayer, exportPaths } from '@layertap/pipeline';
 import { readProducerConfig } from '../config';
 import { withContext, type CliContext } from '../context';
@@ -24,11 +25,27 @@ export interface ExportOptions {
   json: boolean;
 }
 
+/** Creates the folder `--to` names (as `mkdir -p`), or says in one line why it cannot be. */
+async function makeParent(to: string): Promise<void> {
+  const dir = path.dirname(to);
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way of the folder' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error).message;
+    throw new ValidationError(ErrorCode.InvalidRequest, `--to ${to}: cannot create the folder ${dir}: ${why}`);
+  }
+}
+
 /** Writes the stacked array and its ids; a bad `--to` is refused before anything is read. */
 export async function exportCommand(ctx: CliContext, dataset: string, options: ExportOptions): Promise<number> {
   const to = path.resolve(options.to);
   exportPaths(to);
   const { reader, info } = await openDataset(ctx, dataset);
+  await makeParent(to).catch(async (err: unknown) => {
+    await reader.close();
+    throw err;
+  });
   const bar = createProgressBar(process.stderr, `${reader.datasetId} ${options.layer}`);
   try {
     const result = await exportLayer(reader, info, {

@@ -9,6 +9,15 @@ export async function waitWithProgress(ctx: CliContext, datasetId: string, out: 
   let lastPrinted = 0;
   let lastWorkers: number | undefined;
   let redisDown = false;
+  // Ctrl-C stops the watching, not the dataset: say so, and how to watch or stop it, then exit 130.
+  const interrupted = () => {
+    out.write(
+      `${tty ? '\n' : ''}layertap: interrupted: dataset ${datasetId} keeps running on the workers; ` +
+        `watch it with \`layertap status ${datasetId} --watch\`, stop it with \`layertap cancel ${datasetId}\`\n`,
+    );
+    process.exit(ExitCode.Interrupted);
+  };
+  process.once('SIGINT', interrupted);
   const status = await waitForDataset(await ctx.queues(), datasetId, {
     onProgress: (s, line) => {
       redisDown = false;
@@ -25,7 +34,7 @@ export async function waitWithProgress(ctx: CliContext, datasetId: string, out: 
       if (!redisDown) out.write(`${tty ? '\n' : ''}waiting for Redis: ${err.message}\n`);
       redisDown = true;
     },
-  });
+  }).finally(() => process.off('SIGINT', interrupted));
   if (tty) out.write('\n');
   return status;
 }

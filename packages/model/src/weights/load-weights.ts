@@ -15,7 +15,7 @@ import { torchConvToTf, torchDenseToTf } from './layout';
 import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
 import { fileAccess, memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, looksLikeSafetensors, parseSafetensors } from './safetensors';
-import { kerasWeightKey, looksTorchvision, torchvisionWeightKey, type TorchvisionKey } from '../models/vgg16/tensor-names';
+import { kerasWeightKey, looksTorchvision, namingHint, torchvisionWeightKey, type TorchvisionKey } from '../models/vgg16/tensor-names';
 import { TFJS_MODEL_JSON, decodeTfjsWeights, looksLikeJson, parseTfjsModelJson } from './tfjs-layers';
 import { looksLikeTorchLegacy, looksLikeTorchZip, openTorchCheckpoint } from './torch-checkpoint';
 import {
@@ -319,6 +319,8 @@ async function readH5(located: Located, source: string, wanted: ReadonlySet<stri
  * without a VGG16 tensor. Returns the names to read.
  */
 function pickNaming<T extends { name: string }>(entries: readonly T[], source: string): { naming: WeightsNaming; entries: T[] } {
+  const hint = namingHint(entries.map((entry) => entry.name));
+  if (hint) throw new ValidationError(ErrorCode.InvalidWeights, `${source}: ${hint}`);
   const torchvision = entries.filter((entry) => looksTorchvision(entry.name));
   const keras = entries.filter((entry) => kerasWeightKey(entry.name) !== undefined);
   if (torchvision.length > 0 && keras.length > 0) {

@@ -11,6 +11,9 @@ import { describeError, isLayertapError } from '@layertap/contracts';
 import { EngineThread } from './engine-client';
 import { BufferPool, FrameReader, writeFrame } from './frames';
 import { packInferResult, wallClockMs, type ChildResponse, type HostRequest, type InferReplyHeader, type InferRequestHeader, type WireError } from './protocol';
+import { warningsAsJson } from './json-warnings';
+
+warningsAsJson('layertap-inference');
 
 /** The data channel's file descriptor in this process (the host forks with stdio [.., 'ipc', 'pipe']). */
 export const DATA_FD = 4;
@@ -30,6 +33,9 @@ const engine = new EngineThread({
 function wireError(err: unknown): WireError {
   return { name: err instanceof Error ? err.name : 'Error', ...(isLayertapError(err) ? { code: err.code } : {}), message: describeError(err) };
 }
+// Ctrl-C reaches the whole process group: the worker decides when this process ends (it closes the channel),
+// so a signal must not tear the engine's native threads down mid-batch ("terminate called ... Napi::Error").
+process.on('SIGINT', () => undefined);
 
 function reply(message: ChildResponse): void {
   process.send?.(message);

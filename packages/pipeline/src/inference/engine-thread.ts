@@ -8,6 +8,7 @@ import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { childAllowHosts, childFaultDrill, childS3Settings } from './child-config';
 import { ModelRunner } from './model-runner';
 import type { EngineThreadReply, EngineThreadRequest } from './engine-client';
+import { warningsAsJson } from './json-warnings';
 
 let fetcher: ImageFetcher | undefined;
 /** Remote weights (http(s), s3) are fetched with the worker's S3 settings. */
@@ -37,6 +38,7 @@ function keep(buffers: ArrayBuffer[]): void {
   }
 }
 
+warningsAsJson('layertap-inference');
 const drill = childFaultDrill();
 const runner = new ModelRunner({ fetchBytes: (uri) => weightsFetcher().fetch(uri), allocate, ...(drill ? { faultDrill: drill } : {}) });
 const port = parentPort;

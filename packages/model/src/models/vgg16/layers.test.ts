@@ -79,6 +79,20 @@ describe('resolveLayerSpec', () => {
     expect(err.message).toContain('did you mean "block2_pool"?');
   });
 
+  it.each([
+    ['block2_pol', 'block2_pool'],
+    ['feature.9', 'features.9'],
+    ['blok3_conv3', 'block3_conv3'],
+    ['classifer.4', 'classifier.4'],
+  ])('suggests the closest name for the typo %j', (typo, guess) => {
+    expect(thrown(() => resolveLayerSpec(typo)).message).toContain(`unknown VGG16 layer "${typo}" (did you mean "${guess}"?)`);
+  });
+
+  it('suggests nothing when two names are as close, or none is close', () => {
+    expect(thrown(() => resolveLayerSpec('fc3')).message).not.toContain('did you mean');
+    expect(thrown(() => resolveLayerSpec('resnet_layer4')).message).not.toContain('did you mean');
+  });
+
   it('describes the valid specs compactly', () => {
     expect(describeValidSpecs()).toMatch(/torchvision: features\.0-30, avgpool, classifier\.0-6$/);
   });

@@ -4,6 +4,7 @@ import { ErrorCode, ValidationError } from '@layertap/contracts';
 import type { ModelLayer, ResolvedLayer } from '../descriptor';
 
 export type { ResolvedLayer } from '../descriptor';
+import { closestName } from '../../did-you-mean';
 
 /**
  * The torchvision module whose output a layer is. Keras fuses the ReLU into its convs and dense layers, so a
@@ -204,7 +205,8 @@ function torchvisionRanges(): string[] {
 function unknownLayer(spec: string): ValidationError {
   const trimmed = spec.trim();
   const lower = trimmed.toLowerCase();
-  const hint = lower !== trimmed && BY_SPEC.has(lower) ? ` (did you mean ${JSON.stringify(lower)}?)` : '';
+  const guess = lower !== trimmed && BY_SPEC.has(lower) ? lower : closestName(trimmed, BY_SPEC.keys());
+  const hint = guess ? ` (did you mean ${JSON.stringify(guess)}?)` : '';
   return new ValidationError(
     ErrorCode.UnknownLayer,
     `unknown VGG16 layer ${JSON.stringify(trimmed)}${hint}. Valid layers: ${describeValidSpecs()}`,

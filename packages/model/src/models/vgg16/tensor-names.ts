@@ -56,3 +56,22 @@ export function torchvisionKeyOf(canonical: string): string {
 export function looksTorchvision(name: string): boolean {
   return TORCHVISION_NAME.test(name);
 }
+
+/**
+ * Why a file's tensor names cannot be VGG16's, when it is a known near miss: a state_dict saved from
+ * `nn.DataParallel` (every key under `module.`), or BatchNorm VGG (`vgg16_bn`: running statistics, shifted
+ * indices). Undefined otherwise.
+ */
+export function namingHint(names: readonly string[]): string | undefined {
+  if (names.some((name) => /^features\.\d+\.running_(mean|var)$/.test(name))) {
+    return 'BatchNorm VGG (vgg16_bn) is not supported: its features indices and BatchNorm layers are not VGG16\'s; use plain vgg16 weights (torchvision IMAGENET1K_V1)';
+  }
+  const wrapped = names.filter((name) => name.startsWith('module.'));
+  if (wrapped.length > 0 && wrapped.length === names.length && wrapped.some((name) => looksTorchvision(name.slice('module.'.length)))) {
+    return (
+      "every key starts with 'module.' (a state_dict saved from nn.DataParallel or DistributedDataParallel): save " +
+      "model.module.state_dict() instead, or strip the prefix: {k.removeprefix('module.'): v for k, v in sd.items()}"
+    );
+  }
+  return undefined;
+}
