@@ -9,7 +9,7 @@ import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DatasetConfig, type ManifestLine } from '@layertap/contracts';
-import { datasetDocument, globalPool } from '@layertap/pipeline';
+import { datasetDocument, globalPool } from '@layertap/datasets';
 import {
   datasetKey,
   decodeNpy,

@@ -26,9 +26,9 @@ function loadedLibraries() {
 }
 
 try {
-  // `webgpu` is a dependency of @layertap/model: resolve it from there (the deployed CLI does not declare it).
-  const model = realpathSync(path.join(here, 'app', 'producer', 'node_modules', '@layertap', 'model', 'package.json'));
-  const webgpuPath = createRequire(model).resolve('webgpu');
+  // `webgpu` is a dependency of @layertap/engines, which the deployed worker installs: resolve it from there.
+  const engines = realpathSync(path.join(here, 'app', 'worker', 'node_modules', '@layertap', 'engines', 'package.json'));
+  const webgpuPath = createRequire(engines).resolve('webgpu');
   const { create } = await import(pathToFileURL(webgpuPath).href);
   const gpu = create([]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });

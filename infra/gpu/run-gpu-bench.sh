@@ -138,7 +138,9 @@ if [ "$compare" != off ]; then
   fi
 fi
 producer="$bundle/app/producer"
-ort_bin=$(cd "$producer" && "$node" -e 'const p=require("path");const m=require("fs").realpathSync("node_modules/@layertap/model/package.json");try{console.log(p.join(p.dirname(require("module").createRequire(m).resolve("onnxruntime-node/package.json")),"bin"))}catch{console.log("")}')
+# The engines (and their native parts) are the worker's: `layertap bench` loads them from there.
+worker="$bundle/app/worker"
+ort_bin=$(cd "$worker" && "$node" -e 'const p=require("path");const m=require("fs").realpathSync("node_modules/@layertap/engines/package.json");try{console.log(p.join(p.dirname(require("module").createRequire(m).resolve("onnxruntime-node/package.json")),"bin"))}catch{console.log("")}')
 skip_reason() {
   case $1 in
     onnx/cuda)
@@ -148,7 +150,7 @@ skip_reason() {
         echo "onnxruntime-node's CUDA provider (libonnxruntime_providers_cuda.so, with CUDA 12 and cuDNN 9) is not in the bundle: its install script downloads it"
       fi ;;
     tfjs/tensorflow)
-      if ! (cd "$producer" && "$node" -e 'const m=require("fs").realpathSync("node_modules/@layertap/model/package.json");const r=require("module").createRequire(m);try{r.resolve("@tensorflow/tfjs-node-gpu")}catch{r.resolve("@tensorflow/tfjs-node")}' 2>/dev/null); then
+      if ! (cd "$worker" && "$node" -e 'const m=require("fs").realpathSync("node_modules/@layertap/engines/package.json");const r=require("module").createRequire(m);try{r.resolve("@tensorflow/tfjs-node-gpu")}catch{r.resolve("@tensorflow/tfjs-node")}' 2>/dev/null); then
         echo "@tensorflow/tfjs-node-gpu is not in the bundle (its install downloads libtensorflow with CUDA 11.2 and cuDNN 8.1)"
       fi ;;
   esac

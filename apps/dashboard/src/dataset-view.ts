@@ -1,4 +1,4 @@
-import { PREPROCESSING } from '@layertap/imaging';
+import { PREPROCESSING } from '@layertap/contracts';
 import { datasetStatus, type DatasetStatus, type FailureExample, type LayertapQueues } from '@layertap/queue';
 import type { RatePoint } from './chart';
 import { rateSeries, runTiming, type Completion, type RunTiming } from './throughput';

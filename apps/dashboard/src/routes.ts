@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ErrorCode, LayertapError, ValidationError, describeError, storedUri } from '@layertap/contracts';
 import { renderMontage, type ImageFetcher } from '@layertap/imaging';
-import { retryDataset, type LayertapQueues } from '@layertap/queue';
-import { cancelOrCloseDataset, retrySelection } from '@layertap/pipeline';
+import type { LayertapQueues } from '@layertap/queue';
+import { retryDataset, cancelDataset, retrySelection } from '@layertap/datasets';
 import type { OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { DatasetViews } from './dataset-view';
@@ -230,7 +230,7 @@ export function datasetRoutes(options: DatasetRoutesOptions): Router {
     if (!(await queues.store.latestRun(id))) throw notFound(`no dataset "${id}"`);
     // As `layertap cancel`: a running dataset is asked to stop; one that stopped (failed, unknown) is closed now,
     // what never ran recorded as cancelled and the manifest written.
-    const outcome = await cancelOrCloseDataset(queues, id, { output: options.output, version, log });
+    const outcome = await cancelDataset(queues, id, { output: options.output, version, log });
     log.info({ datasetId: id, action: outcome.action }, 'dataset cancelled from the dashboard');
     if (req.path.startsWith('/api/')) {
       return void res.json({ datasetId: id, cancelled: outcome.action !== 'none', action: outcome.action, ...(outcome.result ? { result: outcome.result } : {}) });

@@ -17,7 +17,7 @@ import { faviconIco } from './favicon';
 import { summariseChunkJobs } from './job-summary';
 import type { Registry } from 'prom-client';
 import { createDashboardMetrics, createMetricsApp, metricsHandler } from './metrics';
-import { DatasetReader } from '@layertap/pipeline';
+import { DatasetReader } from '@layertap/datasets';
 import { openOutput, type OutputWriter } from '@layertap/storage';
 import { datasetRoutes } from './routes';
 import { SampleFinder } from './sample-index';

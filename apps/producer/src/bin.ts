@@ -33,7 +33,7 @@ import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
 import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, outputUri, retentionOption } from './options';
 import { version } from './version';
-// The names only: @layertap/model's index loads TensorFlow.js, which parsing arguments never needs.
+// The names only: the weights readers behind @layertap/model's index are for the weights commands.
 import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
 
 function layerList(value: string, previous: string[] = []): string[] {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { DatasetReader, infoFromConfig, type DatasetInfo } from '@layertap/pipeline';
-import { unknownDatasetError, type LayertapQueues } from '@layertap/queue';
+import { DatasetReader, infoFromConfig, type DatasetInfo } from '@layertap/datasets';
+import type { LayertapQueues } from '@layertap/queue';
+import { unknownDatasetError } from '@layertap/datasets';
 import type { CliContext } from './context';
 
 /** A dataset as the CLI's read commands name it: by id (through Redis), or by its output folder (no Redis). */

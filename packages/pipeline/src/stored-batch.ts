@@ -4,7 +4,7 @@
 // sends half the bytes), and the worker only wraps each sample's slice in an `.npy` header.
 import type { Dtype, Layout, Pool } from '@layertap/contracts';
 import { float32ToFloat16Bits, npyParts, sampleArray, type BatchLayout } from '@layertap/storage';
-import { globalPool } from './global-pool';
+import { globalPool } from '@layertap/datasets';
 
 /** How a dataset stores its arrays. */
 export interface StoreSettings {

@@ -22,7 +22,7 @@ import { ImageFetcher } from '@layertap/imaging';
 import { LayertapQueues, connectRedis, isOrphaned, safeRedisUrl, type Redis } from '@layertap/queue';
 import { openOutput, type OutputWriter } from '@layertap/storage';
 import { ChunkRunner } from './chunk-runner';
-import { finalizeDataset } from './finalize-dataset';
+import { finalizeDataset } from '@layertap/datasets';
 import { InferenceHost } from './inference/host';
 import type { ChunkMetrics } from './metrics';
 

@@ -1,5 +1,5 @@
 import { DatasetStore } from './dataset-store';
-import { deletePrefix, datasetConfig, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
+import { deletePrefix, datasetConfig, startRedis, stopRedis, uniquePrefix } from './testing';
 
 describe('DatasetStore (real redis-server)', () => {
   let env: Awaited<ReturnType<typeof startRedis>> | undefined;

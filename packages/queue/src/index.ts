@@ -3,6 +3,5 @@ export * from './dataset-store';
 export * from './job-ids';
 export * from './queues';
 export * from './status';
-export * from './dataset-actions';
 export * from './queue-metrics';
 export * from './orphans';

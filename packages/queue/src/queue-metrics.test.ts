@@ -2,7 +2,7 @@ import { RedisServer } from '@layertap/devservices';
 import { createRedis } from './connection';
 import { LayertapQueues } from './queues';
 import { createQueueMetrics, queueDepths, type GaugeLike } from './queue-metrics';
-import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
+import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './testing';
 
 /** Stands in for prom-client's Gauge: keeps the config and the values set (prom-client is tested in the worker). */
 class RecordingGauge implements GaugeLike {

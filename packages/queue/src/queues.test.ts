@@ -1,7 +1,7 @@
 import { Job } from 'bullmq';
 import { ChunkJob, DatasetJob, QueueName, type Sample } from '@layertap/contracts';
 import { CHUNK_JOB_OPTIONS, LayertapQueues, chunkSamples } from './queues';
-import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
+import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix } from './testing';
 
 describe('chunkSamples', () => {
   const list: Sample[] = samples(7);

@@ -1,6 +1,6 @@
 import type { ChunkResult, ManifestLine } from '@layertap/contracts';
 import { bucketThroughput, DatasetStore } from './dataset-store';
-import { deletePrefix, datasetConfig, startRedis, stopRedis, uniquePrefix } from './__tests__/redis';
+import { deletePrefix, datasetConfig, startRedis, stopRedis, uniquePrefix } from './testing';
 
 const ok = (id: string, layer = 'features.9'): ManifestLine => ({
   id,

@@ -2,7 +2,7 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { QueueName } from '@layertap/contracts';
 import { LayertapQueues } from './queues';
 import { datasetStatus } from './status';
-import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix, waitUntil } from './__tests__/redis';
+import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix, waitUntil } from './testing';
 
 it('a cancelled dataset whose parent job failed for good reports failed, not cancelled', async () => {
   const env = await startRedis();

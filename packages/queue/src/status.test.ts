@@ -2,7 +2,7 @@ import { Job, UnrecoverableError, Worker, type Processor } from 'bullmq';
 import { ChunkJob, DatasetJob, QueueName, type ChunkResult, type DatasetResult } from '@layertap/contracts';
 import { LayertapQueues } from './queues';
 import { chunkJob, datasetStatus } from './status';
-import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix, waitUntil } from './__tests__/redis';
+import { deletePrefix, datasetConfig, samples, startRedis, stopRedis, uniquePrefix, waitUntil } from './testing';
 
 describe('datasetStatus (real redis-server, real BullMQ workers)', () => {
   let env: Awaited<ReturnType<typeof startRedis>> | undefined;

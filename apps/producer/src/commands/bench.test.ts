@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import type { BenchReport } from '@layertap/pipeline/bench';
-import { formatBenchReport, registerBenchCommand } from './bench';
+import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { NO_WORKER_MESSAGE, formatBenchReport, loadBench, registerBenchCommand } from './bench';
 
 // Jest gives each test file its own realm, but onnxruntime-node's native binding makes its typed arrays in
 // Node's main one, which onnxruntime-common then refuses (microsoft/onnxruntime#16622).
@@ -24,6 +25,23 @@ async function benchCli(args: string[]): Promise<{ code: number | undefined; out
   await program.parseAsync(['bench', ...args], { from: 'user' });
   return { code, out: out.join('') };
 }
+
+describe('loadBench', () => {
+  it('says in one line that the worker is missing when @layertap/pipeline is not installed', async () => {
+    const notInstalled = Object.assign(new Error("Cannot find module '@layertap/pipeline/bench'"), { code: 'MODULE_NOT_FOUND' });
+    const err = await loadBench(() => Promise.reject(notInstalled)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LayertapError);
+    expect((err as LayertapError).code).toBe(ErrorCode.BackendUnavailable);
+    expect((err as LayertapError).message).toBe(NO_WORKER_MESSAGE);
+    expect(NO_WORKER_MESSAGE).toMatch(/^layertap bench needs the worker installed: [^\n]+$/);
+  });
+
+  it('passes other failures through, and loads the bench where the worker is installed', async () => {
+    const broken = Object.assign(new Error("Cannot find module 'onnxruntime-node'"), { code: 'MODULE_NOT_FOUND' });
+    await expect(loadBench(() => Promise.reject(broken))).rejects.toBe(broken);
+    expect(typeof (await loadBench()).DEFAULT_BENCH_OPTIONS).toBe('object');
+  });
+});
 
 describe('layertap bench (the command)', () => {
   let dir: string;

@@ -2,7 +2,7 @@
 // through Redis and a real worker process), prints the figures.
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BATCH_SIZE, BackendName, Dtype, EngineName, Layout, ModelName, Preprocess, engineTargets } from '@layertap/contracts';
+import { BATCH_SIZE, BackendName, Dtype, EngineName, ErrorCode, LayertapError, Layout, ModelName, Preprocess, engineTargets } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import type * as Bench from '@layertap/pipeline/bench';
 import { childEnv } from '../config';
@@ -21,9 +21,23 @@ export interface BenchCommandOptions {
   stderr?: NodeJS.WritableStream;
 }
 
-// Loaded on use: the bench loads TensorFlow.js and ONNX Runtime, which the other commands never need.
-function bench(): Promise<typeof Bench> {
-  return import('@layertap/pipeline/bench');
+/** Where the CLI was installed without the worker, `layertap bench` says so in one line. */
+export const NO_WORKER_MESSAGE =
+  'layertap bench needs the worker installed: @layertap/pipeline (with @layertap/engines) is missing here; install @layertap/worker beside the CLI, or run from a clone (bash infra/bootstrap.sh)';
+
+/**
+ * The bench runs the worker's engines (TensorFlow.js, ONNX Runtime, Dawn), which the CLI does not install:
+ * @layertap/pipeline is an optional peer dependency, loaded on use only.
+ */
+export async function loadBench(load: () => Promise<typeof Bench> = () => import('@layertap/pipeline/bench')): Promise<typeof Bench> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const missing = (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && String((err as Error).message).includes('@layertap/pipeline');
+    if (missing) throw new LayertapError(ErrorCode.BackendUnavailable, NO_WORKER_MESSAGE, { cause: err });
+    throw err;
+  }
 }
 
 /** The report as the table `layertap bench` prints. */
@@ -185,7 +199,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .option('--json', 'print JSON', false)
     .action((opts) =>
       run(async () => {
-        const b = await bench();
+        const b = await loadBench();
         engineTargets(opts.engine, opts.backend ?? 'auto');
         const benchOptions: Bench.BenchOptions = {
           ...b.DEFAULT_BENCH_OPTIONS,

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Dtype, ErrorCode, Pool, ValidationError } from '@layertap/contracts';
-import { exportLayer, exportPaths } from '@layertap/pipeline';
+import { exportLayer, exportPaths } from '@layertap/datasets';
 import { readProducerConfig } from '../config';
 import { withContext, type CliContext } from '../context';
 import { openDataset } from '../open-dataset';

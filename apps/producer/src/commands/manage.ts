@@ -1,5 +1,4 @@
-import { forgetDataset, knownDatasetStatus, retryDataset } from '@layertap/queue';
-import { cancelOrCloseDataset, retrySelection } from '@layertap/pipeline';
+import { forgetDataset, knownDatasetStatus, retryDataset, cancelDataset, retrySelection } from '@layertap/datasets';
 import { openOutput } from '@layertap/storage';
 import type { CliContext } from '../context';
 import { version } from '../version';
@@ -45,7 +44,7 @@ export async function statusCommand(ctx: CliContext, datasetId: string, options:
  */
 export async function cancelCommand(ctx: CliContext, datasetId: string, options: { json: boolean }): Promise<number> {
   const queues = await ctx.queues();
-  const outcome = await cancelOrCloseDataset(queues, datasetId, { output: (uri) => openOutput(uri, { s3: ctx.s3 }), version });
+  const outcome = await cancelDataset(queues, datasetId, { output: (uri) => openOutput(uri, { s3: ctx.s3 }), version });
   const { status, result } = outcome;
   if (options.json) {
     const json = {

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Command } from 'commander';
 import { ErrorCode, ValidationError, describeError, type ManifestLine } from '@layertap/contracts';
 import { DEFAULT_MONTAGE_CHANNELS, DEFAULT_MONTAGE_TILE, ImageFetcher, renderMontage } from '@layertap/imaging';
-import { findLayer, type DatasetReader } from '@layertap/pipeline';
+import { findLayer, type DatasetReader } from '@layertap/datasets';
 import type { LayertapQueues } from '@layertap/queue';
 import { parseOutputRef } from '@layertap/storage';
 import { readProducerConfig } from '../config';

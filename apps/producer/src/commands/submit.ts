@@ -2,7 +2,7 @@ import type { CliContext } from '../context';
 import { ErrorCode, ValidationError, storedUri } from '@layertap/contracts';
 import { openOutput } from '@layertap/storage';
 import path from 'node:path';
-import { planRun, prepareSubmission, sameSettings, skippedWarning, type RunPlan, type SubmitOptions } from '@layertap/pipeline';
+import { planRun, prepareSubmission, sameSettings, skippedWarning, type RunPlan, type SubmitOptions } from '@layertap/submission';
 import { datasetStatus, isActive } from '@layertap/queue';
 import { readProducerConfig } from '../config';
 import { createProgressBar } from '../progress-bar';

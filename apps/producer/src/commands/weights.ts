@@ -27,7 +27,7 @@ const FORMATS = ['safetensors', 'tfjs-layers', 'keras-h5'] as const;
 type Format = (typeof FORMATS)[number];
 const NAMES = [...PUBLISHED_WEIGHTS_NAMES, ...Object.keys(PUBLISHED_WEIGHTS_ALIASES)];
 
-// Loaded on use: `@layertap/model`'s index loads TensorFlow.js, which the other commands never need.
+// Loaded on use: the weights readers (h5wasm among them) are for these commands only.
 function model(): Promise<typeof Model> {
   return import('@layertap/model');
 }

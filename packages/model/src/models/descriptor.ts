@@ -1,7 +1,6 @@
 // What every model is to the rest of layertap: a layer table, shapes, weight specs and builders per engine.
 // Type-only (plus the ONNX graph's input names): loaders, engines, the plan and stored shapes use these and
 // import no model's tables. No tfjs here.
-import type * as tfl from '@tensorflow/tfjs-layers';
 import type { ModelName } from '@layertap/contracts';
 import type { WeightSpec, WeightsMap } from '../weight-specs';
 
@@ -118,10 +117,8 @@ export interface ModelDescriptor {
   readonly weights: readonly WeightSpec[];
   /** The weight tensors the given layers need. */
   requiredWeights(layers: readonly string[]): WeightSpec[];
-  /** Engines that can build it, with a reason for those that cannot (`tfjs: ...`). */
+  /** Engines that can build it, with a reason for those that cannot (`tfjs: ...`); the TF.js builders live in @layertap/engines. */
   readonly engines: { readonly onnx: true; readonly tfjs: true | string };
-  /** The TF.js model up to the deepest output (loads TF.js on first use); throws where `engines.tfjs` says why not. */
-  buildTfjs(options: ModelBuildOptions): tfl.LayersModel;
   /** The ONNX graph up to the deepest output. */
   buildOnnx(options: OnnxBuildOptions): OnnxBuild;
 }

@@ -1,7 +1,7 @@
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode } from '@layertap/contracts';
-import { PARITY, parityIndex, rejection, seededWeights, withTempDir } from './__tests__/helpers';
+import { PARITY, parityIndex, rejection, seededWeights, withTempDir } from '../testing/helpers';
 import { convertWeights } from './convert-weights';
 import { loadWeights, type LoadedWeights } from './load-weights';
 import { parseSafetensors } from './safetensors';

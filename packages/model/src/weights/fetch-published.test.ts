@@ -3,7 +3,7 @@ import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { ErrorCode, TransientError, ValidationError } from '@layertap/contracts';
-import { PTH, rejection, serve, withTempDir, type TestServer } from './__tests__/helpers';
+import { PTH, rejection, serve, withTempDir, type TestServer } from '../testing/helpers';
 import { cachedPublishedWeights, fetchPublishedWeights } from './fetch-published';
 import { PUBLISHED_WEIGHTS, publishedUrl, publishedWeightsName } from './published-weights';
 import { publishedWeightsSource } from './weights-env';

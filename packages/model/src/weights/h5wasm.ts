@@ -26,10 +26,12 @@ async function importH5wasm(): Promise<H5wasm> {
     // tsc (module node16) keeps this a real dynamic import in the CommonJS output.
     return (await import('h5wasm/node')).default;
   } catch (err) {
-    // Under jest, import() is rewritten to require(), which cannot load an import-only package; import it
-    // with Node's own loader instead (this is never reached from the compiled code).
+    // Under jest, import() is rewritten to require(), which cannot load an import-only package, or (this
+    // compiled code loaded by another package's tests) refused without --experimental-vm-modules; import it
+    // with Node's own loader instead (never reached outside jest).
     const code = (err as { code?: string }).code;
-    if (code !== 'MODULE_NOT_FOUND' && !/Cannot find module/.test(String(err))) throw err;
+    const underJest = code === 'MODULE_NOT_FOUND' || code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING' || /Cannot find module/.test(String(err));
+    if (!underJest) throw err;
     const loader = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } }).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
     if (!loader) throw err;
     const script = new vm.Script('(specifier) => import(specifier)', { filename: __filename, importModuleDynamically: loader as never });

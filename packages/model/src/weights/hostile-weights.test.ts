@@ -4,7 +4,7 @@
 import { readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, LayertapError, ValidationError } from '@layertap/contracts';
-import { PTH, rejection, safetensorsFile, withTempDir } from './__tests__/helpers';
+import { PTH, rejection, safetensorsFile, withTempDir } from '../testing/helpers';
 import { loadH5wasm } from './h5wasm';
 import { readKerasH5, writeKerasH5 } from './keras-h5';
 import { TensorRef } from './pickle';

@@ -1,11 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fillUniform } from '../random-weights';
-import { pseudoRandom } from '../__tests__/reference';
-import { withTempDir } from './__tests__/helpers';
+import { pseudoRandom } from '../testing/reference';
+import { withTempDir } from '../testing/helpers';
 import { tfConvToTorch, tfDenseToTorch, torchConvToTf, torchDenseToTf } from './layout';
 import { loadWeights } from './load-weights';
-import { safetensorsFile } from './__tests__/helpers';
+import { safetensorsFile } from '../testing/helpers';
 
 const [C, H, W] = [512, 7, 7];
 const FLAT = C * H * W;

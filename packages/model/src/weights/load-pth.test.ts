@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode } from '@layertap/contracts';
-import { PARITY, PTH, parityIndex, rejection, seededWeights, withTempDir } from './__tests__/helpers';
+import { PARITY, PTH, parityIndex, rejection, seededWeights, withTempDir } from '../testing/helpers';
 import { convertWeights } from './convert-weights';
 import { loadWeights } from './load-weights';
 import { choosePreprocess, trainedPreprocess } from './preprocess-for-weights';

@@ -5,12 +5,12 @@ import { ErrorCode } from '@layertap/contracts';
 import { randomWeight } from '../random-weights';
 import { type WeightsMap } from '../weight-specs';
 import { VGG16_WEIGHTS } from '../models/vgg16/weight-specs';
-import { CONV_LAYERS, PARITY, parityIndex, rejection, seededWeights, withTempDir } from './__tests__/helpers';
+import { CONV_LAYERS, PARITY, parityIndex, rejection, seededWeights, withTempDir } from '../testing/helpers';
 import { loadH5wasm } from './h5wasm';
 import { writeKerasH5 } from './keras-h5';
 import { loadWeights } from './load-weights';
 import type { NamedTensor } from './safetensors';
-import { safetensorsFile } from './__tests__/helpers';
+import { safetensorsFile } from '../testing/helpers';
 import { encodeTfjsLayers } from './tfjs-layers';
 
 const BLOCKS_1_2 = ['block1_conv1', 'block1_conv2', 'block2_conv1', 'block2_conv2'];

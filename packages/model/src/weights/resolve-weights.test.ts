@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { PARITY, PTH, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from './__tests__/helpers';
+import { PARITY, PTH, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from '../testing/helpers';
 import { DEFAULT_WEIGHTS, parseWeightsRequest, resolveWeightsRequest } from './resolve-weights';
 
 const LAYERS = ['features.9'];

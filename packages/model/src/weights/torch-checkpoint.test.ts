@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { PTH, rejection } from './__tests__/helpers';
+import { PTH, rejection } from '../testing/helpers';
 import { TensorRef } from './pickle';
 import { fileAccess, memoryAccess, type RandomAccess } from './random-access';
 import { openTorchCheckpoint, tensorValues } from './torch-checkpoint';

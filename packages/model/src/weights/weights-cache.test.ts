@@ -1,10 +1,10 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PARITY, countingFetch, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from './__tests__/helpers';
+import { PARITY, countingFetch, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from '../testing/helpers';
 import { loadWeights } from './load-weights';
 import { encodeTfjsLayers } from './tfjs-layers';
 import { displayUri } from './weights-cache';
-import { seededWeights } from './__tests__/helpers';
+import { seededWeights } from '../testing/helpers';
 
 describe('remote weights and the cache', () => {
   let server: TestServer;

@@ -63,7 +63,7 @@ export async function comparePytorch(
   layertap: { imagesPerSecond: number; cpuPerSecond: number },
   progress: (line: string) => void,
 ): Promise<PytorchComparison> {
-  if ((options.model ?? 'vgg16') !== 'vgg16') return { available: false, reason: `the end-to-end PyTorch comparison runs VGG16; for ${options.model} compare the model alone: node packages/model/bench/engines.js --model ${options.model} --compare-pytorch` };
+  if ((options.model ?? 'vgg16') !== 'vgg16') return { available: false, reason: `the end-to-end PyTorch comparison runs VGG16; for ${options.model} compare the model alone: node packages/engines/bench/engines.js --model ${options.model} --compare-pytorch` };
   const features = options.layers.length === 1 ? layerInfo(options.layers[0] ?? '').torchvision.find((s) => s.startsWith('features.')) : undefined;
   if (!features) return { available: false, reason: 'the PyTorch comparison takes one layer of torchvision features (features.N)' };
   if (options.preprocess !== 'torchvision') return { available: false, reason: 'the PyTorch comparison needs --preprocess torchvision' };

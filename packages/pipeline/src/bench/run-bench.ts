@@ -7,7 +7,7 @@ import path from 'node:path';
 import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type Preprocess } from '@layertap/contracts';
 import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
 import { getModel } from '@layertap/model/models';
-import { planLayers } from '../plan';
+import { planLayers } from '@layertap/submission';
 import { FileOutputWriter, sampleKey } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from '../batch-runner';
 import { emptyStageTimes, type StageTimes } from '../chunk-ledger';

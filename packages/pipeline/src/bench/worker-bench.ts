@@ -11,7 +11,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { ChunkResult, type DatasetConfig } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, datasetStatus, type Redis } from '@layertap/queue';
 import { getModel } from '@layertap/model/models';
-import { prepareSubmission } from '../plan';
+import { prepareSubmission } from '@layertap/submission';
 import { EngineThread } from '../inference/engine-client';
 import { STAGES, type Stage } from '../metrics';
 import { generateImages } from './images';

@@ -3,7 +3,8 @@
 // caller may send the next batch before the previous one is back.
 import { EngineFault, type EngineInfo } from '@layertap/contracts';
 import { normalizePixels } from '@layertap/imaging';
-import { Extractor, getModel, loadWeights, resolveEngine } from '@layertap/model';
+import { Extractor, resolveEngine } from '@layertap/engines';
+import { getModel, loadWeights } from '@layertap/model';
 import type { FetchBytes } from '@layertap/model/weights';
 import { storeBatch, type StoredBatch } from '../stored-batch';
 import { modelKey, wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec } from './protocol';

@@ -1,7 +1,6 @@
 // ResNet-50 behind the model seam: torchvision's architecture and state_dict names (torch layout), BatchNorm
 // folded at load, ONNX Runtime only.
 import type { ModelDescriptor } from '../descriptor';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { RESNET50_LAYERS, RESNET50_TABLE, checkResNet50ImageSize, describeResNet50Specs, resNet50OutputShape } from './layers';
 import { RESNET50_WEIGHTS, resNet50RequiredWeights } from './weight-specs';
 
@@ -21,9 +20,6 @@ export const RESNET50: ModelDescriptor = {
   weights: RESNET50_WEIGHTS,
   requiredWeights: resNet50RequiredWeights,
   engines: { onnx: true, tfjs: NO_TFJS },
-  buildTfjs: () => {
-    throw new ValidationError(ErrorCode.InvalidRequest, NO_TFJS);
-  },
   buildOnnx: (options) => (require('./onnx-graph') as typeof import('./onnx-graph')).buildResNet50Onnx(options),
 };
 /* eslint-enable @typescript-eslint/no-require-imports */

@@ -1,7 +1,7 @@
 // Generates ResNet-50 as an ONNX model from its table and torchvision weights, BatchNorm folded into each conv,
 // truncated after the deepest requested layer, with the requested layers as graph outputs.
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from '../../engines/onnx-proto';
+import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from '../../onnx/onnx-proto';
 import { randomWeight } from '../../random-weights';
 import { validateWeights, type WeightsMap } from '../../weight-specs';
 import { ONNX_BATCH_DIM, ONNX_INPUT_NAME, type OnnxBuild, type OnnxBuildOptions } from '../descriptor';

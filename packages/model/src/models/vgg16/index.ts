@@ -1,11 +1,11 @@
 // VGG16 behind the model seam: its table (Keras names, torchvision indices as aliases), TF-layout weight specs,
-// and both engines' builders.
+// and its ONNX builder (the TF.js one is in @layertap/engines).
 import type { ModelDescriptor } from '../descriptor';
 import { VGG16_LAYERS, checkImageSize, describeValidSpecs, layerInfo, layerOutputShape, resolveLayerSpecs } from './layers';
 import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 
-// The builders load TF.js (and the ONNX writer its helpers): required on first use, so that resolving specs
-// and computing shapes (the CLI, the dashboard) never loads TensorFlow.js.
+// The ONNX builder is required on first use, so that resolving specs and computing shapes (the CLI, the
+// dashboard) never loads the graph writer.
 /* eslint-disable @typescript-eslint/no-require-imports */
 export const VGG16: ModelDescriptor = {
   name: 'vgg16',
@@ -20,7 +20,6 @@ export const VGG16: ModelDescriptor = {
   weights: VGG16_WEIGHTS,
   requiredWeights,
   engines: { onnx: true, tfjs: true },
-  buildTfjs: (options) => (require('./tfjs-model') as typeof import('./tfjs-model')).buildVgg16(options),
   buildOnnx: (options) => (require('./onnx-graph') as typeof import('./onnx-graph')).buildVgg16Onnx(options),
 };
 /* eslint-enable @typescript-eslint/no-require-imports */

@@ -180,25 +180,32 @@ describe('listLayerSpecs and deepestLayer', () => {
   });
 });
 
+const ENGINE_MODULES = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-wasm', 'onnxruntime-node', 'webgpu'];
+
 describe('the ./layers entry', () => {
-  it('loads without TensorFlow.js', () => {
+  it('loads, as does the whole package, without an engine', () => {
     jest.isolateModules(() => {
-      for (const id of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-layers', '@tensorflow/tfjs-backend-wasm']) {
+      for (const id of ENGINE_MODULES) {
         jest.doMock(id, () => {
           throw new Error(`${id} was loaded`);
-        });
+        }, { virtual: true });
       }
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const layers = require('./layers') as typeof import('./layers');
       expect(layers.resolveLayerSpec('features.9').canonical).toBe('block2_pool');
-      // The registry of every model too (the CLI resolves specs and shapes through it).
+      // The index too (the CLI resolves specs, shapes and weights through it; engines are @layertap/engines').
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const models = require('../../models') as typeof import('../../models');
-      expect(models.getModel('vgg16').layer('features.9').name).toBe('block2_pool');
-      // The mocks do bite: a module that needs tfjs fails to load here.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      expect(() => require('./tfjs-model')).toThrow('was loaded');
+      const index = require('../../index') as typeof import('../../index');
+      expect(index.getModel('resnet50').layer('layer1').channels).toBe(256);
+      expect(index.getModel('vgg16').layer('features.9').name).toBe('block2_pool');
     });
+  });
+
+  it('declares no engine among its dependencies', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const manifest = require('../../../package.json') as { dependencies: Record<string, string>; peerDependencies?: object };
+    expect(Object.keys(manifest.dependencies).filter((name) => name.startsWith('@tensorflow/') || ENGINE_MODULES.includes(name))).toEqual([]);
+    expect(manifest.peerDependencies).toBeUndefined();
   });
 
   it('is the subpath export of the package', () => {

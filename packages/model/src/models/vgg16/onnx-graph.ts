@@ -7,7 +7,7 @@ import { randomWeight } from '../../random-weights';
 import { validateWeights, type WeightsMap } from '../../weight-specs';
 import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 import { ONNX_BATCH_DIM, ONNX_INPUT_NAME, type GraphInputLayout, type OnnxBuild, type OnnxBuildOptions, type OnnxBuildOutput } from '../descriptor';
-import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from '../../engines/onnx-proto';
+import { encodeOnnxModel, type OnnxGraph, type OnnxInitializer, type OnnxNode, type OnnxValueInfo } from '../../onnx/onnx-proto';
 
 export type Vgg16OnnxOptions = OnnxBuildOptions;
 export type Vgg16OnnxOutput = OnnxBuildOutput;

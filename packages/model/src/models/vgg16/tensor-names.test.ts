@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { ErrorCode } from '@layertap/contracts';
 import { loadWeights } from '../../weights/load-weights';
 import { namingHint } from './tensor-names';
-import { rejection, safetensorsFile, withTempDir } from '../../weights/__tests__/helpers';
+import { rejection, safetensorsFile, withTempDir } from '../../testing/helpers';
 
 const conv = (name: string) => [
   { name: `${name}.weight`, shape: [64, 3, 3, 3], data: new Float32Array(64 * 27) },
