@@ -30,7 +30,7 @@ async function importH5wasm(): Promise<H5wasm> {
     // compiled code loaded by another package's tests) refused without --experimental-vm-modules; import it
     // with Node's own loader instead (never reached outside jest).
     const code = (err as { code?: string }).code;
-    const underJest = code === 'MODULE_NOT_FOUND' || code === 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING' || /Cannot find module/.test(String(err));
+    const underJest = code === 'MODULE_NOT_FOUND' || /Cannot find module|--experimental-vm-modules/.test(String(err));
     if (!underJest) throw err;
     const loader = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } }).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
     if (!loader) throw err;
