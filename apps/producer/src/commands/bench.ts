@@ -23,7 +23,7 @@ export interface BenchCommandOptions {
 
 /** Where the CLI was installed without the worker, `layertap bench` says so in one line. */
 export const NO_WORKER_MESSAGE =
-  'layertap bench needs the worker installed: @layertap/pipeline (with @layertap/engines) is missing here; install @layertap/worker beside the CLI, or run from a clone (bash infra/bootstrap.sh)';
+  'layertap bench needs the worker installed: @layertap/pipeline, which brings the engines, is not installed beside the CLI (add it, or run from a clone: bash infra/bootstrap.sh)';
 
 /**
  * The bench runs the worker's engines (TensorFlow.js, ONNX Runtime, Dawn), which the CLI does not install:
