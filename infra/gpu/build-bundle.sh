@@ -73,16 +73,17 @@ for app in producer worker; do
   (cd "$root" && pnpm --filter "@layertap/$app" deploy --prod --legacy "$stage/app/$app") >> "$log" 2>&1 \
     || { tail -n 30 "$log" >&2; die "pnpm deploy of @layertap/$app failed (log: $log)"; }
 done
-# `layertap bench` runs the worker's engines: @layertap/pipeline is an optional peer of the CLI, not in its
-# --prod deploy, so the CLI gets the worker's copy.
-pipeline_link="$stage/app/producer/node_modules/@layertap/pipeline"
-[ -e "$pipeline_link" ] || ln -s ../../../worker/node_modules/@layertap/pipeline "$pipeline_link"
 # The CLI reads its sample photos (bench images, demo) next to dist/ (its package.json `files` lists them; this
 # keeps older checkouts working). The PyTorch reference ships in @layertap/pipeline's `bench/`.
 [ -e "$stage/app/producer/samples" ] || cp -R "$root/apps/producer/samples" "$stage/app/producer/samples"
 
 step "pruning node_modules to linux-x64"
 "$node_bin" "$gpu/prune-node-modules.mjs" --platform linux-x64 --report "$work/prune.txt" "$stage/app/producer" "$stage/app/worker" >&2
+# `layertap bench` runs the worker's engines: @layertap/pipeline is an optional peer of the CLI, not in its
+# --prod deploy, so the CLI gets the worker's copy
+# (linked after pruning, which keeps only what each deploy declares and refuses links between deploys).
+pipeline_link="$stage/app/producer/node_modules/@layertap/pipeline"
+[ -e "$pipeline_link" ] || ln -s ../../../worker/node_modules/@layertap/pipeline "$pipeline_link"
 
 step "Debian Vulkan loader and GLVND libraries"
 if [ -z "$debs_dir" ]; then

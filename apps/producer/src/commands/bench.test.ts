@@ -37,7 +37,7 @@ describe('loadBench', () => {
   });
 
   it('passes other failures through, and loads the bench where the worker is installed', async () => {
-    const broken = Object.assign(new Error("Cannot find module 'onnxruntime-node'"), { code: 'MODULE_NOT_FOUND' });
+    const broken = Object.assign(new Error("Cannot find package 'onnxruntime-node' imported from /x/node_modules/@layertap/pipeline/dist/bench/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
     await expect(loadBench(() => Promise.reject(broken))).rejects.toBe(broken);
     expect(typeof (await loadBench()).DEFAULT_BENCH_OPTIONS).toBe('object');
   });

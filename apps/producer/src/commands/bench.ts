@@ -34,7 +34,8 @@ export async function loadBench(load: () => Promise<typeof Bench> = () => import
     return await load();
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const missing = (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && String((err as Error).message).includes('@layertap/pipeline');
+    // Only the package itself: a module missing inside an installed pipeline is a different fault.
+    const missing = (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && /Cannot find (module|package) '@layertap\/pipeline[/']/.test(String((err as Error).message));
     if (missing) throw new LayertapError(ErrorCode.BackendUnavailable, NO_WORKER_MESSAGE, { cause: err });
     throw err;
   }
