@@ -5,3 +5,4 @@ export * from './engines';
 export * from './limits';
 export * from './redact-uri';
 export * from './exit-codes';
+export * from './file-uri';
