@@ -36,7 +36,11 @@ export function readKerasH5InThread(file: string, source: string, wanted?: Reado
   const seconds = options.deadlineSeconds ?? DEFAULT_H5_PARSE_SECONDS;
   const heapMb = options.maxHeapMb ?? DEFAULT_H5_HEAP_MB;
   const request: Request = { kind: 'layertap-keras-h5', file, source, ...(wanted ? { wanted } : {}) };
-  const worker = new Worker(__filename, { workerData: request, resourceLimits: { maxOldGenerationSizeMb: heapMb } });
+  // The thread's own output is dropped: emscripten's and HDF5's diagnostics ("Cannot enlarge memory", the
+  // error stack) would bury the one line the refusal is; what went wrong comes back in the reply.
+  const worker = new Worker(__filename, { workerData: request, resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: true, stderr: true });
+  worker.stdout.resume();
+  worker.stderr.resume();
   return new Promise<KerasH5Contents>((resolve, reject) => {
     const settle = (action: () => void) => {
       clearTimeout(timer);
