@@ -6,3 +6,4 @@ export * from './limits';
 export * from './redact-uri';
 export * from './exit-codes';
 export * from './preprocessing';
+export * from './file-uri';

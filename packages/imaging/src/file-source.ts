@@ -11,6 +11,16 @@ export function isInside(path: string, root: string): boolean {
   return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
+/** `isInside` for a path of raw bytes (absolute and normalised, from a `file://` URI): a byte-wise prefix. */
+function isInsideBytes(path: Buffer, root: string): boolean {
+  const prefix = Buffer.from(root.endsWith(sep) ? root : `${root}${sep}`);
+  return path.equals(Buffer.from(root)) || path.subarray(0, prefix.length).equals(prefix);
+}
+
+function inside(path: string | Buffer, roots: readonly string[]): boolean {
+  return roots.some((root) => (typeof path === 'string' ? isInside(path, root) : isInsideBytes(path, root)));
+}
+
 export interface AllowedRoots {
   /** As configured (absolute). */
   given: readonly string[];
@@ -21,17 +31,18 @@ export interface AllowedRoots {
 /**
  * Reads a local file. With `allowedRoots`, the path must lie inside one of them both as written and after
  * symbolic links are resolved (a link inside a root pointing elsewhere is refused). Only regular files are read
- * (no FIFOs or devices that could block or never end).
+ * (no FIFOs or devices that could block or never end). A `Buffer` path is the raw bytes of an absolute path
+ * whose name is not UTF-8.
  */
 export async function readFileSource(
-  path: string,
+  path: string | Buffer,
   context: SourceContext,
   allowedRoots: (() => Promise<AllowedRoots>) | undefined,
 ): Promise<Buffer> {
-  const absolute = resolve(path);
+  const absolute = typeof path === 'string' ? resolve(path) : path;
   const roots = allowedRoots ? await allowedRoots() : undefined;
   // Checked before touching the file system, so refused paths do not reveal whether they exist.
-  if (roots && ![...roots.given, ...roots.real].some((root) => isInside(absolute, root))) {
+  if (roots && !inside(absolute, [...roots.given, ...roots.real])) {
     throw context.fail(ErrorCode.PathNotAllowed, 'path is outside the allowed roots');
   }
 
@@ -40,12 +51,12 @@ export async function readFileSource(
   let real = absolute;
   if (roots) {
     try {
-      real = await realpath(absolute);
+      real = typeof absolute === 'string' ? await realpath(absolute) : await realpath(absolute, { encoding: 'buffer' });
     } catch (err) {
       throw fileError(err, context);
     }
   }
-  if (roots && !roots.real.some((root) => isInside(real, root))) {
+  if (roots && !inside(real, roots.real)) {
     throw context.fail(ErrorCode.PathNotAllowed, 'path resolves (through a symbolic link) outside the allowed roots');
   }
 

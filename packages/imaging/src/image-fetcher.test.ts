@@ -326,6 +326,15 @@ describe('ImageFetcher on local files', () => {
     expect(await fetcher.fetch(`${root}/sub/../sub/a b.png`)).toEqual(IMAGE);
   });
 
+  it('reads a file whose name is not UTF-8 from its percent-encoded URI, inside the roots and not outside', async () => {
+    const latin1 = (folder: string) => Buffer.concat([Buffer.from(`${folder}/`), Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2e, 0x70, 0x6e, 0x67])]); // caf\xe9.png
+    writeFileSync(latin1(root), IMAGE);
+    writeFileSync(latin1(outside), IMAGE);
+    expect(await restricted().fetch(`${pathToFileURL(root).href}/caf%E9.png`)).toEqual(IMAGE);
+    expect((await failure(restricted().fetch(`${pathToFileURL(root).href}/../outside/caf%E9.png`))).code).toBe(ErrorCode.PathNotAllowed);
+    expect((await failure(restricted().fetch(`${pathToFileURL(root).href}/caf%E8.png`))).code).toBe(ErrorCode.NotFound);
+  });
+
   it('refuses paths outside the roots, also through .. and symbolic links', async () => {
     const fetcher = restricted();
     for (const path of [

@@ -1,10 +1,9 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { ErrorCode, LayertapError, SampleError, redactUri } from '@layertap/contracts';
+import { ErrorCode, LayertapError, SampleError, fileUriPath, isUtf8, redactUri } from '@layertap/contracts';
 import { realpath } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readFileSource, type AllowedRoots } from './file-source';
 import { HostPolicy } from './host-policy';
 import { readHttpSource } from './http-source';
@@ -131,9 +130,11 @@ export class ImageFetcher {
     if (scheme === undefined) return readFileSource(uri, context, this.allowedRoots());
     switch (scheme) {
       case 'file': {
-        let path: string;
+        let path: string | Buffer;
         try {
-          path = fileURLToPath(uri);
+          // Raw bytes: a percent-encoded name need not be UTF-8 (`caf%E9.jpg`); UTF-8 paths go on as text.
+          const bytes = fileUriPath(uri);
+          path = isUtf8(bytes) ? bytes.toString('utf8') : bytes;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ERR_INVALID_FILE_URL_HOST') {

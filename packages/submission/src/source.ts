@@ -9,6 +9,10 @@ import {
   MAX_URI_BYTES,
   ValidationError,
   assignSampleIds,
+  fileUriFromBytes,
+  isUtf8,
+  pathText,
+  percentEncodeBytes,
   idProblem,
   type Sample,
 } from '@layertap/contracts';
@@ -180,16 +184,28 @@ function parseList(text: string, file: string, baseDir: string, counter: EntryCo
   return entries;
 }
 
-async function walk(dir: string, out: string[], counter: EntryCounter, onSkipped?: (name: string) => void): Promise<void> {
-  const items = await readdir(dir, { withFileTypes: true });
-  items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+const SEP = Buffer.from(path.sep);
+
+/** `dir/name` of raw bytes (`dir` absolute; the root `/` gets no second separator). */
+function joinBytes(dir: Buffer, name: Buffer): Buffer {
+  return dir.subarray(-SEP.length).equals(SEP) ? Buffer.concat([dir, name]) : Buffer.concat([dir, SEP, name]);
+}
+
+/**
+ * Files below `dir`, as raw path bytes: Linux names need not be UTF-8, and a name decoded to text would lose
+ * bytes (a Latin-1 `\xe9` becomes U+FFFD) and name a file that does not exist.
+ */
+async function walk(dir: Buffer, out: Buffer[], counter: EntryCounter, onSkipped?: (name: string) => void): Promise<void> {
+  const items = await readdir(dir, { encoding: 'buffer', withFileTypes: true });
+  items.sort((a, b) => Buffer.compare(a.name, b.name));
   for (const item of items) {
-    const full = path.join(dir, item.name);
+    const full = joinBytes(dir, item.name);
+    const name = item.name.toString('latin1'); // the extension is ASCII either way
     if (item.isDirectory()) await walk(full, out, counter, onSkipped);
-    else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(item.name).toLowerCase())) {
-      counter.add(full);
+    else if (item.isFile() && IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) {
+      counter.add(pathText(full));
       out.push(full);
-    } else if (item.isFile()) onSkipped?.(full);
+    } else if (item.isFile()) onSkipped?.(pathText(full));
   }
 }
 
@@ -260,10 +276,13 @@ export async function resolveSource(source: string, options: ResolveSourceOption
       throw invalid(`cannot read source ${source}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
     }
     if (info.isDirectory()) {
-      const files: string[] = [];
-      await walk(local, files, counter, options.onSkipped);
-      entries = files.map((f) => ({ uri: pathToFileURL(f).href, where: f }));
-      names = files.map((f) => path.relative(local, f));
+      const files: Buffer[] = [];
+      const root = Buffer.from(local);
+      await walk(root, files, counter, options.onSkipped);
+      entries = files.map((f) => ({ uri: fileUriFromBytes(f), where: pathText(f) }));
+      // A name that is not UTF-8 gives its id in the URI's spelling: `caf\xe9.jpg` -> `caf%E9.jpg` -> `caf_E9`.
+      const relative = files.map((f) => f.subarray(joinBytes(root, Buffer.alloc(0)).length));
+      names = relative.map((r) => (isUtf8(r) ? r.toString('utf8') : percentEncodeBytes(r)));
     } else {
       if (info.size > limits.maxBytes) throw tooBig(path.basename(local), info.size, limits);
       let text: string;

@@ -10,7 +10,8 @@ import { requiredWeights } from '../models/vgg16/weight-specs';
 import type { ModelDescriptor } from '../models/descriptor';
 import { checkPresentShapes, checkWeightsServe } from '../models/vgg16/coverage';
 import { fetchPublishedWeights, type PublishedFetchOptions } from './fetch-published';
-import { looksLikeHdf5, readKerasH5, type KerasH5Layout } from './keras-h5';
+import { looksLikeHdf5, type KerasH5Layout } from './keras-h5';
+import { readKerasH5InThread } from './keras-h5-thread';
 import { torchConvToTf, torchDenseToTf } from './layout';
 import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
 import { fileAccess, memoryAccess } from './random-access';
@@ -28,7 +29,7 @@ import {
   sha256OfFile,
   type FetchBytes,
 } from './weights-cache';
-import { defaultWeightsCacheDir } from './weights-env';
+import { defaultWeightsCacheDir, h5ParseSeconds } from './weights-env';
 
 /** Formats layertap reads; `pytorch` is a `torch.save` checkpoint (.pth, zip or legacy), read but not written. */
 export type WeightsFormat = 'keras-h5' | 'safetensors' | 'tfjs-layers' | 'pytorch';
@@ -304,7 +305,8 @@ function resolveSibling(uri: string, relative: string): string {
 
 async function readH5(located: Located, source: string, wanted: ReadonlySet<string> | undefined) {
   const sha256 = located.sha256 ?? (located.bytes ? sha256Hex(located.bytes) : await sha256OfFile(located.path));
-  const contents = await readKerasH5(located.path, source, wanted);
+  const seconds = h5ParseSeconds();
+  const contents = await readKerasH5InThread(located.path, source, wanted, seconds ? { deadlineSeconds: seconds } : {});
   const size = located.bytes?.length ?? (await stat(located.path)).size;
   const metadata: Record<string, string> = {
     layout: contents.layout as KerasH5Layout,

@@ -90,3 +90,17 @@ function parseChecksums(raw: string): Partial<Record<PublishedWeightsName, Weigh
   }
   return out;
 }
+
+/**
+ * `$LAYERTAP_H5_PARSE_SECONDS`: how long reading a Keras `.h5` may take before the file is refused (a hostile
+ * file can make HDF5 loop). Default 20; a positive number of seconds.
+ */
+export function h5ParseSeconds(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.LAYERTAP_H5_PARSE_SECONDS?.trim();
+  if (!raw) return undefined;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new ValidationError(ErrorCode.InvalidRequest, `LAYERTAP_H5_PARSE_SECONDS must be a positive number of seconds, got ${JSON.stringify(raw)}`);
+  }
+  return seconds;
+}
