@@ -132,7 +132,7 @@ export class LayertapWorker {
       allowHosts: config.allowHosts,
     });
     for (let slot = 0; slot < config.concurrency; slot++) {
-      this.hosts.push(new InferenceHost());
+      this.hosts.push(new InferenceHost({ log: options.log }));
       this.slotEngines.push({ faults: 0, dropped: new Map() });
     }
   }
