@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { findFreePort } from '@layertap/devservices';
@@ -146,6 +147,8 @@ describe('a growing dataset and layertap list', () => {
     });
     expect(parsed).toContainEqual(expect.objectContaining({ msg: 'node warning', warning: 'DeprecationWarning', code: 'DEP_TEST', detail: 'something is deprecated' }));
     expect(parsed).toContainEqual(expect.objectContaining({ level: 40, source: 'dawn', msg: 'Warning: Dawn: the adapter is a software rasteriser', name: 'layertap-worker' }));
+    // Alone in this test's LAYERTAP_WORKERS_DIR: its one inference process gets every core.
+    expect(parsed.find((l) => l.msg === 'worker started')).toMatchObject({ threads: availableParallelism() });
     expect(parsed).toContainEqual(expect.objectContaining({ level: 40, source: 'onnxruntime', msg: '2026-12-04 10:00:00.1 onnxruntime[1:0x1] [W:onnxruntime:, x.cc:1 F] raw' }));
   });
 

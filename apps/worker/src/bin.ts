@@ -32,7 +32,7 @@ const program = new Command('layertap-worker')
   .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
   .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here; null computes nothing (measures the pipeline)').choices(EngineName.options))
   .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
-  .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
+  .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / (concurrency x workers running on this host))', positiveInt)
   .option(
     '--exit-when-idle [seconds]',
     'exit once no queue has had work for this many seconds, whether or not this worker did any (batch runs, Kubernetes Jobs, tests; default LAYERTAP_EXIT_WHEN_IDLE_SECONDS or 60)',

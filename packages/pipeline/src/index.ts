@@ -14,6 +14,7 @@ export { createLimiter, type Limiter } from './limiter';
 export { STAGES, type ChunkMetrics, type InferenceMemory, type Stage } from './metrics';
 export { InferenceHost, type InferenceHostOptions } from './inference/host';
 export { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './inference/protocol';
+export { HostWorkers, defaultWorkersDir, threadsPerProcess, type HostWorkersOptions } from './host-workers';
 export { LayertapWorker, type LayertapWorkerOptions, type WorkerObserver, type WorkerSettings } from './worker-runtime';
 export { chunkFailedLine, countLines, selectRetry, takeCensus, type CensusEntry, type DatasetCensus } from './dataset-census';
 export { closeDataset, type CloseDatasetOptions, type CloseDatasetResult } from './finalize-dataset';
