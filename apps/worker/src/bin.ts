@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { BackendName, EngineName, ErrorCode, ExitCode, describeError, isLayertapError } from '@layertap/contracts';
+import { BackendName, EngineName, ErrorCode, ExitCode, isLayertapError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, isHelpOrVersion, nodeSupportNotice, usageErrorLine } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
@@ -7,6 +7,7 @@ import { LayertapWorker } from '@layertap/pipeline';
 import { WorkerMetrics } from './metrics';
 import { MetricsServer, startMetricsServer } from './metrics-server';
 import { version } from './version';
+import { writeFatalError, writeFatalLine } from './fatal-line';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (!(err instanceof CommanderError)) throw err;
     if (isHelpOrVersion(err)) process.exit(err.exitCode);
-    process.stderr.write(`layertap-worker: error: ${usageErrorLine(err)}\n`);
+    writeFatalLine(usageErrorLine(err), { exitCode: ExitCode.BadRequest });
     process.exit(ExitCode.BadRequest);
   }
   applyProcessDefaults();
@@ -106,9 +107,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
   // 2: a request that can never work (bad configuration, an impossible engine pair, a backend not installed),
   // as the CLI's 2 for a bad request; 1: anything else.
   const bad = isLayertapError(err) && (err.code === ErrorCode.InvalidRequest || err.code === ErrorCode.BackendUnavailable);
-  process.exit(bad ? ExitCode.BadRequest : ExitCode.Error);
+  const exitCode = bad ? ExitCode.BadRequest : ExitCode.Error;
+  writeFatalError(err, exitCode);
+  process.exit(exitCode);
 });
