@@ -499,4 +499,46 @@ describe('the dashboard in a real browser, with a dataset in flight', () => {
     await screenshot(board, 'bull-board-chunk-job');
     await board.close();
   });
+
+  it('shows samples a cancel stopped as cancelled, not failed: an orange segment of the bar, a legend entry and a count', async () => {
+    const few = path.join(h.tmp, 'few');
+    await mkdir(few);
+    for (const photo of ['chelsea.jpg', 'rocket.jpg', 'coffee.jpg']) await copyFile(path.join(SAMPLES, photo), path.join(few, photo));
+    await writeFile(path.join(few, 'bad.jpg'), 'nope');
+    // Cancelled before a worker ran it: every sample, the broken one too, is cancelled, none failed.
+    const submitted = await h.layertap(['submit', few, '--weights', 'random', '--layer', 'features.4', '--output', 's3://layertap/out', '--image-size', '32', '--chunk-size', '1', '--dataset-id', 'stopped']);
+    expect(submitted.code).toBe(0);
+    const cancel = await fetch(`${base}/api/datasets/stopped/cancel`, { method: 'POST', headers: auth });
+    expect(await cancel.json()).toEqual({ datasetId: 'stopped', cancelled: true, action: 'requested' });
+    await h.runWorker();
+    const json = await api('/api/datasets/stopped');
+    expect(json.progress).toMatchObject({ total: 4, ok: 0, failed: 4, pending: 0, failures: { cancelled: 4 } });
+
+    const own = await browser.newContext({ httpCredentials: { username: USER, password: PASSWORD }, viewport: { width: 1280, height: 900 } });
+    const stopped = await own.newPage();
+    await stopped.goto(`${base}/datasets/stopped`);
+    await expect(stopped.locator('#progress-text').textContent()).resolves.toBe('4 / 4 done (0 failed, 4 cancelled)');
+    await expect(stopped.locator('.stats [data-field="failed"]').textContent()).resolves.toBe('0');
+    await expect(stopped.locator('.stats [data-field="cancelled"]').textContent()).resolves.toBe('4');
+    const bar = stopped.locator('.card .bar[data-field="bar"]');
+    await expect(bar.getAttribute('title')).resolves.toBe('0 ok, 0 failed, 4 cancelled of 4');
+    type Box = { width: number } | null;
+    const width = async (cls: string) => ((await bar.locator(`.${cls}`).boundingBox()) as Box)?.width ?? 0;
+    const whole = ((await bar.boundingBox()) as Box)!.width;
+    expect(await width('failed')).toBe(0);
+    expect(await width('cancelled')).toBeCloseTo(whole, 0);
+    // Orange (--orange), not the failed red, in the bar and in the legend.
+    const colour = (selector: string) => stopped.locator(selector).first().evaluate((el) => (globalThis as unknown as { getComputedStyle: (e: unknown) => { backgroundColor: string } }).getComputedStyle(el).backgroundColor);
+    await expect(colour('.bar .cancelled')).resolves.toBe('rgb(200, 106, 18)');
+    await expect(colour('.legend i.cancelled')).resolves.toBe('rgb(200, 106, 18)');
+    await expect(colour('.legend i.failed')).resolves.toBe('rgb(200, 55, 45)');
+    await expect(stopped.locator('.legend').textContent()).resolves.toBe('okfailedcancelledpending');
+    // The page refreshes itself from the JSON every 2 s: its script keeps the counts apart too.
+    const fields = '#progress-text, .stats [data-field="failed"], .stats [data-field="cancelled"]';
+    await stopped.locator(fields).evaluateAll((els) => els.forEach((el) => ((el as { textContent: string }).textContent = 'stale')));
+    await until(() => stopped.locator(fields).allTextContents(), (t) => !t.includes('stale'), 10_000, 'the page to refresh itself');
+    await expect(stopped.locator(fields).allTextContents()).resolves.toEqual(['4 / 4 done (0 failed, 4 cancelled)', '0', '4']);
+    await screenshot(stopped, 'dataset-cancelled');
+    await own.close();
+  });
 });

@@ -35,6 +35,15 @@ describe('engines in the worker', () => {
   it('auto starts on the CPU engine here and says why each faster engine was passed over (a software adapter never)', async () => {
     await submit('auto');
     const log = await h.runWorker();
+    // Every line is JSON, whatever the WebGPU and ONNX Runtime probes printed natively.
+    const notJson = log.trim().split('\n').filter((line) => {
+      try {
+        return typeof JSON.parse(line) !== 'object';
+      } catch {
+        return true;
+      }
+    });
+    expect(notJson).toEqual([]);
     const started = JSON.parse(log.split('\n').find((l) => l.includes('"worker started"'))!);
     expect(started.engine).toBe('onnx/cpu');
     expect(started.requested).toBe('auto/auto');

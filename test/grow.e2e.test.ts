@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { findFreePort } from '@layertap/devservices';
@@ -121,10 +122,19 @@ describe('a growing dataset and layertap list', () => {
     expect(bad.code).toBe(2);
   });
 
-  it("keeps the worker's log JSON: a Node warning becomes a log line", async () => {
+  it("keeps the worker's log JSON: a Node warning and the inference process's native writes become log lines", async () => {
     const warn = path.join(h.tmp, 'warn.cjs');
-    // Loaded before the worker's own code; the warning comes once the worker runs, as a deprecation would.
-    await writeFile(warn, "setImmediate(() => process.emitWarning('something is deprecated', { type: 'DeprecationWarning', code: 'DEP_TEST' }));\n");
+    // Loaded before the worker's own code; the warning comes once the worker runs, as a deprecation would. In
+    // the inference process (it has an IPC channel) it also writes to fd 1 and 2 directly, as Dawn and ONNX
+    // Runtime do.
+    await writeFile(
+      warn,
+      "setImmediate(() => process.emitWarning('something is deprecated', { type: 'DeprecationWarning', code: 'DEP_TEST' }));\n" +
+        "if (process.channel) {\n" +
+        "  require('node:fs').writeSync(2, 'Warning: Dawn: the adapter is a software rasteriser\\n');\n" +
+        "  require('node:fs').writeSync(1, '2026-12-04 10:00:00.1 onnxruntime[1:0x1] [W:onnxruntime:, x.cc:1 F] raw\\n');\n" +
+        "}\n",
+    );
     const worker = h.spawn(BIN.worker, ['--exit-when-idle=1', '--engine', 'null'], { NODE_OPTIONS: `--require ${warn}` });
     expect(await worker.exited).toBe(0);
     const lines = worker.output().trim().split('\n');
@@ -136,6 +146,10 @@ describe('a growing dataset and layertap list', () => {
       }
     });
     expect(parsed).toContainEqual(expect.objectContaining({ msg: 'node warning', warning: 'DeprecationWarning', code: 'DEP_TEST', detail: 'something is deprecated' }));
+    expect(parsed).toContainEqual(expect.objectContaining({ level: 40, source: 'dawn', msg: 'Warning: Dawn: the adapter is a software rasteriser', name: 'layertap-worker' }));
+    // Alone in this test's LAYERTAP_WORKERS_DIR: its one inference process gets every core.
+    expect(parsed.find((l) => l.msg === 'worker started')).toMatchObject({ threads: availableParallelism() });
+    expect(parsed).toContainEqual(expect.objectContaining({ level: 40, source: 'onnxruntime', msg: '2026-12-04 10:00:00.1 onnxruntime[1:0x1] [W:onnxruntime:, x.cc:1 F] raw' }));
   });
 
   it('a second Ctrl-C hands the running chunk back at once and exits 130, without a native crash', async () => {

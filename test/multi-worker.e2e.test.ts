@@ -2,15 +2,17 @@
  * Scale out: three worker processes with different --concurrency share one dataset. Each takes part, and no
  * chunk or sample is processed twice.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { ChunkResult } from '@layertap/contracts';
 import { LayertapQueues } from '@layertap/queue';
 import { BIN, Harness, SAMPLES } from './support/harness';
 import { makeVariants } from './support/images';
 
-type LogLine = { msg?: string; chunk?: number; pid?: number; concurrency?: number; datasetId?: string };
+type LogLine = { msg?: string; chunk?: number; pid?: number; concurrency?: number; datasetId?: string; threads?: number; device?: string };
 
 describe('three workers on one dataset', () => {
   const h = new Harness('multi');
@@ -86,5 +88,40 @@ describe('three workers on one dataset', () => {
     const arrays = (await h.listKeys('layertap', 'multi/shared/block1_pool/')).length;
     expect(arrays).toBe(30);
     process.stdout.write(`chunks per worker (concurrency 1, 2, 3): ${perWorker.join(', ')}\n`);
+  });
+
+  it('shares the cores between the workers on the host, counted again at each chunk', async () => {
+    const cores = availableParallelism();
+    const share = (workers: number) => Math.max(1, Math.floor(cores / workers));
+    /** How the device description says N threads: "AMD EPYC (1 thread)", "(2 threads)". */
+    const threadsSaid = (n: number) => expect.stringMatching(new RegExp(`\\(${n} threads?\\)$`));
+    const worker = h.spawn(BIN.worker, ['--engine', 'onnx', '--backend', 'cpu']);
+    const lines = () => worker.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+    await h.waitForOutput(worker.output, /"worker started"/, 60_000);
+    // Alone in this test's LAYERTAP_WORKERS_DIR (the harness gives each test its own).
+    expect(lines().find((l) => l.msg === 'worker started')?.threads).toBe(share(1));
+
+    // Another worker registers (a running process's pid file, here this test's): the next chunk gets half.
+    const other = path.join(h.tmp, 'workers', `${process.pid}.pid`);
+    await writeFile(other, `${process.pid}\n`);
+    // A dead process's pid file is ignored (and removed).
+    await writeFile(path.join(h.tmp, 'workers', '999999999.pid'), '999999999\n');
+    const one = path.join(h.tmp, 'one.txt');
+    await writeFile(one, `${path.join(SAMPLES, 'chelsea.jpg')}\n`);
+    const submit = async (id: string) => {
+      const r = await h.layertap(['submit', one, '--weights', 'random', '--layer', 'block1_pool', '--output', 's3://layertap/multi', '--image-size', '32', '--dataset-id', id, '--wait']);
+      expect(r.code).toBe(0);
+      return lines().filter((l) => l.datasetId === id && l.msg === 'model loaded').map((l) => l.device);
+    };
+    expect(await submit('two-here')).toEqual([threadsSaid(share(2))]);
+    // It has gone: the next chunk loads the model again with every core.
+    await rm(other);
+    expect(await submit('alone-again')).toEqual([threadsSaid(share(1))]);
+
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    // Its own pid file went with it; the dead one's too.
+    expect(existsSync(path.join(h.tmp, 'workers'))).toBe(true);
+    expect(readdirSync(path.join(h.tmp, 'workers'))).toEqual([]);
   });
 });

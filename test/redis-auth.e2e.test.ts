@@ -57,7 +57,9 @@ describe('Redis with a password', () => {
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { REDIS_URL: withPassword(h.services.redisUrl, wrong) });
     expect(await worker.exited).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect(worker.output()).toMatch(/layertap-worker: cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/?: WRONGPASS/);
+    // Its last line is a line of its JSON log, the URL without its userinfo as in every log line.
+    const last = JSON.parse(worker.output().trim().split('\n').pop()!) as Record<string, unknown>;
+    expect(last).toMatchObject({ level: 60, name: 'layertap-worker', exitCode: 1, msg: expect.stringMatching(/^cannot connect to Redis at redis:\/\/127\.0\.0\.1:\d+\/?: WRONGPASS/) });
     expect(worker.output()).not.toContain(wrong);
     expect(worker.output()).not.toContain('battery');
   });

@@ -83,6 +83,8 @@ export class Harness {
       LAYERTAP_METRICS_PORT: '0',
       // Workers run with --exit-when-idle after the test has submitted: one quiet second is enough here.
       LAYERTAP_EXIT_WHEN_IDLE_SECONDS: '1',
+      // Workers count the workers on their host to share the cores out: each test counts only its own.
+      ...(this.tmp ? { LAYERTAP_WORKERS_DIR: path.join(this.tmp, 'workers') } : {}),
       ...extra,
     };
   }

@@ -40,7 +40,9 @@ a { color:var(--blue); }
 .badge.running { background:var(--blue); } .badge.finishing { background:var(--purple); } .badge.done, .badge.ok { background:var(--green); }
 .badge.failed { background:var(--red); } .badge.cancelled { background:var(--orange); } .badge.pending { background:#8a93a6; }
 .bar { height:10px; border-radius:5px; background:#e8ebf0; overflow:hidden; min-width:120px; display:flex; }
-.bar .ok { background:var(--green); } .bar .failed { background:var(--red); }
+.bar .ok { background:var(--green); } .bar .failed { background:var(--red); } .bar .cancelled { background:var(--orange); }
+.legend { display:flex; gap:14px; font-size:12px; margin-top:6px; } .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:5px; vertical-align:-1px; }
+.legend i.ok { background:var(--green); } .legend i.failed { background:var(--red); } .legend i.cancelled { background:var(--orange); } .legend i.pending { background:#e8ebf0; border:1px solid #c9ced8; }
 .big { font-size:18px; font-weight:600; font-variant-numeric: tabular-nums; }
 .muted { color:var(--muted); }
 .stats { display:flex; gap:28px; flex-wrap:wrap; margin:12px 0 4px; } .stats div span { display:block; color:var(--muted); font-size:12px; }

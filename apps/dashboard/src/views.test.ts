@@ -8,6 +8,28 @@ describe('views', () => {
     expect(progressText(detail())).toBe('42 / 100 done (2 failed)');
   });
 
+  it('counts and colours the samples a cancel stopped apart from the failed ones: an orange segment, a legend entry, a count', () => {
+    const cancelled = detail({
+      state: 'cancelled',
+      cancelled: true,
+      etaSeconds: null,
+      progress: { ...detail().progress, ok: 40, failed: 35, pending: 25, failures: { decode_failed: 5, cancelled: 30 } },
+    });
+    expect(progressText(cancelled)).toBe('75 / 100 done (5 failed, 30 cancelled)');
+    const page = datasetPage(cancelled, { readOnly: false, formToken: 'tok' }).body.value;
+    expect(page).toContain(
+      '<div class="bar" data-field="bar" title="40 ok, 5 failed, 30 cancelled of 100"><div class="ok" style="width:40.00%"></div><div class="failed" style="width:5.00%"></div><div class="cancelled" style="width:30.00%"></div></div>',
+    );
+    expect(page).toContain('<span><i class="failed"></i>failed</span><span><i class="cancelled"></i>cancelled</span>');
+    expect(page).toContain('<span>failed</span><b class="big" data-field="failed">5</b>');
+    expect(page).toContain('<span>cancelled</span><b class="big" data-field="cancelled">30</b>');
+    expect(page).toContain('data-field="progress">75 / 100 done (5 failed, 30 cancelled)</b>');
+    // The list's bar has the same three segments.
+    expect(datasetsPage([cancelled]).body.value).toContain('<div class="failed" style="width:5.00%"></div><div class="cancelled" style="width:30.00%"></div>');
+    // Without a cancel, nothing is orange.
+    expect(datasetPage(detail(), { readOnly: false, formToken: 'tok' }).body.value).toContain('<div class="cancelled" style="width:0.00%"></div>');
+  });
+
   it('renders a dataset page with its numbers, configuration and failure examples, escaping what came from data', () => {
     const d = detail({
       failureExamples: { decode_failed: [{ id: 'bad-1', uri: `file:///x/${hostile}.jpg`, message: `cannot decode ${hostile}`, chunk: 0, run: 0, at: 0 }] },

@@ -1,3 +1,4 @@
+import { sampleCounts } from '@layertap/queue';
 import { rateChartSvg } from './chart';
 import type { DatasetDetail, DatasetSummary } from './dataset-view';
 import { html, raw, scriptJson, seg, type SafeHtml } from './html';
@@ -21,15 +22,25 @@ function percent(part: number, total: number): string {
   return total > 0 ? `${((100 * part) / total).toFixed(2)}%` : '0%';
 }
 
+/** The bar's segments: ok (green), failed (red), cancelled (orange: stopped by a cancel, not broken). */
 function progressBar(d: DatasetSummary): SafeHtml {
-  const { ok, failed, total } = d.progress;
-  return html`<div class="bar" data-field="bar" title="${`${ok} ok, ${failed} failed of ${total}`}"><div class="ok" style="width:${percent(ok, total)}"></div><div class="failed" style="width:${percent(failed, total)}"></div></div>`;
+  const { ok, failed, cancelled, total } = sampleCounts(d.progress);
+  const title = `${ok} ok, ${failed} failed${cancelled ? `, ${cancelled} cancelled` : ''} of ${total}`;
+  return html`<div class="bar" data-field="bar" title="${title}"><div class="ok" style="width:${percent(ok, total)}"></div><div class="failed" style="width:${percent(failed, total)}"></div><div class="cancelled" style="width:${percent(cancelled, total)}"></div></div>`;
 }
 
-/** "12 / 60 done (2 failed)": the text the pages update as progress comes in. */
+/** What the bar's colours mean, under the bar on a dataset's page. */
+function barLegend(): SafeHtml {
+  return html`<div class="legend muted"><span><i class="ok"></i>ok</span><span><i class="failed"></i>failed</span><span><i class="cancelled"></i>cancelled</span><span><i class="pending"></i>pending</span></div>`;
+}
+
+/**
+ * "12 / 60 done (2 failed)", or "(2 failed, 5 cancelled)" once a cancel stopped samples: the text the pages
+ * update as progress comes in. Cancelled samples are done but not failed (retry runs them).
+ */
 export function progressText(d: Pick<DatasetSummary, 'progress'>): string {
-  const { ok, failed, total } = d.progress;
-  return `${ok + failed} / ${total} done (${failed} failed)`;
+  const { ok, failed, cancelled, total } = sampleCounts(d.progress);
+  return `${ok + failed + cancelled} / ${total} done (${failed} failed${cancelled ? `, ${cancelled} cancelled` : ''})`;
 }
 
 /** Whether the run goes on and an ETA means something (not once it ended, failed, or was cancelled). */
@@ -111,16 +122,19 @@ function fmtEta(s) {
 function pct(part, total) { return total > 0 ? (100 * part / total).toFixed(2) + '%' : '0%'; }
 function fill(root, d) {
   var p = d.progress;
+  // As sampleCounts: samples a cancel stopped are counted apart from the failed ones.
+  var cancelled = Math.min(p.failed, (p.failures && p.failures.cancelled) || 0), failed = p.failed - cancelled;
   var set = function (name, text) { root.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; }); };
-  set('progress', (p.ok + p.failed) + ' / ' + p.total + ' done (' + p.failed + ' failed)');
-  set('ok', String(p.ok)); set('failed', String(p.failed)); set('pending', String(p.pending));
+  set('progress', (p.ok + p.failed) + ' / ' + p.total + ' done (' + failed + ' failed' + (cancelled ? ', ' + cancelled + ' cancelled' : '') + ')');
+  set('ok', String(p.ok)); set('failed', String(failed)); set('cancelled', String(cancelled)); set('pending', String(p.pending));
   if (d.workers !== undefined) set('workers', String(d.workers));
   // Only a running dataset's page or row has these two; an ended one is rendered whole (a reload on the change).
   set('rate', d.rate.toFixed(1) + ' img/s'); set('eta', fmtEta(d.etaSeconds));
   set('chunks', d.chunks.done + ' done, ' + d.chunks.failed + ' failed, ' + d.chunks.pending + ' pending of ' + d.chunks.total);
   root.querySelectorAll('[data-field="state"]').forEach(function (el) { el.textContent = d.state; el.className = 'badge ' + d.state; });
   root.querySelectorAll('[data-field="bar"]').forEach(function (el) {
-    el.children[0].style.width = pct(p.ok, p.total); el.children[1].style.width = pct(p.failed, p.total);
+    el.children[0].style.width = pct(p.ok, p.total); el.children[1].style.width = pct(failed, p.total); el.children[2].style.width = pct(cancelled, p.total);
+    el.title = p.ok + ' ok, ' + failed + ' failed' + (cancelled ? ', ' + cancelled + ' cancelled' : '') + ' of ' + p.total;
   });
 }
 `;
@@ -235,13 +249,16 @@ ${d.chunkFailures.map((f) => html`<p class="error">chunk ${f.chunk} (<span class
 export function datasetPage(d: DatasetDetail, ctx: ViewContext): { title: string; body: SafeHtml; script: SafeHtml } {
   const c = d.config;
   const base = datasetLink(d.datasetId);
+  const counts = sampleCounts(d.progress);
   const body = html`<h1><span class="mono">${d.datasetId}</span> ${badge(d.state)} ${d.cancelled ? html`<span class="badge cancelled">cancel requested</span>` : ''} ${actionForms(d, ctx, base)}</h1>
 <div class="card">
   ${progressBar(d)}
+  ${barLegend()}
   <div class="stats">
     <div><span>progress</span><b class="big" id="progress-text" data-field="progress">${progressText(d)}</b></div>
     <div><span>ok</span><b class="big" data-field="ok">${d.progress.ok}</b></div>
-    <div><span>failed</span><b class="big" data-field="failed">${d.progress.failed}</b></div>
+    <div><span>failed</span><b class="big" data-field="failed">${counts.failed}</b></div>
+    <div title="stopped by a cancel before they ran: not broken, retry runs them"><span>cancelled</span><b class="big" data-field="cancelled">${counts.cancelled}</b></div>
     <div><span>pending</span><b class="big" data-field="pending">${d.progress.pending}</b></div>
     <div title="workers connected to the chunk queue (all datasets share them)"><span>workers</span><b class="big" data-field="workers">${d.workers === undefined ? '?' : String(d.workers)}</b></div>
     ${timingStats(d)}

@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { BackendName, EngineName, ErrorCode, ExitCode, describeError, isLayertapError } from '@layertap/contracts';
+import { BackendName, EngineName, ErrorCode, ExitCode, isLayertapError } from '@layertap/contracts';
 import { applyProcessDefaults, createLogger, isHelpOrVersion, nodeSupportNotice, usageErrorLine } from '@layertap/config';
 import { readWorkerConfig } from './config';
 import { readMetricsConfig } from './metrics-config';
@@ -7,6 +7,7 @@ import { LayertapWorker } from '@layertap/pipeline';
 import { WorkerMetrics } from './metrics';
 import { MetricsServer, startMetricsServer } from './metrics-server';
 import { version } from './version';
+import { writeFatalError, writeFatalLine } from './fatal-line';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -32,7 +33,7 @@ const program = new Command('layertap-worker')
   .option('--concurrency <n>', 'chunk jobs at once, each with its own inference process', positiveInt)
   .addOption(new Option('--engine <name>', 'what runs the model: auto picks the fastest that works here; null computes nothing (measures the pipeline)').choices(EngineName.options))
   .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
-  .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / concurrency)', positiveInt)
+  .option('--threads <n>', 'ONNX Runtime threads per inference process (default: cores / (concurrency x workers running on this host))', positiveInt)
   .option(
     '--exit-when-idle [seconds]',
     'exit once no queue has had work for this many seconds, whether or not this worker did any (batch runs, Kubernetes Jobs, tests; default LAYERTAP_EXIT_WHEN_IDLE_SECONDS or 60)',
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (!(err instanceof CommanderError)) throw err;
     if (isHelpOrVersion(err)) process.exit(err.exitCode);
-    process.stderr.write(`layertap-worker: error: ${usageErrorLine(err)}\n`);
+    writeFatalLine(usageErrorLine(err), { exitCode: ExitCode.BadRequest });
     process.exit(ExitCode.BadRequest);
   }
   applyProcessDefaults();
@@ -106,9 +107,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`layertap-worker: ${describeError(err)}\n`);
   // 2: a request that can never work (bad configuration, an impossible engine pair, a backend not installed),
   // as the CLI's 2 for a bad request; 1: anything else.
   const bad = isLayertapError(err) && (err.code === ErrorCode.InvalidRequest || err.code === ErrorCode.BackendUnavailable);
-  process.exit(bad ? ExitCode.BadRequest : ExitCode.Error);
+  const exitCode = bad ? ExitCode.BadRequest : ExitCode.Error;
+  writeFatalError(err, exitCode);
+  process.exit(exitCode);
 });

@@ -121,6 +121,11 @@ describe('readWorkerConfig', () => {
     expect(readWorkerConfig({}, {}).im2col).toBeUndefined();
   });
 
+  it('reads LAYERTAP_WORKERS_DIR, where workers register to share the cores (default: left to the pipeline)', () => {
+    expect(readWorkerConfig({}, { LAYERTAP_WORKERS_DIR: '/run/layertap/workers' }).workersDir).toBe('/run/layertap/workers');
+    expect(readWorkerConfig({}, {}).workersDir).toBeUndefined();
+  });
+
   it('takes every pair the bench takes, onnx on the CPU included', () => {
     expect(readWorkerConfig({ engine: 'onnx', backend: 'cpu' }, {})).toMatchObject({ engine: 'onnx', backend: 'cpu' });
     expect(readWorkerConfig({}, { LAYERTAP_ENGINE: 'auto', LAYERTAP_BACKEND: 'webgpu' })).toMatchObject({ engine: 'auto', backend: 'webgpu' });

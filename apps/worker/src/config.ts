@@ -17,8 +17,13 @@ const WorkerEnv = z.object({
   LAYERTAP_BACKEND: BackendName.default('auto'),
   /** auto | onnx | tfjs | null (default auto: CUDA, then a hardware WebGPU adapter, then ONNX Runtime CPU, then TF.js wasm). */
   LAYERTAP_ENGINE: EngineName.default('auto'),
-  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
+  /** ONNX Runtime threads per inference process (default: cores / (concurrency x workers running on this host)). */
   LAYERTAP_THREADS: positiveInt.optional(),
+  /**
+   * The per-host directory where each worker writes its pid file, to count the workers sharing the cores
+   * (default: <tmpdir>/layertap-workers).
+   */
+  LAYERTAP_WORKERS_DIR: z.string().min(1).optional(),
   /** 1: TF.js WebGPU computes convolutions with its separate im2col shader (slices sized to fit the adapter). */
   LAYERTAP_WEBGPU_IM2COL: z.enum(['0', '1', 'true', 'false']).optional(),
   LAYERTAP_LOCK_DURATION_MS: positiveInt.default(30_000),
@@ -73,6 +78,7 @@ export function readWorkerConfig(flags: WorkerFlags, env: Env = process.env): Wo
     backend,
     engine,
     ...(flags.threads ?? e.LAYERTAP_THREADS ? { threads: (flags.threads ?? e.LAYERTAP_THREADS) as number } : {}),
+    ...(e.LAYERTAP_WORKERS_DIR ? { workersDir: e.LAYERTAP_WORKERS_DIR } : {}),
     ...(e.LAYERTAP_WEBGPU_IM2COL === '1' || e.LAYERTAP_WEBGPU_IM2COL === 'true' ? { im2col: true } : {}),
     exitWhenIdle: flags.exitWhenIdle !== undefined && flags.exitWhenIdle !== false,
     idleGraceMs: (typeof flags.exitWhenIdle === 'number' ? flags.exitWhenIdle : e.LAYERTAP_EXIT_WHEN_IDLE_SECONDS) * 1000,

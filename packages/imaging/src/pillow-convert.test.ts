@@ -42,6 +42,27 @@ describe('decodeImage follows Pillow convert("RGB")', () => {
     expect(sha256(rgb.data)).toBe(r.convertRgbSha256);
   });
 
+  it('converts a YCCK JPEG (Adobe transform 2, made by libjpeg from known inks) as Pillow does, byte for byte', async () => {
+    const r = ref('ycck-64x48.jpg');
+    expect(r.mode).toBe('CMYK');
+    const bytes = fixture('ycck-64x48.jpg');
+    // The file is what it claims: 4 components and an Adobe APP14 marker whose transform byte says YCCK (2).
+    const adobe = bytes.indexOf(Buffer.from('Adobe'));
+    expect(adobe).toBeGreaterThan(0);
+    expect(bytes[adobe + 11]).toBe(2);
+    const { rgb, source } = await decodeImage(bytes);
+    expect(source).toMatchObject({ format: 'jpeg', channels: 4, space: 'cmyk' });
+    expect([rgb.width, rgb.height]).toEqual(r.size);
+    for (const key of Object.keys(r.pixels)) expect([key, pixel(rgb.data, rgb.width, key)]).toEqual([key, r.pixels[key]]);
+    expect(sha256(rgb.data)).toBe(r.convertRgbSha256);
+    // And near the inks make-ycck.c wrote, through Pillow's formula (JPEG is lossy: a few levels).
+    const [x, y] = [40, 20];
+    const ink = Uint8Array.from([x * 4, y * 5, Math.floor(x / 16) * 85, Math.floor(y / 12) * 60]);
+    const want = Array.from(cmykToRgb(ink));
+    const got = pixel(rgb.data, rgb.width, `${x},${y}`);
+    for (let c = 0; c < 3; c++) expect(Math.abs((got[c] as number) - (want[c] as number))).toBeLessThanOrEqual(4);
+  });
+
   it('an ICC transform (sharp\'s own CMYK conversion) would differ: the test can tell', async () => {
     const viaIcc = await sharp(fixture('cmyk-120x90.jpg')).toColourspace('srgb').raw().toBuffer();
     expect(sha256(viaIcc)).not.toBe(ref('cmyk-120x90.jpg').convertRgbSha256);

@@ -35,8 +35,11 @@ export interface ChunkRunnerOptions {
   log: Logger;
   engine: EngineName;
   backend: BackendName;
-  /** ONNX Runtime threads per inference process. */
-  threads?: number;
+  /**
+   * ONNX Runtime threads per inference process, or a function asked at each chunk (the workers on the host
+   * come and go; a different count loads the model again with it).
+   */
+  threads?: number | (() => number);
   /** TF.js WebGPU: convolutions through the separate im2col shader. */
   im2col?: boolean;
   /** Engines this runner's inference process must not use again (dropped after faults), with why. */
@@ -96,10 +99,11 @@ export class ChunkRunner {
       ledger.failRest(ErrorCode.Cancelled, 'dataset was cancelled before this sample ran');
     } else {
       const excluded = o.excludedEngines?.();
+      const threads = typeof o.threads === 'function' ? o.threads() : o.threads;
       model = await o.inference.load({
         engine: o.engine,
         backend: o.backend,
-        ...(o.threads ? { threads: o.threads } : {}),
+        ...(threads ? { threads } : {}),
         ...(o.im2col ? { im2col: true } : {}),
         ...(excluded?.size ? { exclude: [...excluded] } : {}),
         model: dataset.model,

@@ -6,4 +6,5 @@ export { createLimiter, type Limiter } from './limiter';
 export { STAGES, type ChunkMetrics, type InferenceMemory, type Stage } from './metrics';
 export { InferenceHost, type InferenceHostOptions } from './inference/host';
 export { modelKey, wallClockMs, type ChildUsage, type InferResult, type ModelInfo, type ModelSpec } from './inference/protocol';
+export { HostWorkers, defaultWorkersDir, threadsPerProcess, type HostWorkersOptions } from './host-workers';
 export { LayertapWorker, type LayertapWorkerOptions, type WorkerObserver, type WorkerSettings } from './worker-runtime';

@@ -23,6 +23,7 @@ import { LayertapQueues, connectRedis, isOrphaned, safeRedisUrl, type Redis } fr
 import { openOutput, type OutputWriter } from '@layertap/storage';
 import { ChunkRunner } from './chunk-runner';
 import { finalizeDataset } from '@layertap/datasets';
+import { HostWorkers, threadsPerProcess } from './host-workers';
 import { InferenceHost } from './inference/host';
 import type { ChunkMetrics } from './metrics';
 
@@ -32,8 +33,10 @@ export interface WorkerSettings extends CommonConfig {
   concurrency: number;
   engine: EngineName;
   backend: BackendName;
-  /** ONNX Runtime threads per inference process (default: cores / concurrency). */
+  /** ONNX Runtime threads per inference process (default: cores / (concurrency x workers on this host)). */
   threads?: number;
+  /** The per-host directory where workers register, to be counted for the threads default (LAYERTAP_WORKERS_DIR). */
+  workersDir?: string;
   /** TF.js WebGPU: convolutions through the separate im2col shader. */
   im2col?: boolean;
   /** Exit once no queue has had work for `idleGraceMs` (batch runs, tests), whether or not any was done. */
@@ -120,6 +123,8 @@ export class LayertapWorker {
   private readonly identity = { hostname: hostname(), pid: process.pid };
   /** The chunk jobs running now with their lock tokens, so that `abort` can hand them back. */
   private readonly running = new Map<string, { job: Job; token: string; log: LayertapWorkerOptions['log'] }>();
+  /** This worker's entry among the workers on this host (they share the cores). */
+  private readonly hostWorkers: HostWorkers;
 
   constructor(private readonly options: LayertapWorkerOptions) {
     const { config } = options;
@@ -131,8 +136,9 @@ export class LayertapWorker {
       ...(config.fileRoots.length ? { allowedRoots: config.fileRoots } : {}),
       allowHosts: config.allowHosts,
     });
+    this.hostWorkers = new HostWorkers(config.workersDir ? { dir: config.workersDir } : {});
     for (let slot = 0; slot < config.concurrency; slot++) {
-      this.hosts.push(new InferenceHost());
+      this.hosts.push(new InferenceHost({ log: options.log }));
       this.slotEngines.push({ faults: 0, dropped: new Map() });
     }
   }
@@ -147,8 +153,9 @@ export class LayertapWorker {
       log,
       engine: config.engine,
       backend: config.backend,
-      // ONNX Runtime threads: the cores shared out between the inference processes of this worker.
-      threads: config.threads ?? Math.max(1, Math.floor(availableParallelism() / config.concurrency)),
+      // ONNX Runtime threads: the cores shared out between the inference processes of every worker on this
+      // host, counted again at each chunk as workers come and go.
+      threads: config.threads ?? (() => threadsPerProcess(availableParallelism(), config.concurrency, this.hostWorkers.count())),
       ...(config.im2col ? { im2col: true } : {}),
       excludedEngines: () => (this.slotEngines[slot] as { dropped: Map<string, string> }).dropped,
       decodeConcurrency: config.decodeConcurrency,
@@ -180,6 +187,7 @@ export class LayertapWorker {
     // then proven on the dataset's layers before it computes (the proof run).
     const [firstHost] = this.hosts;
     if (!firstHost) throw new Error('no inference process (concurrency 0)');
+    this.hostWorkers.start();
     const engine = await firstHost.probe({ engine: config.engine, backend: config.backend, ...(config.threads ? { threads: config.threads } : {}) });
     this.connection = await connectRedis(config.redis.url, { mode: 'blocking' });
     const queues = new LayertapQueues({ connection: this.connection, prefix: config.redis.prefix });
@@ -218,6 +226,8 @@ export class LayertapWorker {
         redis: safeRedisUrl(config.redis.url),
         prefix: config.redis.prefix,
         concurrency: config.concurrency,
+        // The threads default at start (recounted at each chunk): the cores over concurrency x workers here.
+        threads: config.threads ?? threadsPerProcess(availableParallelism(), config.concurrency, this.hostWorkers.count()),
         engine: `${engine.engine}/${engine.backend}`,
         device: engine.device.description,
         reason: engine.reason,
@@ -429,6 +439,7 @@ export class LayertapWorker {
       await graceful;
       clearTimeout(timer);
       await Promise.all(this.hosts.map((h) => h.close()));
+      this.hostWorkers.close();
       await this.queues?.close();
       await this.connection?.quit().catch(() => undefined);
       this.s3.destroy();

@@ -9,6 +9,8 @@ libjpeg build); pillow-refs.json is always recomputed from the committed files.
   left to right so that K matters.
 - exif6-96x64.jpg: a JPEG whose EXIF orientation is 6 (the camera was turned 90 degrees clockwise).
 - gray16-96x64.png (made by make-fixtures.py): Pillow's mode I, which convert('RGB') clips at 255.
+- ycck-64x48.jpg (made by make-ycck.c with libjpeg, as Pillow cannot write YCCK): a CMYK JPEG stored as YCCK,
+  Adobe marker with transform 2, from known ink values.
 
 For each: size, mode, and the sha256 of Image.open(f).convert('RGB') as HWC bytes, plus a few pixels.
 """
@@ -47,13 +49,13 @@ def reference(name):
         'mode': im.mode,
         'orientation': im.getexif().get(0x0112),
         'convertRgbSha256': hashlib.sha256(rgb.tobytes()).hexdigest(),
-        'pixels': {f'{x},{y}': rgb[y, x].tolist() for x, y in [(0, 0), (60, 45), (119, 89), (95, 63)] if x < im.size[0] and y < im.size[1]},
+        'pixels': {f'{x},{y}': rgb[y, x].tolist() for x, y in [(0, 0), (60, 45), (119, 89), (95, 63), (40, 20), (63, 47)] if x < im.size[0] and y < im.size[1]},
     }
 
 
 def main():
     make_images()
-    names = ['cmyk-120x90.jpg', 'exif6-96x64.jpg', 'gray16-96x64.png']
+    names = ['cmyk-120x90.jpg', 'exif6-96x64.jpg', 'gray16-96x64.png', 'ycck-64x48.jpg']
     refs = {'generatedBy': 'make-pillow-refs.py', 'pillow': PIL.__version__, 'files': {n: reference(n) for n in names}}
     with open(out('pillow-refs.json'), 'w') as f:
         json.dump(refs, f, indent=1)

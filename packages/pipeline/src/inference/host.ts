@@ -3,7 +3,10 @@ import path from 'node:path';
 import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
 import type { EngineInfo } from '@layertap/contracts';
 import type { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { createLogger, type Logger } from '@layertap/config';
 import { BufferPool, FrameReader, writeFrame } from './frames';
+import { logNativeLine } from './native-output';
 import {
   unpackInferResult,
   wallClockMs,
@@ -25,6 +28,11 @@ export interface InferenceHostOptions {
   childPath?: string;
   /** Environment for the child. Default: this process's (inherited). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Where the child's stdout and stderr lines go (native libraries' writes, its JSON warnings), one log line
+   * each. Default: a JSON logger on this process's stdout.
+   */
+  log?: Logger;
 }
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void; child: ChildProcess };
@@ -52,7 +60,11 @@ export class InferenceHost {
   /** Where batches' activations are received, reused from batch to batch (see `release`). */
   private readonly pool = new BufferPool();
 
-  constructor(private readonly options: InferenceHostOptions = {}) {}
+  private readonly log: Logger;
+
+  constructor(private readonly options: InferenceHostOptions = {}) {
+    this.log = options.log ?? createLogger({ name: 'layertap-inference' });
+  }
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -62,12 +74,17 @@ export class InferenceHost {
     if (this.child && this.child.connected) return this.child;
     const childPath = this.options.childPath ?? path.join(__dirname, 'child.js');
     const child = fork(childPath, [], {
+      // stdout and stderr piped: native libraries write to them directly, and the worker's log is JSON lines.
       // fd 4: the data channel (a socket pair, both ways).
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'],
       // Without `env`, fork passes this process's environment on.
       ...(this.options.env ? { env: this.options.env } : {}),
       execArgv: [],
     });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const input = child[stream];
+      if (input) createInterface({ input, crlfDelay: Infinity }).on('line', (line) => logNativeLine(this.log, line, stream, child.pid));
+    }
     child.on('message', (msg: ChildResponse) => {
       const waiter = this.pending.get(msg.id);
       if (!waiter) return;

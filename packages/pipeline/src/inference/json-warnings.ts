@@ -1,7 +1,7 @@
 /**
  * Node's warnings (deprecations, experimental features) of an inference process or its engine thread as JSON
- * lines on stderr, the worker's log format, instead of Node's free text that breaks a JSON log. Their stderr
- * is the worker's.
+ * lines on stderr, the worker's log format, instead of Node's free text that breaks a JSON log. The worker
+ * reads that stderr and logs each JSON line with its fields (native-output.ts).
  */
 export function warningsAsJson(name: string): void {
   process.removeAllListeners('warning');
