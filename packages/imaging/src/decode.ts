@@ -1,5 +1,6 @@
 import { ErrorCode, SampleError, type ExifOrientation } from '@layertap/contracts';
 import sharp from 'sharp';
+import { readImageHeader, type ImageHeader } from './image-header';
 import type { RgbImage } from './preprocessing';
 import { appliesOrientation, decodeCmykAsPillow, isCmyk } from './pillow-convert';
 
@@ -59,21 +60,14 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   }
   if (bytes.length === 0) throw new SampleError(ErrorCode.EmptyFile, 'image is empty (0 bytes)');
 
-  let metadata: sharp.Metadata;
-  try {
-    // Header only: no pixel is decoded, so the size check below runs before anything big is allocated.
-    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
-  } catch (err) {
-    throw decodeError(err);
+  const header = await imageHeader(bytes);
+  if (!DECODABLE_FORMATS.includes(header.format)) {
+    throw new SampleError(ErrorCode.DecodeFailed, `unsupported image format '${header.format}'`);
   }
-  if (!DECODABLE_FORMATS.includes(metadata.format)) {
-    throw new SampleError(ErrorCode.DecodeFailed, `unsupported image format '${metadata.format}'`);
-  }
-  const height = metadata.pageHeight ?? metadata.height;
-  if (metadata.width * height > maxPixels) {
+  if (header.width * header.height > maxPixels) {
     throw new SampleError(
       ErrorCode.PixelLimit,
-      `image is ${metadata.width}x${height} (${megapixels(metadata.width * height)}), ` +
+      `image is ${header.width}x${header.height} (${megapixels(header.width * header.height)}), ` +
         `more than the limit of ${megapixels(maxPixels)}`,
     );
   }
@@ -95,7 +89,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   try {
     // Without a resize in the same pipeline sharp never premultiplies, so removeAlpha keeps the stored RGB of
     // transparent pixels, as convert('RGB') does.
-    decoded = isCmyk(metadata) ? await decodeCmykAsPillow(image) : await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    decoded = isCmyk(header) ? await decodeCmykAsPillow(image) : await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw decodeError(err);
   }
@@ -108,14 +102,33 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   }
 
   const source: ImageSourceInfo = {
-    format: metadata.format,
+    format: header.format,
     width: info.width,
     height: info.height,
-    channels: metadata.channels,
-    space: metadata.space,
+    channels: header.channels,
+    space: header.space,
   };
-  if (metadata.orientation !== undefined) source.orientation = metadata.orientation;
+  if (header.orientation !== undefined) source.orientation = header.orientation;
   return { rgb: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height }, source };
+}
+
+/**
+ * The header, read in JavaScript for ordinary JPEGs and PNGs (image-header.ts), so that libvips passes over the
+ * image once, to decode it; other files go through sharp's metadata (header only: no pixel is decoded, so the
+ * size check runs before anything big is allocated).
+ */
+async function imageHeader(bytes: Uint8Array): Promise<ImageHeader> {
+  const header = readImageHeader(bytes);
+  if (header) return header;
+  let metadata: sharp.Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (err) {
+    throw decodeError(err);
+  }
+  const read: ImageHeader = { format: metadata.format, width: metadata.width, height: metadata.pageHeight ?? metadata.height, channels: metadata.channels, space: metadata.space };
+  if (metadata.orientation !== undefined) read.orientation = metadata.orientation;
+  return read;
 }
 
 function megapixels(pixels: number): string {
