@@ -24,20 +24,12 @@ export interface DecodeOptions {
   exifOrientation?: ExifOrientation;
 }
 
-/** What the file was, before conversion to 8-bit RGB. */
-export interface ImageSourceInfo {
-  /** sharp's format name: jpeg, png, webp, gif, tiff, heif, ... */
-  format: string;
+/** What the file was, before conversion to 8-bit RGB: its header, with the size as decoded. */
+export interface ImageSourceInfo extends Omit<ImageHeader, 'width' | 'height'> {
   /** Width as decoded, EXIF orientation applied or not (what the model sees, before resizing). */
   width: number;
   /** Height as decoded. */
   height: number;
-  /** Channels as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
-  channels: number;
-  /** sharp's colour space name as stored: srgb, b-w, cmyk, rgb16, grey16, ... */
-  space: string;
-  /** EXIF orientation (1-8) when the file has one. */
-  orientation?: number;
 }
 
 export interface DecodedImage {
@@ -101,14 +93,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     );
   }
 
-  const source: ImageSourceInfo = {
-    format: header.format,
-    width: info.width,
-    height: info.height,
-    channels: header.channels,
-    space: header.space,
-  };
-  if (header.orientation !== undefined) source.orientation = header.orientation;
+  const source: ImageSourceInfo = { ...header, width: info.width, height: info.height };
   return { rgb: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height }, source };
 }
 

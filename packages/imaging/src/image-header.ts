@@ -7,13 +7,15 @@
  * `undefined` and the caller asks sharp.
  */
 export interface ImageHeader {
-  /** sharp's format name (jpeg or png from here; any from sharp's metadata). */
+  /** sharp's format name: jpeg, png (from here), webp, gif, tiff, heif, ... (from sharp's metadata). */
   format: string;
+  /** Width as stored. */
   width: number;
+  /** Height as stored (of the first page). */
   height: number;
-  /** Bands as libvips loads them (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
+  /** Channels as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
   channels: number;
-  /** sharp's colour space name: srgb, b-w, cmyk, rgb16, grey16. */
+  /** sharp's colour space name as stored: srgb, b-w, cmyk, rgb16, grey16, ... */
   space: string;
   /** EXIF orientation (1-8) when the file has one. */
   orientation?: number;
