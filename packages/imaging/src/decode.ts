@@ -1,5 +1,6 @@
 import { ErrorCode, SampleError, type ExifOrientation } from '@layertap/contracts';
 import sharp from 'sharp';
+import { readImageHeader, type ImageHeader } from './image-header';
 import type { RgbImage } from './preprocessing';
 import { appliesOrientation, decodeCmykAsPillow, isCmyk } from './pillow-convert';
 
@@ -23,20 +24,12 @@ export interface DecodeOptions {
   exifOrientation?: ExifOrientation;
 }
 
-/** What the file was, before conversion to 8-bit RGB. */
-export interface ImageSourceInfo {
-  /** sharp's format name: jpeg, png, webp, gif, tiff, heif, ... */
-  format: string;
+/** What the file was, before conversion to 8-bit RGB: its header, with the size as decoded. */
+export interface ImageSourceInfo extends Omit<ImageHeader, 'width' | 'height'> {
   /** Width as decoded, EXIF orientation applied or not (what the model sees, before resizing). */
   width: number;
   /** Height as decoded. */
   height: number;
-  /** Channels as stored (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA or CMYK). */
-  channels: number;
-  /** sharp's colour space name as stored: srgb, b-w, cmyk, rgb16, grey16, ... */
-  space: string;
-  /** EXIF orientation (1-8) when the file has one. */
-  orientation?: number;
 }
 
 export interface DecodedImage {
@@ -59,21 +52,14 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   }
   if (bytes.length === 0) throw new SampleError(ErrorCode.EmptyFile, 'image is empty (0 bytes)');
 
-  let metadata: sharp.Metadata;
-  try {
-    // Header only: no pixel is decoded, so the size check below runs before anything big is allocated.
-    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
-  } catch (err) {
-    throw decodeError(err);
+  const header = await imageHeader(bytes);
+  if (!DECODABLE_FORMATS.includes(header.format)) {
+    throw new SampleError(ErrorCode.DecodeFailed, `unsupported image format '${header.format}'`);
   }
-  if (!DECODABLE_FORMATS.includes(metadata.format)) {
-    throw new SampleError(ErrorCode.DecodeFailed, `unsupported image format '${metadata.format}'`);
-  }
-  const height = metadata.pageHeight ?? metadata.height;
-  if (metadata.width * height > maxPixels) {
+  if (header.width * header.height > maxPixels) {
     throw new SampleError(
       ErrorCode.PixelLimit,
-      `image is ${metadata.width}x${height} (${megapixels(metadata.width * height)}), ` +
+      `image is ${header.width}x${header.height} (${megapixels(header.width * header.height)}), ` +
         `more than the limit of ${megapixels(maxPixels)}`,
     );
   }
@@ -95,7 +81,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   try {
     // Without a resize in the same pipeline sharp never premultiplies, so removeAlpha keeps the stored RGB of
     // transparent pixels, as convert('RGB') does.
-    decoded = isCmyk(metadata) ? await decodeCmykAsPillow(image) : await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    decoded = isCmyk(header) ? await decodeCmykAsPillow(image) : await image.toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw decodeError(err);
   }
@@ -107,15 +93,27 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     );
   }
 
-  const source: ImageSourceInfo = {
-    format: metadata.format,
-    width: info.width,
-    height: info.height,
-    channels: metadata.channels,
-    space: metadata.space,
-  };
-  if (metadata.orientation !== undefined) source.orientation = metadata.orientation;
+  const source: ImageSourceInfo = { ...header, width: info.width, height: info.height };
   return { rgb: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height }, source };
+}
+
+/**
+ * The header, read in JavaScript for ordinary JPEGs and PNGs (image-header.ts), so that libvips passes over the
+ * image once, to decode it; other files go through sharp's metadata (header only: no pixel is decoded, so the
+ * size check runs before anything big is allocated).
+ */
+async function imageHeader(bytes: Uint8Array): Promise<ImageHeader> {
+  const header = readImageHeader(bytes);
+  if (header) return header;
+  let metadata: sharp.Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (err) {
+    throw decodeError(err);
+  }
+  const read: ImageHeader = { format: metadata.format, width: metadata.width, height: metadata.pageHeight ?? metadata.height, channels: metadata.channels, space: metadata.space };
+  if (metadata.orientation !== undefined) read.orientation = metadata.orientation;
+  return read;
 }
 
 function megapixels(pixels: number): string {

@@ -21,7 +21,7 @@ export function appliesOrientation(mode: ExifOrientation | undefined): boolean {
 }
 
 /** Whether an image's pixels are CMYK as stored (CMYK and YCCK JPEGs, CMYK TIFFs). */
-export function isCmyk(metadata: Pick<sharp.Metadata, 'space'>): boolean {
+export function isCmyk(metadata: { space: string }): boolean {
   return metadata.space === 'cmyk';
 }
 

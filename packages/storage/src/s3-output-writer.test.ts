@@ -1,10 +1,13 @@
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { ErrorCode, TransientError, ValidationError } from '@layertap/contracts';
 import { S3Server } from '@layertap/devservices';
 import { randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { crc32 } from 'node:zlib';
 import { describeOutputWriterContract } from './__tests__/output-writer-contract';
 import { openOutput } from './open-output';
-import { createS3Client, S3OutputWriter } from './s3-output-writer';
+import { crc32Base64, createS3Client, S3OutputWriter } from './s3-output-writer';
 
 const server = new S3Server({ buckets: ['layertap'] });
 let client: S3Client;
@@ -157,3 +160,95 @@ describe('S3OutputWriter', () => {
     expect(await res.Body?.transformToString()).toBe('{}');
   });
 });
+
+interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * An HTTP proxy in front of the s3rver that answers the first PUT of each key containing `flaky` with a 503
+ * SlowDown (as S3 does under load) and forwards everything else; it records what reached it.
+ */
+async function startFlakyProxy(target: number): Promise<{ server: Server; port: number; seen: SeenRequest[] }> {
+  const seen: SeenRequest[] = [];
+  const failed = new Set<string>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const url = req.url ?? '/';
+      seen.push({ method: req.method ?? '', url, headers: req.headers, body });
+      if (req.method === 'PUT' && url.includes('flaky') && !failed.has(url)) {
+        failed.add(url);
+        res.writeHead(503, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
+        return;
+      }
+      const forward = httpRequest({ host: '127.0.0.1', port: target, method: req.method, path: url, headers: req.headers }, (upstream) => {
+        res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+        upstream.pipe(res);
+      });
+      forward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, seen };
+}
+
+describe('S3OutputWriter bodies in parts', () => {
+  const header = Buffer.from("\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", 'latin1');
+  const values = Buffer.from(new Float32Array(Array.from({ length: 3 * 4 * 1000 }, (_, i) => i / 7)).buffer);
+  const whole = Buffer.concat([header, values]);
+  let proxy: Awaited<ReturnType<typeof startFlakyProxy>>;
+
+  beforeAll(async () => {
+    proxy = await startFlakyProxy(server.port);
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => proxy.server.close(resolve));
+  });
+
+  it('computes the CRC32 of parts as of their concatenation, in S3\'s base64', () => {
+    expect(crc32Base64([Buffer.from('1234'), Buffer.from('56789')])).toBe('y/Q5Jg=='); // CRC32("123456789") = 0xCBF43926
+    expect(crc32Base64([header, values])).toBe(crc32Base64([whole]));
+    expect(crc32Base64([])).toBe('AAAAAA==');
+  });
+
+  it('sends the parts again, whole, when a PUT is retried after a 503', async () => {
+    const prefix = freshPrefix();
+    const writer = new S3OutputWriter({ bucket: 'layertap', prefix, client: { ...server.settings, endpoint: `http://127.0.0.1:${proxy.port}` } });
+    await writer.put('ds/features.9/flaky-0001.npy', [header, values]);
+    const puts = proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes(`${prefix}/ds/features.9/flaky-0001.npy`));
+    expect(puts).toHaveLength(2);
+    for (const put of puts) {
+      expect(put.body.equals(whole)).toBe(true);
+      expect(put.headers['content-length']).toBe(String(whole.length));
+    }
+    expect((await writer.get('ds/features.9/flaky-0001.npy'))?.equals(whole)).toBe(true);
+    await writer.close();
+  });
+
+  it("sends the parts' CRC32 as a header, unchunked, where the client asks for checksums", async () => {
+    const prefix = freshPrefix();
+    const { credentials, region } = server.settings;
+    const checked = new S3Client({ endpoint: `http://127.0.0.1:${proxy.port}`, region, credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_SUPPORTED' });
+    const writer = new S3OutputWriter({ bucket: 'layertap', prefix, client: checked });
+    await writer.put('ds/features.9/flaky-0002.npy', [header, values]);
+    const puts = proxy.seen.filter((r) => r.method === 'PUT' && r.url.includes(`${prefix}/ds/features.9/flaky-0002.npy`));
+    expect(puts).toHaveLength(2);
+    const expected = Buffer.alloc(4);
+    expected.writeUInt32BE(crc32(whole) >>> 0);
+    for (const put of puts) {
+      expect(put.headers['x-amz-checksum-crc32']).toBe(expected.toString('base64'));
+      expect(put.headers['content-encoding']).toBeUndefined();
+      expect(put.body.equals(whole)).toBe(true);
+    }
+    expect((await writer.get('ds/features.9/flaky-0002.npy'))?.equals(whole)).toBe(true);
+    checked.destroy();
+  });
+});
+

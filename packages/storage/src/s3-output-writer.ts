@@ -10,8 +10,9 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { bucketNameProblem } from './output-uri';
-import { assertListPrefix, assertOutputKey, bodyBuffer, contentTypeFor, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
+import { assertListPrefix, assertOutputKey, bodyBuffer, bodyLength, contentTypeFor, TEMP_PREFIX, type ObjectBody, type OutputWriter, type PutOptions } from './output-writer';
 import { mapS3Error } from './s3-errors';
 
 const MiB = 1024 * 1024;
@@ -54,6 +55,34 @@ export function createS3Client(settings: S3ClientSettings = {}): S3Client {
     // bodies; AWS itself keeps the default integrity checks.
     ...(custom ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
   });
+}
+
+/** The CRC32 of parts written one after the other, base64 as S3's `x-amz-checksum-crc32` wants it. */
+export function crc32Base64(parts: readonly Buffer[]): string {
+  let crc = 0;
+  for (const part of parts) crc = crc32(part, crc);
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(crc >>> 0);
+  return out.toString('base64');
+}
+
+/** The parts of a body, carried through the SDK's middleware until each attempt turns them into a stream. */
+class PartsBody {
+  constructor(readonly parts: readonly Buffer[]) {}
+}
+
+/**
+ * Runs once per attempt: sends a copy of the request whose body is a new stream over the parts, leaving the
+ * request the retry middleware holds as it was (with a stream there, it would not retry).
+ */
+function freshPartsStream<A extends { request: unknown }, R>(next: (args: A) => Promise<R>): (args: A) => Promise<R> {
+  return async (args) => {
+    const request = args.request as { body?: unknown };
+    if (!(request.body instanceof PartsBody)) return next(args);
+    const body = Readable.from(request.body.parts, { objectMode: false });
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(request) as object) as object, request, { body });
+    return next({ ...args, request: copy });
+  };
 }
 
 export function isS3Client(value: unknown): value is S3Client {
@@ -115,18 +144,40 @@ export class S3OutputWriter implements OutputWriter {
 
   async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<void> {
     const Key = this.objectKey(key);
-    const Body = bodyBuffer(body);
-    const params = { Bucket: this.bucket, Key, Body, ContentType: options.contentType ?? contentTypeFor(key) };
+    const ContentType = options.contentType ?? contentTypeFor(key);
+    const length = bodyLength(body);
     try {
-      if (Body.length > this.multipartThreshold) {
+      if (length > this.multipartThreshold) {
+        const params = { Bucket: this.bucket, Key, Body: bodyBuffer(body), ContentType };
         // lib-storage aborts the multipart upload on failure (leavePartsOnError: false), so no parts linger.
         await new Upload({ client: this.client, params, partSize: this.partSize, queueSize: this.concurrency, leavePartsOnError: false }).done();
+      } else if (Array.isArray(body)) {
+        await this.putParts(Key, body as readonly Buffer[], length, ContentType);
       } else {
-        await this.client.send(new PutObjectCommand({ ...params, ContentLength: Body.length }));
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body as Buffer | string, ContentType, ContentLength: length }));
       }
     } catch (err) {
       throw this.mapError(err, 'write', key);
     }
+  }
+
+  /**
+   * A body in parts (an .npy header and its values) sent as they are, without joining them into one buffer.
+   * The SDK never retries a request whose body is a stream, so the command carries a `PartsBody` placeholder
+   * and a middleware after the retry middleware hands each attempt its own stream over the same parts. Where
+   * the client sends checksums (AWS's default), the CRC32 is computed over the parts here and sent as a header,
+   * so the SDK neither hashes a joined copy nor switches to aws-chunked encoding. The SigV4 signature then covers
+   * `UNSIGNED-PAYLOAD` instead of a SHA-256 of the body (most of the CPU this saves): on AWS the CRC32 is the
+   * integrity check, as for the SDK's own streaming uploads; custom endpoints, which get no checksums (see
+   * `createS3Client`), rely on TCP/TLS alone for these bodies.
+   */
+  private async putParts(Key: string, parts: readonly Buffer[], length: number, ContentType: string): Promise<void> {
+    const checksum = (await this.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? { ChecksumCRC32: crc32Base64(parts) } : {};
+    // Not a stream, a string or bytes: the SDK passes it through untouched (and does not sign its content).
+    const Body = new PartsBody(parts) as unknown as Readable;
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentType, ContentLength: length, ...checksum });
+    command.middlewareStack.addRelativeTo(freshPartsStream, { name: 'layertapFreshPartsStream', relation: 'after', toMiddleware: 'retryMiddleware' });
+    await this.client.send(command);
   }
 
   async get(key: string): Promise<Buffer | undefined> {

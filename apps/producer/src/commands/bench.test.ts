@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import type { BenchReport } from '@layertap/pipeline/bench';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { NO_WORKER_MESSAGE, formatBenchReport, loadBench, registerBenchCommand } from './bench';
+import { NO_WORKER_MESSAGE, aloneCpu, formatBenchReport, loadBench, registerBenchCommand } from './bench';
 
 // Jest gives each test file its own realm, but onnxruntime-node's native binding makes its typed arrays in
 // Node's main one, which onnxruntime-common then refuses (microsoft/onnxruntime#16622).
@@ -66,7 +66,17 @@ describe('layertap bench (the command)', () => {
     const table = formatBenchReport(report);
     expect(table).toMatch(/^layertap bench: onnx\/cpu \(1 threads\) on .+, layer block1_pool, 32x32, batch 2, float16, 2 500x375 JPEG photos$/m);
     expect(table).toMatch(/end to end \(JPEG files on disk -> \.npy files on disk, in one process through the worker's BatchRunner.*\)\n {2}images\/s +\d+\.\d\d/);
+    expect(table).toMatch(/^ {2}CPU-ms per image {5}fetch [\d.]+ \(\d+%\), decode [\d.]+ \(\d+%\), preprocess [\d.]+ \(\d+%\), encode [\d.]+ \(\d+%\), write [\d.]+ \(\d+%\); total [\d.]+ \(\d+%\)/m);
+    expect(table).toMatch(/^ {2}CPU-ms in run {8}[\d.]+ per image \(user [\d.]+, kernel [\d.]+: \d+%\), engine thread included$/m);
     expect(table).toMatch(/^ {2}ms per image in run {2}fetch [\d.]+, decode [\d.]+, preprocess [\d.]+, transfer 0\.00, inference [\d.]+, readback [\d.]+, encode [\d.]+, write [\d.]+$/m);
+  });
+
+  it('prints each stage\'s CPU-ms per image with the kernel\'s share, and their sum', () => {
+    const cpu = (user: number, system: number) => ({ user, system });
+    expect(aloneCpu({ fetch: cpu(0.02, 0.06), decode: cpu(2.4, 0.6), preprocess: cpu(1, 0), encode: cpu(0.3, 0.1), write: cpu(0.5, 1.5) })).toBe(
+      'fetch 0.08 (75%), decode 3.00 (20%), preprocess 1.00 (0%), encode 0.40 (25%), write 2.00 (75%); total 6.48 (35%)',
+    );
+    expect(aloneCpu({ fetch: cpu(0, 0), decode: cpu(0, 0), preprocess: cpu(0, 0), encode: cpu(0, 0), write: cpu(0, 0) })).toMatch(/; total 0\.00 \(0%\)$/);
   });
 
   it('refuses an engine pair the worker would refuse, listing the valid ones', async () => {

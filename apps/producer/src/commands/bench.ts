@@ -54,6 +54,8 @@ export function formatBenchReport(r: Bench.BenchReport): string {
     `end to end (${s.photo.format.toUpperCase()} files on disk -> .npy files on disk, in one process through the worker's BatchRunner: the pipeline stages, not Redis, IPC or S3)`,
     `  images/s             ${f(r.endToEnd.imagesPerSecond, 2)}   (${r.endToEnd.images} images in ${f(r.endToEnd.seconds, 2)} s, ${f(r.endToEnd.cpuPerSecond, 2)} CPUs busy; ${r.endToEnd.files} files, ${f(r.endToEnd.bytes / 1e6)} MB)`,
     `  ms per image alone   ${Object.entries(r.stagesAlone.msPerImage).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}   (one at a time, ${r.stagesAlone.images} images)`,
+    `  CPU-ms per image     ${aloneCpu(r.stagesAlone.cpuMsPerImage)}   (one at a time, kernel's share in brackets)`,
+    `  CPU-ms in run        ${f(cpuTotal(r.endToEnd.cpuMsPerImage), 2)} per image (user ${f(r.endToEnd.cpuMsPerImage.user, 2)}, kernel ${f(r.endToEnd.cpuMsPerImage.system, 2)}: ${percent(kernelOf(r.endToEnd.cpuMsPerImage))}), engine thread included`,
     `  ms per image in run  ${Object.entries(r.endToEnd.msPerImage).map(([k, v]) => `${k} ${f(v, 2)}`).join(', ')}`,
     '                       (wall time inside each stage per image: stages overlap and wait for each other and the event loop)',
     `  batch loop           waiting for images ${f(r.endToEnd.loopSeconds.waitImages, 2)} s, for the engine ${f(r.endToEnd.loopSeconds.model, 2)} s, for writes ${f(r.endToEnd.loopSeconds.waitWrites, 2)} s`,
@@ -89,7 +91,7 @@ export function formatWorkerBenchReport(r: Bench.WorkerBenchReport): string {
     `  images/s             ${f(w.imagesPerSecond, 2)}   (${w.images} images in ${f(w.seconds, 2)} s: ${w.ok} ok, ${w.failed} failed, ${w.chunks} chunks)`,
     `  worker / model only  ${f(r.ratio, 2)}`,
     w.cpuMsPerImage !== undefined
-      ? `  CPU                  ${f(w.cpuMsPerImage, 2)} CPU-ms per image over the worker's processes, ${f(w.imagesPerCpuSecond ?? 0, 1)} images/s per core`
+      ? `  CPU                  ${f(w.cpuMsPerImage, 2)} CPU-ms per image over the worker's processes (kernel ${percent(w.kernelShare ?? 0)}), ${f(w.imagesPerCpuSecond ?? 0, 1)} images/s per core`
       : '  CPU                  not measured (no /proc here)',
     `  ms per image         ${stages}`,
     '                       (summed over the chunks: transfer is the batches to the inference process and back)',
@@ -110,6 +112,28 @@ function pipelineLines(r: Bench.WorkerBenchReport): string[] {
     `  CPU                  ${p.cpuMsPerImage.toFixed(2)} CPU-ms per image over its processes (cheapest of runs: ${runs})`,
     `  layertap / PyTorch   ${p.ratio.toFixed(2)}x CPU per image`,
   ];
+}
+
+function cpuTotal(cpu: Bench.CpuMs): number {
+  return cpu.user + cpu.system;
+}
+
+/** The kernel's share of CPU time (here too: the bench module itself is loaded only when the command runs). */
+function kernelOf(cpu: Bench.CpuMs): number {
+  const total = cpuTotal(cpu);
+  return total > 0 ? cpu.system / total : 0;
+}
+
+function percent(share: number): string {
+  return `${(share * 100).toFixed(0)}%`;
+}
+
+/** Each stage's CPU-ms per image with the kernel's share, then the sum. */
+export function aloneCpu(cpu: Record<Bench.AloneStage, Bench.CpuMs>): string {
+  const stages = Object.entries(cpu) as [Bench.AloneStage, Bench.CpuMs][];
+  const total = stages.reduce((t, [, c]) => ({ user: t.user + c.user, system: t.system + c.system }), { user: 0, system: 0 });
+  const parts = stages.map(([stage, c]) => `${stage} ${cpuTotal(c).toFixed(2)} (${percent(kernelOf(c))})`);
+  return `${parts.join(', ')}; total ${cpuTotal(total).toFixed(2)} (${percent(kernelOf(total))})`;
 }
 
 function header(engine: Bench.BenchEngine, s: Bench.BenchSettings, machine: Bench.BenchReport['machine']): string[] {

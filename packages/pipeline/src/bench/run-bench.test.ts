@@ -63,6 +63,15 @@ describe('layertap bench', () => {
     for (const stage of ['fetch', 'decode', 'inference', 'encode', 'write'] as const) expect(report.endToEnd.msPerImage[stage]).toBeGreaterThan(0);
     expect(report.stagesAlone.images).toBe(2);
     expect(report.stagesAlone.msPerImage.decode).toBeGreaterThan(0);
+    // CPU per stage, user and kernel apart: every stage reported, decoding a JPEG costs user time.
+    expect(Object.keys(report.stagesAlone.cpuMsPerImage)).toEqual(['fetch', 'decode', 'preprocess', 'encode', 'write']);
+    for (const cpu of Object.values(report.stagesAlone.cpuMsPerImage)) {
+      expect(cpu.user).toBeGreaterThanOrEqual(0);
+      expect(cpu.system).toBeGreaterThanOrEqual(0);
+    }
+    expect(report.stagesAlone.cpuMsPerImage.decode.user).toBeGreaterThan(0);
+    expect(report.endToEnd.cpuMsPerImage.user).toBeGreaterThan(0);
+    expect(report.endToEnd.cpuMsPerImage.user + report.endToEnd.cpuMsPerImage.system).toBeCloseTo((report.endToEnd.cpuPerSecond * report.endToEnd.seconds * 1000) / 3, 0);
     expect(report.peakRssMb).toBeGreaterThan(10);
     expect(report.tensorsAfterRun.numTensors).toBe(0);
     expect(report.pytorch).toBeUndefined();

@@ -17,6 +17,7 @@ import type { InferResult, ModelInfo, ModelSpec } from '../inference/protocol';
 import type { Limiter } from '../limiter';
 import { STAGES } from '../metrics';
 import { generateImages } from './images';
+import type { CpuMs } from './process-cpu';
 import { DEFAULT_PYTHON, comparePytorch, type PytorchComparison } from './pytorch';
 
 export interface BenchOptions {
@@ -104,7 +105,12 @@ export interface BenchReport {
     cpuPerSecond: number;
   };
   /** Each stage on its own, one image or file at a time with nothing else running (the first batch's images). */
-  stagesAlone: { images: number; msPerImage: Pick<StageTimes, 'fetch' | 'decode' | 'preprocess' | 'encode' | 'write'> };
+  stagesAlone: {
+    images: number;
+    msPerImage: Record<AloneStage, number>;
+    /** This process's CPU time inside each stage per image, user and kernel apart (sharp's and libuv's threads included). */
+    cpuMsPerImage: Record<AloneStage, CpuMs>;
+  };
   endToEnd: {
     images: number;
     files: number;
@@ -117,6 +123,8 @@ export interface BenchReport {
     loopSeconds: { waitImages: number; model: number; waitWrites: number };
     /** This process's CPU seconds per wall second (sharp's decoding threads included). */
     cpuPerSecond: number;
+    /** This process's CPU time per image over the run, user and kernel apart (the engine thread included). */
+    cpuMsPerImage: CpuMs;
   };
   /** Peak resident memory of this process so far. */
   peakRssMb: number;
@@ -124,6 +132,10 @@ export interface BenchReport {
   tensorsAfterRun: { numTensors: number; numBytes: number };
   pytorch?: PytorchComparison;
 }
+
+/** The stages measured one at a time. */
+export const ALONE_STAGES = ['fetch', 'decode', 'preprocess', 'encode', 'write'] as const;
+export type AloneStage = (typeof ALONE_STAGES)[number];
 
 /** The model spec the bench loads: the same `ModelSpec` a worker's inference process gets. */
 export function benchModelSpec(options: BenchOptions): ModelSpec {
@@ -263,28 +275,37 @@ async function stagesAloneRun(files: string[], outDir: string, options: BenchOpt
   const values = shape.reduce((a, b) => a * b, 1);
   // One sample of the first layer as an engine hands it over (NCHW, as ONNX Runtime does).
   const output = { ...layer, data: new Float32Array(values).map((_, i) => (i % 97) / 97), shape, layout: 'nchw' as const };
-  const times = { fetch: 0, decode: 0, preprocess: 0, encode: 0, write: 0 };
-  for (const [i, file] of files.entries()) {
+  const wall = zeroes(() => 0);
+  const cpu = zeroes<CpuMs>(() => ({ user: 0, system: 0 }));
+  // Wall and CPU time of one stage; nothing else runs meanwhile, so the process's CPU time is the stage's.
+  const timed = async <T>(stage: AloneStage, work: () => Promise<T> | T): Promise<T> => {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const bytes = await readFile(file);
-    const t1 = performance.now();
-    const decoded = await decodeImage(bytes);
-    const t2 = performance.now();
-    normalizePixels(fitPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }), options.preprocess);
-    const t3 = performance.now();
-    const body = sampleNpy(storeBatch(output, spec.store), 0);
-    const t4 = performance.now();
-    await writer.put(`alone/${i}.npy`, body);
-    const t5 = performance.now();
-    times.fetch += t1 - t0;
-    times.decode += t2 - t1;
-    times.preprocess += t3 - t2;
-    times.encode += t4 - t3;
-    times.write += t5 - t4;
+    const result = await work();
+    wall[stage] += performance.now() - t0;
+    const used = process.cpuUsage(c0);
+    cpu[stage].user += used.user / 1000;
+    cpu[stage].system += used.system / 1000;
+    return result;
+  };
+  for (const [i, file] of files.entries()) {
+    const bytes = await timed('fetch', () => readFile(file));
+    const decoded = await timed('decode', () => decodeImage(bytes));
+    await timed('preprocess', () => normalizePixels(fitPixels(decoded.rgb, { mode: options.preprocess, imageSize: options.imageSize }), options.preprocess));
+    const body = await timed('encode', () => sampleNpy(storeBatch(output, spec.store), 0));
+    await timed('write', () => writer.put(`alone/${i}.npy`, body));
   }
   await rm(outDir, { recursive: true, force: true });
   const n = Math.max(1, files.length);
-  return { images: files.length, msPerImage: { fetch: times.fetch / n, decode: times.decode / n, preprocess: times.preprocess / n, encode: times.encode / n, write: times.write / n } };
+  return {
+    images: files.length,
+    msPerImage: zeroes((s) => wall[s] / n),
+    cpuMsPerImage: zeroes((s) => ({ user: cpu[s].user / n, system: cpu[s].system / n })),
+  };
+}
+
+function zeroes<T>(value: (stage: AloneStage) => T): Record<AloneStage, T> {
+  return Object.fromEntries(ALONE_STAGES.map((s) => [s, value(s)])) as Record<AloneStage, T>;
 }
 
 /** Photo files to `.npy` files through the BatchRunner, as a worker runs a chunk (without Redis and IPC). */
@@ -334,6 +355,7 @@ async function endToEndRun(runner: EngineThread, files: string[], outDir: string
   const started = performance.now();
   const stats = await batchRunner.run(files.length);
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
   const n = files.length;
   const msPerImage = Object.fromEntries(STAGES.map((s) => [s, stages[s] / n])) as StageTimes;
   return {
@@ -344,7 +366,8 @@ async function endToEndRun(runner: EngineThread, files: string[], outDir: string
     imagesPerSecond: n / seconds,
     msPerImage,
     loopSeconds: { waitImages: stats.waitPrepareMs / 1000, model: stats.waitInferenceMs / 1000, waitWrites: stats.waitWritesMs / 1000 },
-    cpuPerSecond: cpuSeconds(process.cpuUsage(cpu)) / seconds,
+    cpuPerSecond: cpuSeconds(used) / seconds,
+    cpuMsPerImage: { user: used.user / 1000 / n, system: used.system / 1000 / n },
   };
 }
 

@@ -16,7 +16,7 @@ import { EngineThread } from '../inference/engine-client';
 import { STAGES, type Stage } from '../metrics';
 import { generateImages } from './images';
 import { benchEngine, benchModelSpec, modelOnlyRun, pickSettings, type BenchEngine, type BenchOptions, type BenchReport, type BenchSettings } from './run-bench';
-import { treeCpuMs } from './process-cpu';
+import { kernelShare, treeCpu } from './process-cpu';
 import { comparePytorchPipeline, type PytorchPipelineComparison } from './pytorch';
 
 export interface WorkerBenchOptions extends BenchOptions {
@@ -49,6 +49,8 @@ export interface WorkerBenchReport {
     imagesPerSecond: number;
     /** CPU time of the worker's whole process tree (main process and inference process) per image. */
     cpuMsPerImage?: number;
+    /** The kernel's share (0-1) of that CPU time. */
+    kernelShare?: number;
     /** Images per second per core the process tree kept busy. */
     imagesPerCpuSecond?: number;
     /** Wall time inside each stage per image, summed over the chunks (stages overlap). Absent for workers that do not report them. */
@@ -137,10 +139,10 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
     const warmupSeconds = (performance.now() - warmupStarted) / 1000;
     progress(`worker warmed up in ${warmupSeconds.toFixed(1)} s; running ${files.length} photos through it...`);
 
-    const cpuBefore = await treeCpuMs(worker.pid as number);
+    const cpuBefore = await treeCpu(worker.pid as number);
     const config = await submit(imagesDir, 'bench');
     await waitDone(queues, 'bench', exited, () => stderr);
-    const cpuAfter = await treeCpuMs(worker.pid as number);
+    const cpuAfter = await treeCpu(worker.pid as number);
 
     const results = await chunkResults(queues, 'bench');
     const finished = (await queues.store.results('bench')).get(0);
@@ -148,7 +150,8 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
     const seconds = ((finished?.finishedAt ?? Date.now()) - firstStart) / 1000;
     const ok = results.reduce((n, r) => n + r.ok, 0);
     const failed = results.reduce((n, r) => n + r.failed, 0);
-    const cpuMs = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+    const cpu = cpuBefore && cpuAfter ? { user: cpuAfter.user - cpuBefore.user, system: cpuAfter.system - cpuBefore.system } : undefined;
+    const cpuMs = cpu && cpu.user + cpu.system;
     const n = files.length;
     const stageSums = sumStages(results);
     const first = results[0];
@@ -164,7 +167,7 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
         failed,
         seconds,
         imagesPerSecond: n / seconds,
-        ...(cpuMs !== undefined ? { cpuMsPerImage: cpuMs / n, imagesPerCpuSecond: n / (cpuMs / 1000) } : {}),
+        ...(cpu && cpuMs !== undefined ? { cpuMsPerImage: cpuMs / n, kernelShare: kernelShare(cpu), imagesPerCpuSecond: n / (cpuMs / 1000) } : {}),
         ...(stageSums ? { msPerImage: Object.fromEntries(Object.entries(stageSums).map(([k, v]) => [k, v / n])) } : {}),
         chunks: results.length,
         warmupSeconds,
