@@ -44,7 +44,11 @@ describe('Redis Cluster', () => {
     );
     const worker = h.spawn(BIN.worker, ['--exit-when-idle'], { ...env, LAYERTAP_QUEUE_PREFIX: 'layertap' });
     expect(await worker.exited).toBe(2); // a bad configuration: ExitCode.BadRequest
-    expect(worker.output()).toContain('LAYERTAP_QUEUE_PREFIX "layertap" has no hash tag');
+    // The worker's log is JSON, its fatal start line too: one line, level fatal, the reason in msg.
+    const fatal = worker.output().trim().split('\n').map((line) => JSON.parse(line) as { level: number; msg: string; code?: string });
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toMatchObject({ level: 60, code: 'invalid_request' });
+    expect(fatal[0]!.msg).toContain('LAYERTAP_QUEUE_PREFIX "layertap" has no hash tag, which Redis Cluster needs');
   });
 
   it('submits, runs a worker and reports a dataset end to end, every key in the prefix slot', async () => {
