@@ -117,6 +117,8 @@ export class LayertapWorker {
   private readonly s3: S3Client;
   private readonly fetcher: ImageFetcher;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** When this worker last started or ended a job: the idle grace counts from it, even when a whole dataset ran between two idle checks. */
+  private lastWorkAt = 0;
   private readonly orphansLogged = new Set<string>();
   private closing: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
@@ -205,13 +207,13 @@ export class LayertapWorker {
       autorun: false,
     };
 
-    this.chunkWorker = new Worker(QueueName.Chunks, (job, token, signal) => this.runChunk(job, token, signal), {
+    this.chunkWorker = new Worker(QueueName.Chunks, (job, token, signal) => this.tracked(() => this.runChunk(job, token, signal)), {
       ...common,
       concurrency: config.concurrency,
       // A chunk whose worker died is retried; one that keeps killing workers fails after a few tries.
       maxStalledCount: 3,
     });
-    this.datasetWorker = new Worker(QueueName.Datasets, (job) => this.runDataset(job), { ...common, concurrency: 1 });
+    this.datasetWorker = new Worker(QueueName.Datasets, (job) => this.tracked(() => this.runDataset(job)), { ...common, concurrency: 1 });
 
     for (const [name, worker] of [['chunks', this.chunkWorker], ['datasets', this.datasetWorker]] as const) {
       worker.on('failed', (job, err) => log.error({ queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
@@ -357,6 +359,16 @@ export class LayertapWorker {
    * Polls the queues; once none has had work (waiting, active, delayed, prioritized or a parent waiting for
    * its children) for the whole grace period, resolves `idle()`. Work showing up starts the period again.
    */
+  /** Runs a job, noting when it started and ended for --exit-when-idle's grace. */
+  private async tracked<T>(run: () => Promise<T>): Promise<T> {
+    this.lastWorkAt = Date.now();
+    try {
+      return await run();
+    } finally {
+      this.lastWorkAt = Date.now();
+    }
+  }
+
   private watchIdle(): void {
     const { config, log } = this.options;
     const graceMs = config.idleGraceMs;
@@ -376,7 +388,7 @@ export class LayertapWorker {
         // "Empty") is no work: it would keep the worker forever.
         if (busy > 0 && busy === (datasets['waiting-children'] ?? 0)) busy -= await this.orphanedParents(log);
         const now = Date.now();
-        idleSince = busy > 0 ? undefined : (idleSince ?? now);
+        idleSince = busy > 0 ? undefined : Math.max(idleSince ?? now, this.lastWorkAt);
         if (idleSince !== undefined && now - idleSince >= graceMs) {
           log.info({ idleSeconds: (now - idleSince) / 1000 }, 'no work in the queues: exiting (--exit-when-idle)');
           for (const waiter of this.idleWaiters.splice(0)) waiter();
