@@ -31,6 +31,8 @@ export const ErrorCode = {
   DuplicateId: 'duplicate_id',
   EmptyManifest: 'empty_manifest',
   InvalidWeights: 'invalid_weights',
+  /** A model file (--model path.onnx) that is not a model layertap can read or feed. */
+  InvalidModel: 'invalid_model',
   // Environment.
   ServiceUnavailable: 'service_unavailable',
   BackendUnavailable: 'backend_unavailable',
