@@ -106,6 +106,19 @@ describe('cutOnnxModel', () => {
     expect(wrong.message).toContain('takes height 224 images; image size 256 does not fit it');
   });
 
+  it('keeps value_info of kept tensors only, their batch dim made N like the input', () => {
+    const tiny = decode(fixture('tiny.onnx'));
+    const g = tiny.graph as GraphProto;
+    g.input[0]!.type!.tensor_type!.shape!.dim[0] = { dim_value: 1 };
+    const info = (name: string, dim: { dim_value?: number; dim_param?: string }[]) => ({ name, type: { tensor_type: { elem_type: 1, shape: { dim } } } });
+    g.value_info.push(info('conv', [{ dim_value: 1 }, { dim_value: 4 }, { dim_value: 8 }, { dim_value: 8 }]), info('relu', [{ dim_value: 1 }, { dim_value: 4 }]));
+    g.node.push({ input: ['relu'], output: ['after'], op_type: 'Relu', name: 'after', attribute: [] });
+    g.value_info.push(info('after', [{ dim_value: 1 }]));
+    const graph = decode(cutOnnxModel(onnxModelType().encode(tiny).finish(), ['relu'], { inputLayout: 'nchw' }).bytes).graph as GraphProto;
+    expect(dims(graph)).toEqual(['N', 3, 8, 8]);
+    expect(graph.value_info).toEqual([info('conv', [{ dim_param: 'N' }, { dim_value: 4 }, { dim_value: 8 }, { dim_value: 8 }])]);
+  });
+
   it("renames a model input already called 'input' behind the NHWC Transpose", () => {
     const tiny = decode(fixture('tiny.onnx'));
     tiny.graph!.input[0]!.name = 'input';

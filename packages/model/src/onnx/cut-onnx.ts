@@ -117,9 +117,12 @@ export function cutOnnxModel(bytes: Uint8Array, outputs: readonly string[], opti
   // Inputs that are initializers (IR < 4 lists them), kept when their initializer is.
   const initializerInputs = graph.input.filter((v) => v.name !== info.input.name && keptInitializers.has(v.name));
   const requested = new Set(outputs);
-  const valueInfo = graph.value_info.filter(
-    (v) => v.name && keptTensors.has(v.name) && !requested.has(v.name) && v.name !== inputName,
-  );
+  const batch = (inputValue.type?.tensor_type?.shape?.dim ?? [])[0];
+  const valueInfo = graph.value_info
+    .filter((v) => v.name && keptTensors.has(v.name) && !requested.has(v.name) && v.name !== inputName)
+    .map((v) => withSymbolicBatch(v, batch));
+  const keptNames = new Set([...keptTensors, ...keptInitializers]);
+  const quantization = graph.quantization_annotation.filter((q) => keptNames.has((q as { tensor_name?: string }).tensor_name));
 
   const newGraph: GraphProto = {
     ...graph,
@@ -129,7 +132,7 @@ export function cutOnnxModel(bytes: Uint8Array, outputs: readonly string[], opti
     input: [newInput, ...initializerInputs],
     output: outputs.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })),
     value_info: valueInfo,
-    quantization_annotation: [],
+    quantization_annotation: quantization,
   };
   const newModel: ModelProto = { ...model, graph: newGraph, training_info: [] };
   const encoded = onnxModelType().encode(newModel).finish();
@@ -172,6 +175,23 @@ function checkOutputs(
       );
     }
   }
+}
+
+/**
+ * The batch dim of a value_info shape made 'N' like the input's: where the model's input had a fixed batch (1 in
+ * many exports), a leading dim of that size; where it had a symbolic one, that symbol. A fixed size left there
+ * would make ONNX Runtime warn on every batch of another size (a named dim only says less: never wrong).
+ */
+function withSymbolicBatch(v: ValueInfoProto, batch: TensorShapeDim | undefined): ValueInfoProto {
+  const shape = v.type?.tensor_type?.shape;
+  const first = shape?.dim[0];
+  if (!shape || !first || !batch) return v;
+  const same =
+    (batch.dim_value !== undefined && first.dim_value === batch.dim_value) ||
+    (batch.dim_param !== undefined && batch.dim_param !== '' && first.dim_param === batch.dim_param);
+  if (!same) return v;
+  const tensorType = { ...v.type?.tensor_type, shape: { ...shape, dim: [{ dim_param: BATCH_DIM }, ...shape.dim.slice(1)] } };
+  return { ...v, type: { ...v.type, tensor_type: tensorType } };
 }
 
 function tensorValue(name: string, dims: TensorShapeDim[]): ValueInfoProto {

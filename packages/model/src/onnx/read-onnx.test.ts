@@ -77,6 +77,9 @@ describe('resolveOnnxTensor', () => {
     expect(far.code).toBe(ErrorCode.UnknownLayer);
     expect(far.message).not.toContain('did you mean');
     expect(refusal(() => resolveOnnxTensor(info, '')).code).toBe(ErrorCode.UnknownLayer);
+    // A long generated name is found from a part of it; a short part suggests nothing.
+    expect(refusal(() => resolveOnnxTensor(info, 'features.4/squeeze/Conv')).message).toContain('did you mean "/model/features/features.4/squeeze/Conv"');
+    expect(refusal(() => resolveOnnxTensor(info, 'Co')).message).not.toContain('did you mean');
     expect(refusal(() => resolveOnnxTensor(info, 'image')).message).toContain("is the ONNX model's input");
   });
 });
@@ -91,7 +94,7 @@ describe('readOnnxModel refuses', () => {
     expectInvalid(new TextEncoder().encode('{"this": "is json"}\n'), 'is not an ONNX model');
     expectInvalid(new Uint8Array(0), 'is empty');
     const full = fixture('squeezenet1_1.onnx');
-    expectInvalid(full.subarray(0, Math.floor(full.length / 2)), 'is not an ONNX model');
+    expectInvalid(full.subarray(0, Math.floor(full.length / 2)), 'is not an ONNX model (truncated or damaged');
   });
 
   it('a model without a graph, or a graph without nodes', () => {

@@ -100,7 +100,10 @@ export function decodeOnnx(bytes: Uint8Array, source: string): DecodedOnnx {
     const type = onnxModelType();
     model = type.toObject(type.decode(bytes), TO_OBJECT) as ModelProto;
   } catch (err) {
-    throw invalid(`${source} is not an ONNX model (not a readable ONNX ModelProto: ${oneLine(err)})`, err);
+    const detail = oneLine(err);
+    // protobufjs says "index out of range" when a length runs past the end of the bytes.
+    const what = /index out of range/.test(detail) ? 'truncated or damaged' : 'not a readable ONNX ModelProto';
+    throw invalid(`${source} is not an ONNX model (${what}: ${detail})`, err);
   }
   try {
     return analyse(model, source);
@@ -277,7 +280,8 @@ export function closeNames(input: string, known: Iterable<string>, max = 3): str
   for (const name of known) {
     const lower = name.toLowerCase();
     // Long generated names: a name that contains what was typed (or the reverse) is close too.
-    const d = lower.includes(typed) || (typed.length > 0 && typed.includes(lower) && lower.length >= 3) ? 1 : editDistance(typed, lower);
+    const contains = typed.length >= 4 && lower.length >= 4 && (lower.includes(typed) || typed.includes(lower));
+    const d = contains ? 1 : editDistance(typed, lower);
     if (d <= limit) scored.push({ name, d });
   }
   scored.sort((a, b) => a.d - b.d || a.name.length - b.name.length);
