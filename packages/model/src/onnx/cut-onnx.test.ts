@@ -158,6 +158,23 @@ describe('cutOnnxModel', () => {
     expect(graph.initializer.map((t) => t.name).sort()).toEqual(['conv.bias', 'conv.weight']);
   });
 
+  it('keeps model-local functions, opsets and metadata as they are', () => {
+    const tiny = decode(fixture('tiny.onnx'));
+    tiny.opset_import.push({ domain: 'local', version: 1 });
+    tiny.functions.push({
+      name: 'Double', domain: 'local', input: ['x'], output: ['y'], attribute: [],
+      node: [{ input: ['x', 'x'], output: ['y'], op_type: 'Add', name: 'add', attribute: [] }],
+      opset_import: [{ domain: '', version: 13 }],
+    });
+    tiny.metadata_props.push({ key: 'author', value: 'fixture' });
+    tiny.graph!.node.push({ input: ['relu'], output: ['doubled'], op_type: 'Double', domain: 'local', name: 'double', attribute: [] });
+    const model = decode(cutOnnxModel(onnxModelType().encode(tiny).finish(), ['doubled'], { inputLayout: 'nchw' }).bytes);
+    expect(model.functions).toEqual(tiny.functions);
+    expect(model.opset_import).toEqual(tiny.opset_import);
+    expect(model.metadata_props).toEqual([{ key: 'author', value: 'fixture' }]);
+    expect(model.graph?.node.map((n) => n.name)).toEqual(['conv', 'relu', 'double']);
+  });
+
   it('refuses an unknown tensor with close names, the input, a non-float32 tensor, a name twice, no name', () => {
     const typo = refusal(() => cutOnnxModel(squeezenet, ['features.77'], { inputLayout: 'nchw', source: 'sq.onnx' }));
     expect(typo.code).toBe(ErrorCode.UnknownLayer);
