@@ -9,7 +9,6 @@ import {
   ErrorCode,
   ExitCode,
   Layout,
-  ModelName,
   OutputFormat,
   Pool,
   Preprocess,
@@ -31,7 +30,7 @@ import { registerLayersCommand } from './commands/layers';
 import { registerShowCommand } from './commands/show';
 import { submitCommand } from './commands/submit';
 import { registerWeightsCommands } from './commands/weights';
-import { batchSize, chunkSize, imageSize, intIn, nonNegativeInt, outputUri, retentionOption } from './options';
+import { batchSize, channelTriple, chunkSize, imageSize, intIn, modelOption, nonNegativeInt, outputUri, retentionOption, type ModelChoice } from './options';
 import { version } from './version';
 // The names only: the weights readers behind @layertap/model's index are for the weights commands.
 import { DEFAULT_WEIGHTS, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
@@ -57,6 +56,13 @@ async function run(action: () => Promise<number>): Promise<void> {
     fail(err instanceof ValidationError ? ExitCode.BadRequest : ExitCode.Error, `${prefix}: ${describeError(err)}`);
   }
   process.exitCode = code;
+}
+
+/** `--mean` and `--std` go together. */
+function normalize(mean: [number, number, number] | undefined, std: [number, number, number] | undefined): { normalize: { mean: [number, number, number]; std: [number, number, number] } } | undefined {
+  if (mean === undefined && std === undefined) return undefined;
+  if (mean === undefined || std === undefined) throw new ValidationError(ErrorCode.InvalidRequest, `--${mean === undefined ? 'std' : 'mean'} needs --${mean === undefined ? 'mean' : 'std'} too: give both, R,G,B on the [0, 1] scale`);
+  return { normalize: { mean, std } };
 }
 
 /** A flag that the command needs (checked after unknown options, so a typo is reported as one). */
@@ -86,7 +92,7 @@ program
   .command('submit')
   .description('validate a dataset and enqueue it')
   .argument('<source>', 'text file of URIs, .jsonl/.csv manifest (uri, id), image directory, or s3:// prefix')
-  .addOption(new Option('--model <name>', 'the model: vgg16, or resnet50 (torchvision; ONNX Runtime only); `layertap layers --model M` lists its layers').choices(ModelName.options).default('vgg16'))
+  .option('--model <name|file.onnx>', 'the model: vgg16, resnet50 (torchvision; ONNX Runtime only), or an ONNX file (path, file://, http(s):// or s3:// URI; it carries its weights); `layertap layers --model M` lists its layers', modelOption, { model: 'vgg16' } as ModelChoice)
   .option('--layer <spec...>', 'layer(s): for vgg16 Keras names (block2_pool, fc2) or torchvision indices (features.9); for resnet50 torchvision names (layer3, layer4.2.relu); comma-separated or repeated', layerList)
   .option('--output <uri>', 'where outputs go: s3://bucket/prefix or file:///abs/dir or a directory path (relative to here)')
   .option(
@@ -100,6 +106,8 @@ program
       .default('ignore'),
   )
   .addOption(new Option('--preprocess <mode>', "preprocessing (default: the weights' training: caffe for Keras files, torchvision otherwise)").choices(Preprocess.options))
+  .option('--mean <r,g,b>', 'per-channel mean on the [0, 1] scale, in place of the preprocessing\'s (torchvision modes; e.g. 0.5,0.5,0.5); with --std', channelTriple('--mean', false))
+  .option('--std <r,g,b>', 'per-channel std on the [0, 1] scale, in place of the preprocessing\'s; with --mean', channelTriple('--std', true))
   .option('--image-size <n>', 'network input size (crop size for torchvision), 32 to 1024', imageSize, 224)
   .option('--batch-size <n|auto>', 'largest batch a worker runs (1 to 1024), or auto: the largest that fits its memory budget', batchSize, 16)
   .option('--chunk-size <n>', 'samples per chunk job, 1 to 100000 (default 64, or LAYERTAP_CHUNK_SIZE)', chunkSize)
@@ -121,7 +129,9 @@ program
       const retentionSeconds = retention === 'forever' ? undefined : (retention ?? config.retentionSeconds);
       return withContext(config, opts.wait ? 'waiting' : 'command', (ctx) =>
         submitCommand(ctx, {
-          model: opts.model,
+          model: (opts.model as ModelChoice).model,
+          ...('file' in opts.model ? { onnxModel: (opts.model as { file: string }).file } : {}),
+          ...(normalize(opts.mean, opts.std) ?? {}),
           source,
           layers,
           output,

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { BATCH_SIZE, CHUNK_SIZE, IMAGE_SIZE } from '@layertap/contracts';
+import { BATCH_SIZE, BUILTIN_MODELS, CHUNK_SIZE, IMAGE_SIZE, type BuiltinModelName } from '@layertap/contracts';
 
 /** A parser of an integer flag within `[min, max]`, saying the range when a value is outside it. */
 export function intIn(range: { min: number; max?: number }): (value: string) => number {
@@ -56,4 +56,31 @@ export function outputUri(value: string, cwd = process.cwd()): string {
   // Left as given for parseOutputUri to refuse with its own message.
   if (value.trim() !== value || [...value].some((c) => c.charCodeAt(0) < 0x20)) return value;
   return pathToFileURL(path.resolve(cwd, value)).href;
+}
+
+/** `--model`: a built-in model's name, or the path or URI of an ONNX file. */
+export type ModelChoice = { model: BuiltinModelName } | { model: 'onnx'; file: string };
+
+/** Reads `--model`: `vgg16`, `resnet50`, or a path or URI ending in `.onnx`. */
+export function modelOption(value: string): ModelChoice {
+  const given = value.trim();
+  if ((BUILTIN_MODELS as readonly string[]).includes(given)) return { model: given as BuiltinModelName };
+  if (/\.onnx$/i.test(given.replace(/[?#].*$/, ''))) return { model: 'onnx', file: given };
+  const lower = given.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const close = BUILTIN_MODELS.find((name) => name === lower || (lower.length >= 3 && name.startsWith(lower.slice(0, 3)) && given.length <= 12));
+  throw new InvalidArgumentError(
+    `${JSON.stringify(given.slice(0, 80))} is not a model: give ${BUILTIN_MODELS.join(' or ')}${close ? ` (did you mean ${close}?)` : ''}, or the path or URI of an .onnx file`,
+  );
+}
+
+/** `--mean` / `--std`: three numbers, R, G, B, on the [0, 1] scale (`0.5,0.5,0.5`). */
+export function channelTriple(flag: string, positive: boolean): (value: string) => [number, number, number] {
+  return (value) => {
+    const parts = value.split(',').map((p) => p.trim());
+    const numbers = parts.map(Number);
+    if (parts.length !== 3 || numbers.some((n, i) => parts[i] === '' || !Number.isFinite(n) || (positive && n <= 0))) {
+      throw new InvalidArgumentError(`${flag} takes three ${positive ? 'positive ' : ''}numbers, R,G,B on the [0, 1] scale (e.g. 0.485,0.456,0.406), got ${JSON.stringify(value.slice(0, 60))}`);
+    }
+    return numbers as [number, number, number];
+  };
 }

@@ -45,9 +45,51 @@ export type Pool = z.infer<typeof Pool>;
 export const OutputFormat = z.enum(['npy', 'shards']);
 export type OutputFormat = z.infer<typeof OutputFormat>;
 
-/** The built-in models layertap has (a dataset names one). */
-export const ModelName = z.enum(['vgg16', 'resnet50']);
+/** The built-in models layertap has, and `onnx`: a user's ONNX file (the dataset's `onnx` says which). */
+export const ModelName = z.enum(['vgg16', 'resnet50', 'onnx']);
 export type ModelName = z.infer<typeof ModelName>;
+/** The models layertap builds itself (every model name but `onnx`). */
+export const BUILTIN_MODELS = ['vgg16', 'resnet50'] as const;
+export type BuiltinModelName = (typeof BUILTIN_MODELS)[number];
+
+/** One tensor of an ONNX model that a plan knows: its name, its position in the graph and its per-sample shape. */
+export const OnnxTensorRef = z.object({
+  name: z.string().min(1),
+  /** Position of the node that computes it, in graph order (the input: -1). */
+  order: z.number().int().min(-1),
+  /** Op type of that node (`Conv`, `Relu`, ...). */
+  op: z.string(),
+  /** Per sample (after the batch dimension), as the probe at submit measured it at the dataset's image size. */
+  shape: z.array(z.number().int().nonnegative()),
+  /** What the user called it, where that was not its name (a node name). */
+  aliases: z.array(z.string().min(1)).optional(),
+});
+export type OnnxTensorRef = z.infer<typeof OnnxTensorRef>;
+
+/**
+ * A user's ONNX model, fixed at submit: where workers load it, the sha256 they check it against, and what the
+ * probe at submit found (the hooked tensors and the largest activations on the way to the deepest, so that
+ * workers size their batches without running it first).
+ */
+export const OnnxModelRef = z.object({
+  /** Absolute `file://` URI, `http(s)://` or `s3://`. */
+  uri: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().positive(),
+  /** The graph's image input (NCHW float32). */
+  input: z.string().min(1),
+  imageSize: z.number().int().positive(),
+  /** The hooked tensors and the two largest on the way to the deepest of them (each once). */
+  tensors: z.array(OnnxTensorRef).min(1),
+});
+export type OnnxModelRef = z.infer<typeof OnnxModelRef>;
+
+/** `--mean` / `--std`: per-channel normalisation (R, G, B on the [0, 1] scale) in place of the mode's. */
+export const Normalization = z.object({
+  mean: z.tuple([z.number(), z.number(), z.number()]),
+  std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+});
+export type Normalization = z.infer<typeof Normalization>;
 
 /**
  * A requested layer, resolved once at submit: the spec as the user wrote it (it names the output folder), its
@@ -69,6 +111,8 @@ export type SampleCounts = z.infer<typeof SampleCounts>;
 export const DatasetConfig = z.object({
   datasetId: SafeId,
   model: ModelName.default('vgg16'),
+  /** The ONNX file of `model: onnx`. */
+  onnx: OnnxModelRef.optional(),
   /** `s3://bucket/prefix` or `file:///abs/dir`; outputs go under `<output>/<datasetId>/`. */
   output: z.string().min(1),
   layers: z.array(LayerRequest).min(1),
@@ -76,6 +120,8 @@ export const DatasetConfig = z.object({
   weights: z.string().min(1).optional(),
   seed: z.number().int().nonnegative(),
   preprocess: Preprocess,
+  /** Normalisation given with `--mean`/`--std` in place of the preprocessing mode's (torchvision modes only). */
+  normalize: Normalization.optional(),
   /** Why this preprocessing: given as `--preprocess`, or the one the weights were trained with (recorded in dataset.json). */
   preprocessReason: z.string().min(1).max(1000).optional(),
   imageSize: z.number().int().min(IMAGE_SIZE.min).max(IMAGE_SIZE.max),

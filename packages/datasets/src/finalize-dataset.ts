@@ -13,7 +13,7 @@ import {
 import { datasetKey, manifestKey, partKey, type OutputWriter } from '@layertap/storage';
 import type { Logger } from '@layertap/config';
 import type { LayertapQueues } from '@layertap/queue';
-import { getModel } from '@layertap/model/models';
+import { modelFor } from '@layertap/model/models';
 import { countLines, takeCensus, type CensusEntry, type DatasetCensus } from './dataset-census';
 
 export interface FinalizeContext {
@@ -168,7 +168,7 @@ export function datasetDocument(
     chunks.find((c) => c.backend !== 'none')?.weights ??
     (earlierWeights?.description
       ? { description: earlierWeights.description, ...(earlierWeights.sha256 ? { sha256: earlierWeights.sha256 } : {}) }
-      : { description: source ?? `random, seed ${dataset.seed}` });
+      : { description: source ?? (dataset.onnx ? `${storedUri(dataset.onnx.uri)} (ONNX, weights in the file)` : `random, seed ${dataset.seed}`), ...(dataset.onnx ? { sha256: dataset.onnx.sha256 } : {}) });
   const startedAt = [previous?.startedAt, ...chunks.map((c) => c.startedAt)].filter((t): t is string => typeof t === 'string').sort()[0] ?? dataset.submittedAt;
   // Every run: those Redis knows, and those only an earlier dataset.json remembers (Redis lost or forgot them).
   const allRuns = new Map<number, { run: number; submittedAt: string; samples: number }>();
@@ -179,8 +179,10 @@ export function datasetDocument(
     datasetId: dataset.datasetId,
     model: {
       name: dataset.model,
-      architecture: getModel(dataset.model).architecture,
-      weights: { source: source ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights ? {} : { seed: dataset.seed }) },
+      architecture: modelFor(dataset).architecture,
+      // An ONNX model is its file: where it was and its sha256 (what the workers checked before running it).
+      ...(dataset.onnx ? { onnx: { source: storedUri(dataset.onnx.uri), sha256: dataset.onnx.sha256, bytes: dataset.onnx.bytes, input: dataset.onnx.input } } : {}),
+      weights: { source: source ?? null, description: weights.description, sha256: weights.sha256 ?? null, ...(dataset.weights || dataset.onnx ? {} : { seed: dataset.seed }) },
     },
     layers: dataset.layers.map((l) => ({ spec: l.spec, canonical: l.canonical, shape: l.shape })),
     preprocessing: {
@@ -189,6 +191,8 @@ export function datasetDocument(
       reason: dataset.preprocessReason ?? null,
       imageSize: dataset.imageSize,
       ...PREPROCESSING[dataset.preprocess],
+      // --mean/--std replace the mode's normalisation.
+      ...(dataset.normalize ? { mean: dataset.normalize.mean, std: dataset.normalize.std, normalizedBy: '--mean/--std' } : {}),
       // Datasets planned before --exif-orientation applied it.
       exifOrientation: dataset.exifOrientation ?? 'apply',
     },

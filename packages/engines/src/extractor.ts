@@ -23,8 +23,8 @@ import { verifyEngine } from './verify-engine';
 export type { MemoryInfo, ModelDescription } from './engine';
 
 export interface ExtractorOptions {
-  /** The model (its layer table, weights and builders). Default `vgg16`. */
-  model?: ModelName;
+  /** The model (its layer table, weights and builders): a built-in's name or a descriptor (an ONNX file's). Default `vgg16`. */
+  model?: ModelName | ModelDescriptor;
   /**
    * What runs the model: `onnx` (ONNX Runtime), `tfjs`, `null` (zeros, for measuring the pipeline) or `auto`,
    * the fastest that works here (see `AUTO_ORDER` in @layertap/contracts). Default `auto`.
@@ -145,7 +145,7 @@ export class Extractor {
 
   /** Chooses the engine and backend and checks the options and the given weights; the model is built on first use. */
   static async create(options: ExtractorOptions): Promise<Extractor> {
-    const model = getModel(options.model);
+    const model = typeof options.model === 'object' ? options.model : getModel(options.model);
     model.checkImageSize(options.imageSize);
     const tfjsRefusal = model.engines.tfjs === true ? undefined : model.engines.tfjs;
     if (tfjsRefusal && options.engine === 'tfjs') throw new ValidationError(ErrorCode.InvalidRequest, tfjsRefusal);

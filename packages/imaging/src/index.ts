@@ -18,6 +18,7 @@ export {
   centerCropBox,
   normalizeCaffe,
   normalizeTorchvision,
+  normalizeWithStats,
   resizeTarget,
   roundHalfEven,
   torchvisionResizeSize,

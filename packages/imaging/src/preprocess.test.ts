@@ -1,7 +1,7 @@
 import { ErrorCode, SampleError } from '@layertap/contracts';
 import sharp from 'sharp';
 import { channelMeans, fixture, reference, sha256, type OutputReference } from './__tests__/fixtures';
-import { preprocessImage, preprocessPixels } from './preprocess';
+import { normalizePixels, preprocessImage, preprocessPixels } from './preprocess';
 import { normalizeCaffe, normalizeTorchvision } from './preprocessing';
 import { resizeBilinear } from './resize-bilinear';
 
@@ -144,5 +144,26 @@ describe('preprocessImage geometry and channels', () => {
   it('refuses bad options', async () => {
     await expect(preprocessImage(fixture('square-256.jpg'), { mode: 'torchvision', imageSize: 0 })).rejects.toThrow(RangeError);
     await expect(preprocessImage(fixture('square-256.jpg'), { mode: 'imagenet' as 'caffe' })).rejects.toThrow(/unknown preprocessing mode/);
+  });
+});
+
+describe('normalizePixels with --mean/--std', () => {
+  const rgb = Uint8Array.from({ length: 3 * 64 }, (_, i) => (i * 37) % 256);
+
+  it('gives the ImageNet values given by hand exactly what torchvision mode gives', () => {
+    expect(sha256(normalizePixels(rgb, 'torchvision', undefined, { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }))).toBe(sha256(normalizeTorchvision(rgb)));
+  });
+
+  it('computes ((v / 255) - mean) / std in float32 per channel', () => {
+    const out = normalizePixels(rgb, 'torchvision-v2', new Float32Array(rgb.length), { mean: [0.5, 0.25, 0], std: [0.5, 1, 2] });
+    for (let i = 0; i < rgb.length; i++) {
+      const c = i % 3;
+      const [mean, std] = [[0.5, 0.25, 0][c]!, [0.5, 1, 2][c]!];
+      expect(out[i]).toBe(Math.fround(Math.fround(Math.fround(rgb[i]! / 255) - Math.fround(mean)) / Math.fround(std)));
+    }
+  });
+
+  it('refuses them with caffe, which has its own', () => {
+    expect(() => normalizePixels(rgb, 'caffe', undefined, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] })).toThrow('not caffe');
   });
 });

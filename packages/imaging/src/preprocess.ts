@@ -1,10 +1,11 @@
-import { Preprocess } from '@layertap/contracts';
+import { Preprocess, type Normalization } from '@layertap/contracts';
 import { decodeImage, type DecodeOptions, type ImageSourceInfo } from './decode';
 import {
   centerCropBox,
   DEFAULT_IMAGE_SIZE,
   normalizeCaffe,
   normalizeTorchvision,
+  normalizeWithStats,
   resizeTarget,
   torchvisionResizeSize,
   type RgbImage,
@@ -77,7 +78,11 @@ export function fitPixels(rgb: RgbImage, options: PixelPreprocessOptions): Uint8
 }
 
 /** The arithmetic part: 8-bit RGB (HWC) into the model's input space (`normalizeTorchvision` or `normalizeCaffe`). */
-export function normalizePixels(rgb: Uint8Array, mode: Preprocess, out?: Float32Array): Float32Array {
+export function normalizePixels(rgb: Uint8Array, mode: Preprocess, out?: Float32Array, normalize?: Normalization): Float32Array {
+  if (normalize) {
+    if (mode === 'caffe') throw new RangeError('a mean and std of the caller\'s apply to the torchvision modes, not caffe');
+    return normalizeWithStats(rgb, normalize, out);
+  }
   return mode === 'caffe' ? normalizeCaffe(rgb, out) : normalizeTorchvision(rgb, out);
 }
 

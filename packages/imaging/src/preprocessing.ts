@@ -50,10 +50,10 @@ export function centerCropBox(width: number, height: number, crop: number): Box 
  * Per-channel lookup tables from a byte value to the model input, computed with float32 rounding at every step
  * exactly as PyTorch does (`x.float().div(255).sub(mean).div(std)`), so outputs match torchvision bit for bit.
  */
-function torchvisionTables(): Float32Array[] {
+function torchvisionTables(means: readonly number[] = TORCHVISION_MEAN, stds: readonly number[] = TORCHVISION_STD): Float32Array[] {
   return [0, 1, 2].map((c) => {
-    const mean = Math.fround(TORCHVISION_MEAN[c] ?? 0);
-    const std = Math.fround(TORCHVISION_STD[c] ?? 1);
+    const mean = Math.fround(means[c] ?? 0);
+    const std = Math.fround(stds[c] ?? 1);
     const table = new Float32Array(256);
     for (let v = 0; v < 256; v++) table[v] = Math.fround(Math.fround(Math.fround(v / 255) - mean) / std);
     return table;
@@ -73,6 +73,23 @@ function caffeTables(): Float32Array[] {
 const TORCHVISION_TABLES = torchvisionTables();
 // V2 weights are evaluated with the same normalisation; only the resize differs.
 const TABLES: Record<Preprocess, Float32Array[]> = { torchvision: TORCHVISION_TABLES, 'torchvision-v2': TORCHVISION_TABLES, caffe: caffeTables() };
+
+const customTables = new Map<string, Float32Array[]>();
+
+/**
+ * Converts 8-bit RGB pixels (HWC) with a normalisation of the caller's (`--mean`/`--std`, RGB on the [0, 1]
+ * scale) in torchvision's float32 arithmetic: ((v / 255) - mean[c]) / std[c].
+ */
+export function normalizeWithStats(rgb: Uint8Array, stats: { mean: readonly number[]; std: readonly number[] }, out?: Float32Array): Float32Array {
+  const key = `${stats.mean.join(',')}/${stats.std.join(',')}`;
+  let tables = customTables.get(key);
+  if (!tables) {
+    tables = torchvisionTables(stats.mean, stats.std);
+    if (customTables.size > 16) customTables.clear();
+    customTables.set(key, tables);
+  }
+  return applyTables(rgb, tables, false, out);
+}
 
 /** Tightly packed 8-bit RGB pixels, row-major (HWC). */
 export interface RgbImage {

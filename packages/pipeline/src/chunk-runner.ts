@@ -4,7 +4,7 @@ import { ChunkResult, ErrorCode, describeError, isLayertapError, storedUri, type
 import type { Logger } from '@layertap/config';
 import { PREPROCESSING, decodeImage, fitPixels, type ImageFetcher } from '@layertap/imaging';
 import { budgetedBatchSize, type BudgetedBatch } from '@layertap/model/batch-size';
-import { getModel } from '@layertap/model/models';
+import { modelFor } from '@layertap/model/models';
 import type { DatasetStore } from '@layertap/queue';
 import { npyByteLength, npyHeader, partKey, sampleKey, ShardBuilder, shardKey, shardOutputRef, shardTensorName, type ObjectBody, type OutputWriter } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from './batch-runner';
@@ -107,11 +107,13 @@ export class ChunkRunner {
         ...(o.im2col ? { im2col: true } : {}),
         ...(excluded?.size ? { exclude: [...excluded] } : {}),
         model: dataset.model,
+        ...(dataset.onnx ? { onnx: dataset.onnx } : {}),
         imageSize: dataset.imageSize,
         layers: dataset.layers,
         seed: dataset.seed,
         ...(dataset.weights ? { weights: dataset.weights } : {}),
         preprocess: dataset.preprocess,
+        ...(dataset.normalize ? { normalize: dataset.normalize } : {}),
         store: { layout: dataset.layout, pool: dataset.pool, dtype: dataset.dtype },
       });
       this.engine = `${model.engine.engine}/${model.engine.backend}`;
@@ -179,7 +181,7 @@ export class ChunkRunner {
     const o = this.options;
     const { dataset, samples } = job;
     // The memory budget is a limit: a batch size its activations cannot fit runs smaller (said once per chunk).
-    const batch = budgetedBatchSize(dataset.batchSize, dataset.layers.map((l) => l.canonical), dataset.imageSize, o.memoryBudgetBytes, getModel(dataset.model));
+    const batch = budgetedBatchSize(dataset.batchSize, dataset.layers.map((l) => l.canonical), dataset.imageSize, o.memoryBudgetBytes, modelFor(dataset));
     const { batchSize } = batch;
     logBatchSize(log, dataset.batchSize, batch, o.memoryBudgetBytes);
     // The plan's shapes: what the inference process gives back must be exactly these.
@@ -339,6 +341,8 @@ function shardMetadata(job: ChunkJob, model: ModelInfo, version = 'unknown'): Re
     imageSize: String(dataset.imageSize),
     preprocessing: JSON.stringify({ mode: dataset.preprocess, imageSize: dataset.imageSize, ...PREPROCESSING[dataset.preprocess] }),
     model: dataset.model,
+    ...(dataset.onnx ? { onnxModel: storedUri(dataset.onnx.uri), onnxSha256: dataset.onnx.sha256 } : {}),
+    ...(dataset.normalize ? { normalize: JSON.stringify(dataset.normalize) } : {}),
     weights: model.weights.description,
     ...(model.weights.sha256 ? { weightsSha256: model.weights.sha256 } : {}),
     ...(dataset.weights ? { weightsSource: storedUri(dataset.weights) } : {}),

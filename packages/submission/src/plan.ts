@@ -14,23 +14,30 @@ import {
   type Layout,
   type LayerRequest,
   type ModelName,
+  type Normalization,
+  type OnnxModelRef,
   type OutputFormat,
   type Pool,
   type Preprocess,
   type Sample,
 } from '@layertap/contracts';
 import { sampleMemoryBytes } from '@layertap/model/batch-size';
-import { getModel } from '@layertap/model/models';
+import { maxModelBytes, modelFor } from '@layertap/model/models';
 import { openOutput, readManifestParts, type OutputWriter } from '@layertap/storage';
 import { createTrustedFetcher } from '@layertap/imaging';
 import path from 'node:path';
 import { IMAGE_EXTENSIONS, caseCollisions, normalizeUri, resolveSource } from './source';
 import { countLines, storedShape } from '@layertap/datasets';
 import { PROBE_TIMEOUT_MS, probeSource, withDeadline } from './probe';
+import { planOnnxModel, type OnnxShapeProbe } from './onnx-model';
 
 export interface SubmitOptions {
-  /** The model (default `vgg16`). */
+  /** The model (default `vgg16`); `onnx` with `onnxModel`. */
   model?: ModelName;
+  /** `--model file.onnx`: the ONNX file's path or URI (it carries its weights: no `weights`). */
+  onnxModel?: string;
+  /** `--mean`/`--std`: normalisation in place of the preprocessing mode's (torchvision modes). */
+  normalize?: Normalization;
   source: string;
   layers: string[];
   output: string;
@@ -92,6 +99,8 @@ export interface PrepareSubmissionDeps {
    * Redis being down is said in a second, after a bad request would have been.
    */
   beforeWeights?: () => Promise<void>;
+  /** Probes an ONNX model's shapes (default: ONNX Runtime on the CPU, from @layertap/engines). */
+  probeOnnx?: OnnxShapeProbe;
 }
 
 /**
@@ -123,6 +132,9 @@ export function defaultDatasetId(options: SubmitOptions, baseDir = process.cwd()
       ...(options.model && options.model !== 'vgg16' ? [options.model] : []),
       // Only `apply` changes it: datasets decoded as torchvision does keep their ids.
       ...(options.exifOrientation === 'apply' ? ['exif-apply'] : []),
+      // An ONNX model counts by where it is (as a source does), --mean/--std by their values.
+      ...(options.onnxModel ? [storedUri(normalizeUri(options.onnxModel, baseDir))] : []),
+      ...(options.normalize ? [options.normalize] : []),
     ]),
     10,
   );
@@ -135,10 +147,12 @@ export function defaultDatasetId(options: SubmitOptions, baseDir = process.cwd()
  * the weights (which also decide the preprocessing when `--preprocess` is not given).
  */
 export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
-  const layers = planLayers(options);
+  const fetcher = () => createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}), maxBytes: maxModelBytes() });
+  const onnx = options.model === 'onnx' || options.onnxModel ? await planOnnx(options, deps, fetcher) : undefined;
+  const layers = planLayers({ ...options, ...(onnx ? { onnx: onnx.ref } : {}) }, onnx?.resolved);
   if (options.format === 'shards') checkShardSize(layers, options);
   const warnings: string[] = [];
-  const memory = checkMemory(layers, options);
+  const memory = checkMemory(layers, { ...options, ...(onnx ? { onnx: onnx.ref } : {}) });
   if (memory) warnings.push(memory);
   if (options.datasetId !== undefined) {
     const problem = idProblem(options.datasetId);
@@ -161,12 +175,15 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     if (collisions) warnings.push(collisions);
   }
   await deps.beforeWeights?.();
+  if (options.normalize && options.preprocess === 'caffe') {
+    throw new ValidationError(ErrorCode.InvalidRequest, '--mean/--std replace the normalisation of the torchvision modes; caffe has its own (BGR, 0-255): drop them or use --preprocess torchvision');
+  }
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
   // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
   // keyed by their content hash. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
-  const resolved = await resolveWeightsRequest(options.weights, {
-    model: getModel(options.model),
+  const resolved = onnx ? onnxWeights(options, onnx.description) : await resolveWeightsRequest(options.weights, {
+    model: modelFor(options),
     layers: layers.map((l) => l.spec),
     seed: options.seed,
     ...(options.preprocess ? { preprocess: options.preprocess } : {}),
@@ -189,8 +206,10 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     datasetId,
     output: options.output.replace(/\/+$/, ''),
     model: options.model ?? 'vgg16',
+    ...(onnx ? { onnx: onnx.ref } : {}),
     layers,
     ...(weights ? { weights } : {}),
+    ...(options.normalize ? { normalize: options.normalize } : {}),
     seed: options.seed,
     preprocess: resolved.preprocess,
     preprocessReason: resolved.preprocessReason,
@@ -207,6 +226,39 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     run: 0,
   });
   return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings], skipped };
+}
+
+/** `--model file.onnx`: the file read, its tensors resolved and its graph probed (see `planOnnxModel`). */
+async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps, fetcher: () => ReturnType<typeof createTrustedFetcher>) {
+  const uri = options.onnxModel;
+  if (!uri) throw new ValidationError(ErrorCode.InvalidRequest, '--model onnx needs the file: give --model path/to/model.onnx (or its URI)');
+  if (options.weights !== undefined) {
+    throw new ValidationError(ErrorCode.InvalidWeights, `--weights ${JSON.stringify(options.weights.slice(0, 80))} with an ONNX model: the .onnx file carries its weights; drop --weights`);
+  }
+  return planOnnxModel(uri, {
+    layers: options.layers,
+    imageSize: options.imageSize,
+    workerUri: normalizeUri(uri, process.cwd()),
+    fetchBytes: (remote) =>
+      fetcher()
+        .fetch(remote)
+        .catch((err: unknown) => {
+          if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
+            throw new ValidationError(ErrorCode.AddressBlocked, `--model ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
+          }
+          throw err;
+        }),
+    ...(deps.probeOnnx ? { probe: deps.probeOnnx } : {}),
+  });
+}
+
+/** An ONNX model's weights are in its file: what the submission says of them, and the preprocessing (torchvision's unless told). */
+function onnxWeights(options: SubmitOptions, description: string) {
+  const preprocess: Preprocess = options.preprocess ?? 'torchvision';
+  const reason = options.preprocess
+    ? `--preprocess ${options.preprocess}`
+    : "an ONNX model does not say how it was trained: torchvision's ImageNet evaluation (resize 256, crop, ImageNet mean and std) unless --preprocess or --mean/--std say otherwise";
+  return { request: { kind: 'random' as const }, weights: undefined, warning: undefined, description, preprocess, preprocessReason: options.normalize ? `${reason}; normalised with --mean ${options.normalize.mean.join(',')} --std ${options.normalize.std.join(',')}` : reason };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */
@@ -292,6 +344,11 @@ export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undef
   const settings = (c: DatasetConfig) => ({ ...c, exifOrientation: c.exifOrientation ?? 'apply' });
   const [sa, sb] = [settings(a), settings(b)];
   for (const key of keys) if (shown(sa[key]) !== shown(sb[key])) return `${key} (${shown(sa[key])} then ${shown(sb[key])})`;
+  // An ONNX file that changed at the same place is another model; so are other --mean/--std.
+  const [fa, fb] = [a.onnx?.sha256 ?? 'none', b.onnx?.sha256 ?? 'none'];
+  if (fa !== fb) return `the ONNX model (sha256 ${fa.slice(0, 12)} then ${fb.slice(0, 12)})`;
+  const [na, nb] = [a.normalize, b.normalize].map((n) => (n ? `mean ${n.mean.join(',')} std ${n.std.join(',')}` : 'the mode\'s'));
+  if (na !== nb) return `normalisation (${na} then ${nb})`;
   const la = a.layers.map((l) => l.spec).join(',');
   const lb = b.layers.map((l) => l.spec).join(',');
   if (la !== lb) return `layers (${la} then ${lb})`;
@@ -303,10 +360,16 @@ export function sameSettings(a: DatasetConfig, b: DatasetConfig): string | undef
  * of one tensor (`block3_pool` and `features.16`) are refused: the same arrays would be computed and stored
  * twice.
  */
-export function planLayers(options: Pick<SubmitOptions, 'model' | 'layers' | 'imageSize' | 'layout' | 'pool'>): LayerRequest[] {
-  const model = getModel(options.model);
+export function planLayers(
+  options: Pick<SubmitOptions, 'model' | 'layers' | 'imageSize' | 'layout' | 'pool'> & { onnx?: OnnxModelRef },
+  onnxResolved?: readonly { spec: string; tensor: string }[],
+): LayerRequest[] {
+  const model = modelFor(options);
   model.checkImageSize(options.imageSize);
-  const resolved = model.resolveLayers(options.layers);
+  // An ONNX model's specs were resolved against its whole graph (node names too) when it was read.
+  const resolved = onnxResolved
+    ? onnxResolved.map((r) => ({ spec: r.spec, canonical: r.tensor, order: model.layer(r.tensor).order }))
+    : model.resolveLayers(options.layers);
   const seen = new Map<string, string>();
   for (const layer of resolved) {
     const first = seen.get(layer.canonical);
@@ -350,8 +413,11 @@ function formatBytes(bytes: number): string {
  * cannot fit while one sample does is run smaller by the workers (their budget is a limit): the line returned
  * says so.
  */
-export function checkMemory(layers: readonly LayerRequest[], options: Pick<SubmitOptions, 'model' | 'imageSize' | 'batchSize' | 'memoryLimitBytes'>): string | undefined {
-  const model = getModel(options.model);
+export function checkMemory(
+  layers: readonly LayerRequest[],
+  options: Pick<SubmitOptions, 'model' | 'imageSize' | 'batchSize' | 'memoryLimitBytes'> & { onnx?: OnnxModelRef },
+): string | undefined {
+  const model = modelFor(options);
   const limit = options.memoryLimitBytes ?? DEFAULT_MEMORY_BUDGET_CAP_BYTES;
   const perSample = sampleMemoryBytes(
     layers.map((l) => l.canonical),

@@ -2,7 +2,7 @@
 // through Redis and a real worker process), prints the figures.
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BATCH_SIZE, BackendName, Dtype, EngineName, ErrorCode, LayertapError, Layout, ModelName, Preprocess, engineTargets } from '@layertap/contracts';
+import { BATCH_SIZE, BackendName, Dtype, EngineName, ErrorCode, LayertapError, Layout, BUILTIN_MODELS, Preprocess, engineTargets } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import type * as Bench from '@layertap/pipeline/bench';
 import { childEnv } from '../config';
@@ -201,7 +201,7 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
     .option('--threads <n>', 'ONNX Runtime compute threads (default: one per core)', positiveInt)
     .option('--webgpu-im2col', "TF.js WebGPU: convolutions through TF.js' separate im2col shader (slices sized to the adapter's binding limit)", false)
-    .addOption(new Option('--model <name>', 'the model').choices(ModelName.options).default('vgg16'))
+    .addOption(new Option('--model <name>', 'the model').choices(BUILTIN_MODELS).default('vgg16'))
     .option('--layer <spec...>', 'layer(s) to extract (default features.9 for vgg16, layer3 for resnet50)', layerList)
     .option('--batch-size <n>', 'images per batch', intIn(BATCH_SIZE), d.batchSize)
     .option('--image-size <n>', 'network input size', imageSize, d.imageSize)

@@ -90,7 +90,8 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
         } else {
           process.stdout.write(`submitted dataset ${datasetId}: ${plan.samples.length} samples in ${submitted.chunks} chunks -> ${planned.output}/${datasetId}/\n`);
         }
-        if (!planned.weights) {
+        if (planned.onnx) process.stdout.write(`model: ${prepared.weightsDescription}\n`);
+        else if (!planned.weights) {
           const pretrained = planned.model === 'vgg16' ? 'torchvision-imagenet or keras-imagenet for pretrained VGG16' : `a torchvision ${planned.model} state_dict (.pth or .safetensors) for pretrained weights`;
           process.stdout.write(`weights: random, seed ${planned.seed} (pass --weights ${pretrained})\n`);
         }
@@ -100,7 +101,8 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
     }
   }
   summary.output = `${planned.output}/${datasetId}/`;
-  summary.weights = planned.weights ? storedUri(planned.weights) : `random, seed ${planned.seed}`;
+  summary.weights = planned.onnx ? 'in the ONNX file' : planned.weights ? storedUri(planned.weights) : `random, seed ${planned.seed}`;
+  if (planned.onnx) summary.model = { file: storedUri(planned.onnx.uri), sha256: planned.onnx.sha256, tensors: planned.layers.map((l) => ({ spec: l.spec, tensor: l.canonical, shape: l.shape })) };
   summary.preprocess = { mode: planned.preprocess, reason: planned.preprocessReason };
   if (prepared.warnings.length) summary.warnings = prepared.warnings;
   if (prepared.skipped.length) summary.skipped = { files: prepared.skipped.length, examples: prepared.skipped.slice(0, 3).map((f) => path.basename(f)) };

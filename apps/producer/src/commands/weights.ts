@@ -2,7 +2,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createTrustedFetcher, type ImageFetcher } from '@layertap/imaging';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { ErrorCode, ModelName, ValidationError } from '@layertap/contracts';
+import { ErrorCode, BUILTIN_MODELS, ModelName, ValidationError } from '@layertap/contracts';
 import type * as Model from '@layertap/model';
 import { PUBLISHED_WEIGHTS_ALIASES, PUBLISHED_WEIGHTS_NAMES } from '@layertap/model/weights';
 import { readProducerConfig } from '../config';
@@ -120,7 +120,7 @@ export function registerWeightsCommands(program: Command, options: WeightsComman
     .description('show a weights file: format, sha256, tensors and shapes, and which layers it can serve')
     .argument('<uri>', 'a published name (torchvision-imagenet, ...), or a path, file://, http(s):// or s3:// (.h5, .safetensors, .pth, TF.js)')
     .option('--cache-dir <dir>', 'cache for downloaded weights')
-    .addOption(new Option('--model <name>', 'the model the weights are for').choices(ModelName.options).default('vgg16'))
+    .addOption(new Option('--model <name>', 'the model the weights are for').choices(BUILTIN_MODELS).default('vgg16'))
     .option('--json', 'print JSON', false)
     .action((uri: string, opts: { cacheDir?: string; json: boolean; model: ModelName }) =>
       run(async () => {

@@ -1,7 +1,7 @@
 // Cuts a user's ONNX graph down to the tensors layertap hooks: those become the graph outputs, and only the
 // nodes, initializers and value_info they need remain. Optionally puts an NHWC float32 input in front.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { decodeOnnx, didYouMean, onnxModelType } from './read-onnx';
+import { decodeOnnx, didYouMean, onnxModelType, weightBytes } from './read-onnx';
 import { AttributeType, DataType, type GraphProto, type ModelProto, type NodeProto, type TensorShapeDim, type ValueInfoProto } from './onnx-types';
 
 export interface CutOnnxOptions {
@@ -23,6 +23,10 @@ export interface CutOnnx {
   inputName: string;
   outputs: string[];
   nodes: number;
+  /** Op types of the kept nodes, in graph order (for logs). */
+  ops: string[];
+  /** Bytes of the weights the cut graph holds. */
+  weightBytes: number;
   /** The requested output computed last in graph order. */
   deepest: string;
 }
@@ -144,6 +148,8 @@ export function cutOnnxModel(bytes: Uint8Array, outputs: readonly string[], opti
     inputName: options.inputLayout === 'nhwc' ? NHWC_INPUT_NAME : info.input.name,
     outputs: [...outputs],
     nodes: newGraph.node.length,
+    ops: newGraph.node.map((node) => node.op_type ?? ''),
+    weightBytes: weightBytes(newGraph),
     deepest,
   };
 }

@@ -54,7 +54,10 @@ describe('readOnnxModel: squeezenet1_1 exported by PyTorch', () => {
     expect(names).not.toContain('image');
     const conv = info.tensors.find((t) => t.node === '/model/features/features.0/Conv');
     // Undeclared (no value_info) but inferred: a Conv of a float32 image is float32.
-    expect(conv).toEqual({ name: '/model/features/features.0/Conv_output_0', elemType: 'float32', op: 'Conv', node: '/model/features/features.0/Conv' });
+    expect(conv).toEqual({ name: '/model/features/features.0/Conv_output_0', elemType: 'float32', op: 'Conv', node: '/model/features/features.0/Conv', fromInput: true });
+    // torch's Identity copies of shared zero biases come first: weights, not activations.
+    expect(info.tensors[0]).toMatchObject({ op: 'Identity', fromInput: false });
+    expect(info.tensors.filter((t) => t.fromInput).map((t) => t.name)).toContain('features.7');
     expect(info.tensors.every((t) => t.elemType === 'float32')).toBe(true);
   });
 });

@@ -29,6 +29,8 @@ export interface OnnxTensorInfo {
   op?: string;
   /** That node's name (may be ''). */
   node?: string;
+  /** Computed from the image input (an activation), not from weights and constants alone. */
+  fromInput?: boolean;
 }
 
 export interface OnnxModelInfo {
@@ -149,7 +151,11 @@ function analyse(model: ModelProto, source: string): DecodedOnnx {
   const elemTypes = inferElemTypes(graph, declared);
   const producer = new Map<string, number>();
   const tensors: OnnxTensorInfo[] = [];
+  // Activations: outputs of nodes that read the input or an activation (nodes are in topological order).
+  const activations = new Set<string>([input.name]);
   graph.node.forEach((node, index) => {
+    const active = node.input.some((name) => activations.has(name));
+    if (active) for (const name of node.output) if (name) activations.add(name);
     for (const name of node.output) {
       if (!name || producer.has(name) || name === input.name) continue;
       producer.set(name, index);
@@ -158,6 +164,7 @@ function analyse(model: ModelProto, source: string): DecodedOnnx {
       if (info.elemType === 'unknown') info.elemType = elemTypes.get(name) ?? 'unknown';
       info.op = node.op_type ?? '';
       info.node = node.name ?? '';
+      info.fromInput = active;
       tensors.push(info);
     }
   });
@@ -256,7 +263,8 @@ function tensorBytes(t: TensorProto | undefined): number {
   return elements * (ELEM_BYTES[t.data_type ?? 0] ?? 0);
 }
 
-function weightBytes(graph: GraphProto): number {
+/** Bytes of the weights a graph holds (initializers and Constant nodes). */
+export function weightBytes(graph: GraphProto): number {
   let bytes = 0;
   for (const t of graph.initializer) bytes += tensorBytes(t);
   for (const s of graph.sparse_initializer) bytes += tensorBytes(s.values) + tensorBytes(s.indices);

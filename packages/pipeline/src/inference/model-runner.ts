@@ -5,6 +5,7 @@ import { EngineFault, type EngineInfo } from '@layertap/contracts';
 import { normalizePixels } from '@layertap/imaging';
 import { Extractor, resolveEngine } from '@layertap/engines';
 import { getModel, loadWeights } from '@layertap/model';
+import { modelFor, readOnnxFile } from '@layertap/model/models';
 import type { FetchBytes } from '@layertap/model/weights';
 import { storeBatch, type StoredBatch } from '../stored-batch';
 import { modelKey, wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec } from './protocol';
@@ -78,11 +79,15 @@ export class ModelRunner {
     }
     this.dispose();
     const started = Date.now();
-    const weights = spec.weights
+    // A user's ONNX file carries its weights: read whole, checked against the sha256 the plan recorded.
+    const onnx = spec.onnx
+      ? await readOnnxFile(spec.onnx.uri, { sha256: spec.onnx.sha256, ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
+      : undefined;
+    const weights = spec.weights && !spec.onnx
       ? await loadWeights(spec.weights, { layers: spec.layers.map((l) => l.canonical), ...(spec.model ? { model: getModel(spec.model) } : {}), ...(this.options.fetchBytes ? { fetchBytes: this.options.fetchBytes } : {}) })
       : undefined;
     const extractor = await Extractor.create({
-      ...(spec.model ? { model: spec.model } : {}),
+      ...(onnx ? { model: modelFor(spec, onnx.bytes) } : spec.model ? { model: spec.model } : {}),
       engine: spec.engine,
       backend: spec.backend,
       ...(spec.exclude?.length ? { exclude: new Map(spec.exclude) } : {}),
@@ -106,7 +111,11 @@ export class ModelRunner {
       engine: extractor.info,
       fresh: true,
       backendReason: extractor.backendReason,
-      weights: weights ? { description: weights.description, sha256: weights.sha256 } : { description: extractor.weightsDescription },
+      weights: onnx
+        ? { description: `${onnx.source} (ONNX, weights in the file, sha256 ${onnx.sha256})`, sha256: onnx.sha256 }
+        : weights
+          ? { description: weights.description, sha256: weights.sha256 }
+          : { description: extractor.weightsDescription },
       loadMs: Date.now() - started,
     };
     this.current = { key, extractor, info, spec };
@@ -131,7 +140,7 @@ export class ModelRunner {
       throw new EngineFault(`fault drill (LAYERTAP_FAULT_DRILL=${this.options.faultDrill}): ${current.extractor.label} fails every batch`);
     }
     this.collected = [];
-    const data = batch instanceof Uint8Array ? normalizePixels(batch, current.spec.preprocess, this.inputScratch(batch.length)) : batch;
+    const data = batch instanceof Uint8Array ? normalizePixels(batch, current.spec.preprocess, this.inputScratch(batch.length), current.spec.normalize) : batch;
     const timings = await current.extractor.run({ data, batchSize });
     const outputs = this.collected;
     this.collected = [];

@@ -1,4 +1,4 @@
-import type { BackendName, EngineInfo, EngineName, LayerRequest, ModelName, Preprocess } from '@layertap/contracts';
+import type { BackendName, EngineInfo, EngineName, LayerRequest, ModelName, Normalization, OnnxModelRef, Preprocess } from '@layertap/contracts';
 import type { StoreSettings, StoredBatch } from '../stored-batch';
 import type { FrameHeader } from './frames';
 
@@ -6,6 +6,8 @@ import type { FrameHeader } from './frames';
 export interface ModelSpec {
   /** Default `vgg16`. */
   model?: ModelName;
+  /** The ONNX file of `model: onnx` (loaded and checked against its sha256 by the inference process). */
+  onnx?: OnnxModelRef;
   engine: EngineName;
   backend: BackendName;
   /** Engines dropped after faults (`onnx/webgpu` -> why): the next one in the chain is loaded instead. */
@@ -21,6 +23,8 @@ export interface ModelSpec {
   seed: number;
   /** How the 8-bit pixels a batch carries become model input (torchvision or caffe normalisation). */
   preprocess: Preprocess;
+  /** `--mean`/`--std` in place of the mode's normalisation. Not part of the model key. */
+  normalize?: Normalization;
   /** How the outputs are stored: results come back in that layout, pooling and dtype. Not part of the model key. */
   store: StoreSettings;
 }
@@ -151,5 +155,5 @@ export type ChildResponse =
   | { id: number; ok: false; error: WireError };
 
 export function modelKey(spec: ModelSpec): string {
-  return JSON.stringify([spec.model ?? 'vgg16', spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed]);
+  return JSON.stringify([spec.model ?? 'vgg16', spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed, spec.onnx?.sha256 ?? null]);
 }
