@@ -255,10 +255,11 @@ async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps, fet
 /** An ONNX model's weights are in its file: what the submission says of them, and the preprocessing (torchvision's unless told). */
 function onnxWeights(options: SubmitOptions, description: string) {
   const preprocess: Preprocess = options.preprocess ?? 'torchvision';
-  const reason = options.preprocess
-    ? `--preprocess ${options.preprocess}`
-    : "an ONNX model does not say how it was trained: torchvision's ImageNet evaluation (resize 256, crop, ImageNet mean and std) unless --preprocess or --mean/--std say otherwise";
-  return { request: { kind: 'random' as const }, weights: undefined, warning: undefined, description, preprocess, preprocessReason: options.normalize ? `${reason}; normalised with --mean ${options.normalize.mean.join(',')} --std ${options.normalize.std.join(',')}` : reason };
+  const stats = options.normalize ? `, normalised with --mean ${options.normalize.mean.join(',')} --std ${options.normalize.std.join(',')}` : '';
+  const preprocessReason = options.preprocess
+    ? `--preprocess ${options.preprocess}${stats}`
+    : `an ONNX model does not say how it was trained: torchvision's evaluation (resize 256, crop)${stats || ' with the ImageNet mean and std, unless --preprocess or --mean/--std say otherwise'}`;
+  return { request: { kind: 'random' as const }, weights: undefined, warning: undefined, description, preprocess, preprocessReason };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */
