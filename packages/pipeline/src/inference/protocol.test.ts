@@ -32,6 +32,7 @@ describe('modelKey', () => {
     ['seed', { seed: 1 }],
     ['engines dropped after faults', { exclude: [['onnx/webgpu', 'faulted twice']] }],
     ['the im2col shader', { im2col: true }],
+    ['ONNX file', { model: 'onnx', onnx: { uri: 'file:///m.onnx', sha256: 'a'.repeat(64), bytes: 10, input: 'image', imageSize: 224, tensors: [{ name: 'fc2', order: 3, op: 'Gemm', shape: [4096] }] } }],
   ])('changes with the %s', (_what, change) => {
     expect(modelKey(spec(change))).not.toBe(modelKey(spec()));
   });

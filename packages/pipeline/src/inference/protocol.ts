@@ -155,5 +155,5 @@ export type ChildResponse =
   | { id: number; ok: false; error: WireError };
 
 export function modelKey(spec: ModelSpec): string {
-  return JSON.stringify([spec.model ?? 'vgg16', spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed, spec.onnx?.sha256 ?? null]);
+  return JSON.stringify([spec.model ?? 'vgg16', spec.engine, spec.backend, spec.exclude ?? [], spec.im2col ?? false, spec.threads ?? null, spec.imageSize, spec.layers.map((l) => l.spec), spec.weights ?? null, spec.seed, ...(spec.onnx ? [spec.onnx.sha256] : [])]);
 }
