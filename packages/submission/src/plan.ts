@@ -68,7 +68,7 @@ export interface SubmitOptions {
 export interface Submission {
   config: DatasetConfig;
   samples: Sample[];
-  /** Provenance of the weights in one line (`random, seed 0`, or source, format and sha256). */
+  /** Provenance of the weights in one line (`random, seed 0`, or source, format and how submit checked them). */
   weightsDescription: string;
   /**
    * Lines for the terminal about a submission that still runs: `--preprocess` contradicts the weights, a batch
@@ -82,13 +82,15 @@ export interface Submission {
 export interface PrepareSubmissionDeps {
   s3: S3Client;
   submittedAt?: Date;
-  /** Download progress of published weights (`--weights torchvision-imagenet` the first time). */
+  /** Download progress of published weights (no longer downloaded at submit: kept for callers). */
   onWeightsProgress?: (received: number, total: number) => void;
+  /** Counts the range requests submit makes to read a remote weights file's header, and their bytes. */
+  weightsStats?: { requests: number; bytes: number };
   /** `LAYERTAP_ALLOW_HOSTS`: private and loopback hosts a weights URI may reach (default: none). */
   allowHosts?: readonly string[];
   /**
    * Called once the request itself is checked (layers, output, source) and before the weights are resolved,
-   * which can mean hashing or downloading hundreds of MB: the producer checks that Redis answers here, so that
+   * which can mean reading a remote header or downloading a Keras HDF5 file: the producer checks that Redis answers here, so that
    * Redis being down is said in a second, after a bad request would have been.
    */
   beforeWeights?: () => Promise<void>;
@@ -162,26 +164,34 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   }
   await deps.beforeWeights?.();
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
-  // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
-  // keyed by their content hash. Without --preprocess the weights' training decides it.
+  // in every worker, from the weights' header only: published names are not read at all (their contents are
+  // known), files are read up to their tensors' data, remote ones by range requests. The workers download,
+  // verify and hash what they load. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
-  const resolved = await resolveWeightsRequest(options.weights, {
-    model: getModel(options.model),
-    layers: layers.map((l) => l.spec),
-    seed: options.seed,
-    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
-    fetchBytes: (uri) =>
-      createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}) })
-        .fetch(uri)
-        .catch((err: unknown) => {
-          // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
-          if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
-            throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
-          }
-          throw err;
-        }),
-    ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
-  });
+  const fetcher = createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}) });
+  // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
+  const policyRefusal = (err: unknown): never => {
+    if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
+      throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
+    }
+    throw err;
+  };
+  let resolved: Awaited<ReturnType<typeof resolveWeightsRequest>>;
+  try {
+    resolved = await resolveWeightsRequest(options.weights, {
+      model: getModel(options.model),
+      layers: layers.map((l) => l.spec),
+      seed: options.seed,
+      ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+      // Headers only: remote .pth and safetensors by range requests; Keras HDF5 and TF.js files whole.
+      fetchRange: (uri, offset, length) => fetcher.fetchRange(uri, offset, length).catch(policyRefusal),
+      fetchBytes: (uri) => fetcher.fetch(uri).catch(policyRefusal),
+      ...(deps.weightsStats ? { stats: deps.weightsStats } : {}),
+      ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
+    });
+  } finally {
+    fetcher.close();
+  }
   const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess });
   // Workers resolve a local weights path, not this shell: it is made absolute. Names travel as they are.
   const weights = resolved.request.kind === 'uri' ? normalizeUri(resolved.request.uri, process.cwd()) : resolved.weights;
