@@ -189,4 +189,17 @@ describe('published names at submit', () => {
       expect(load.message).toContain('`layertap weights fetch torchvision-imagenet --to <dir>`');
     });
   });
+
+  it('a bad LAYERTAP_WEIGHTS_MIRROR is still refused at submit, as the download used to refuse it', async () => {
+    const saved = process.env.LAYERTAP_WEIGHTS_MIRROR;
+    process.env.LAYERTAP_WEIGHTS_MIRROR = 'ftp://mirror.example/weights';
+    try {
+      const err = await rejection(resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0 }));
+      expect(err.code).toBe(ErrorCode.InvalidRequest);
+      expect(err.message).toContain('LAYERTAP_WEIGHTS_MIRROR must be an http(s):// base URL');
+    } finally {
+      if (saved === undefined) delete process.env.LAYERTAP_WEIGHTS_MIRROR;
+      else process.env.LAYERTAP_WEIGHTS_MIRROR = saved;
+    }
+  });
 });

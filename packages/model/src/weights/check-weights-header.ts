@@ -124,8 +124,12 @@ function publishedHeader(name: PublishedWeightsName, options: CheckWeightsHeader
     checkWeightsServe(shapes, layers, name);
   }
   const keras = published.trainedWith === 'caffe';
-  const mirror = options.published?.mirror ?? safeMirror();
-  const checksums = options.published?.checksums ?? (options.published?.mirror === undefined ? safeChecksums() : undefined);
+  // The mirror and checksums the workers will use (as `fetchPublishedWeights` picks them): a bad
+  // LAYERTAP_WEIGHTS_MIRROR or LAYERTAP_WEIGHTS_MIRROR_CHECKSUMS is still refused here, at submit.
+  const given = options.published ?? {};
+  const env = given.mirror !== undefined && given.checksums !== undefined ? {} : publishedWeightsSource();
+  const mirror = given.mirror ?? env.mirror;
+  const checksums = given.checksums ?? (given.mirror === undefined ? env.checksums : undefined);
   const checksum = checksums?.[name] ?? published.checksum;
   return {
     description: `${name}: ${displayUri(publishedUrl(name, mirror))} (published ${keras ? 'keras-h5' : 'pytorch'}${keras ? '' : ', torchvision keys'}; not read at submit: workers download it and check ${describeChecksum(checksum)})`,
@@ -135,22 +139,6 @@ function publishedHeader(name: PublishedWeightsName, options: CheckWeightsHeader
     published: name,
     read: 'published',
   };
-}
-
-function safeMirror(): string | undefined {
-  try {
-    return publishedWeightsSource().mirror;
-  } catch {
-    return undefined;
-  }
-}
-
-function safeChecksums() {
-  try {
-    return publishedWeightsSource().checksums;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
