@@ -1,6 +1,8 @@
 // Reading byte ranges of a weights file without holding all of it: a 528 MB checkpoint is read storage by
 // storage, each into its own buffer, never whole into a second copy.
 import { open, type FileHandle } from 'node:fs/promises';
+import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { displayUri } from './weights-cache';
 
 export interface RandomAccess {
   readonly size: number;
@@ -86,7 +88,10 @@ export async function remoteAccess(uri: string, fetchRange: FetchRange, stats: R
       const held = fetched.find((f) => f.offset <= offset && offset + length <= f.offset + f.bytes.length);
       const from = held ?? (await get(offset, length));
       const start = offset - from.offset;
-      if (start < 0 || start + length > from.bytes.length) throw new RangeError(`${uri}: asked for ${length} bytes at ${offset}, got ${from.bytes.length} at ${from.offset} of ${size}`);
+      if (start < 0 || start + length > from.bytes.length) {
+        // A server that answered short, or a file that changed between requests.
+        throw new LayertapError(ErrorCode.FetchFailed, `${displayUri(uri)}: asked for ${length} bytes at ${offset}, got ${from.bytes.length} at ${from.offset} of ${size}`);
+      }
       // A fresh buffer of its own (aligned views), as `fileAccess` gives.
       return from.bytes.slice(start, start + length);
     },
