@@ -8,12 +8,13 @@
  * - `--weights torchvision-imagenet` and `--weights keras-imagenet` resolve from a local server publishing files
  *   under the published paths (this machine has no internet; `LAYERTAP_WEIGHTS_MIRROR` points at it). The
  *   torchvision file passes the published sha256-prefix check for real (its zip comment was searched for it);
- *   the Keras copy is checked against the mirror's own checksums. Each is downloaded once: later submits and
- *   the worker find it in the cache. keras-imagenet runs caffe preprocessing without being told.
+ *   the Keras copy is checked against the mirror's own checksums. Each is downloaded once, by the worker
+ *   (submit reads nothing of a published name), and found in its cache afterwards. keras-imagenet runs caffe preprocessing without being told.
  * - A malicious `.pth` (its pickle calls os.system to touch a marker) is refused at submit with exit 2 naming
  *   the global, and the marker does not exist afterwards.
- * - Without `--weights` the default, torchvision-imagenet, is used; not cached and not downloadable, submit
- *   fails at once with exit 2 and the ways out.
+ * - Without `--weights` the default, torchvision-imagenet, is used; submit knows a published name without its
+ *   file (issue 17: no request at submit). Not cached and not downloadable, the worker's chunk fails with
+ *   invalid_weights and the ways out.
  */
 import { createHash } from 'node:crypto';
 import { access, readFile, writeFile } from 'node:fs/promises';
@@ -168,7 +169,7 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
     expect(doc.preprocessing).toMatchObject({ mode: 'torchvision', reason: expect.stringContaining('torchvision state_dict keys') });
   });
 
-  it('torchvision-imagenet, by default and by name: fetched once from the mirror (hash prefix checked), cached for the next submit and the worker', async () => {
+  it('torchvision-imagenet, by default and by name: not read at submit; fetched once from the mirror by the worker (hash prefix checked), then cached', async () => {
     expect(requests.filter((r) => r === TORCHVISION_PATH)).toHaveLength(1);
     const stored = await readNpy(path.join(PARITY, torchvisionRef.file));
     for (const datasetId of ['tv-named-1', 'tv-named-2']) {
@@ -178,7 +179,9 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
       const doc = await datasetJson(datasetId);
       expect(doc.model.weights).toMatchObject({ source: 'torchvision-imagenet', sha256: pthIndex.weights.zip.sha256 });
       expect(doc.model.weights.sha256.startsWith('397923af')).toBe(true);
+      // dataset.json: what the worker loaded and hashed (submit did not read the file).
       expect(doc.model.weights.description).toBe(`torchvision-imagenet: ${serverUrl}${TORCHVISION_PATH} (pytorch zip, torchvision keys, sha256 ${pthIndex.weights.zip.sha256})`);
+      expect(submitted.get(datasetId)!.stdout).toContain(`weights: torchvision-imagenet: ${serverUrl}${TORCHVISION_PATH} (published pytorch, torchvision keys; not read at submit`);
       expect(doc.preprocessing.mode).toBe('torchvision');
     }
   });
@@ -232,22 +235,32 @@ describe('.pth and named weights, end to end (submit -> worker -> S3)', () => {
     expect(requests.length).toBe(before);
   });
 
-  it('without --weights, offline and not cached: the default fails at once with exit 2 and the ways out', async () => {
+  it('without --weights, offline and not cached: submit passes without a request; the chunk fails after its retries with the ways out', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
+    const offline = { ...env, LAYERTAP_WEIGHTS_CACHE: path.join(h.tmp, 'empty-cache'), LAYERTAP_WEIGHTS_MIRROR: `http://127.0.0.1:${port}` };
+    const before = requests.length;
     const started = Date.now();
-    const result = await h.layertap(['submit', path.join(h.tmp, 'chelsea.jsonl'), '--output', out, '--layer', 'features.9'], {
-      ...env,
-      LAYERTAP_WEIGHTS_CACHE: path.join(h.tmp, 'empty-cache'),
-      LAYERTAP_WEIGHTS_MIRROR: `http://127.0.0.1:${port}`,
-    });
+    const result = await h.layertap(['submit', path.join(h.tmp, 'chelsea.jsonl'), '--output', out, '--dataset-id', 'tv-offline', '--layer', 'features.9'], offline);
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain('error [invalid_weights]: --weights torchvision-imagenet: not in the weights cache');
-    expect(result.stderr).toContain('`layertap weights fetch torchvision-imagenet --to <dir>`');
-    expect(result.stderr).toContain('--weights /path/to/vgg16-397923af.pth');
-    expect(result.stderr).toContain('--weights random');
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    // The published name is known without its file: nothing was requested, and no sha256 is claimed.
+    expect(result.stdout).toContain(
+      `weights: torchvision-imagenet: http://127.0.0.1:${port}/models/vgg16-397923af.pth (published pytorch, torchvision keys; not read at submit: workers download it and check sha256 starting 397923af)\n`,
+    );
+    expect(requests.length).toBe(before);
+
+    // A worker without the file and without the mirror: the chunk fails after its retries (a mirror that is
+    // down may come back), every sample recorded as failed with the ways out (`layertap retry` reruns them).
+    await h.runWorker([], { ...offline, LAYERTAP_BACKEND: 'wasm' });
+    const lines = await h.manifest('layertap', 'pth', 'tv-offline');
+    const message = lines[0]?.error?.message ?? '';
+    figures.push(`tv-offline: ${JSON.stringify(lines[0]?.error)}`);
+    expect(lines.map((l) => ({ id: l.id, status: l.status, code: l.error?.code }))).toEqual([{ id: 'chelsea-256', status: 'failed', code: 'chunk_failed' }]);
+    expect(message).toContain('chunk 0 failed after its retries: --weights torchvision-imagenet: not in the weights cache');
+    expect(message).toContain('`layertap weights fetch torchvision-imagenet --to <dir>`');
+    expect(message).toContain('--weights random');
   });
 });

@@ -143,7 +143,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     expect(mixed.map((l) => l.error?.code ?? l.status).sort()).toEqual(['decode_failed', 'not_found', 'ok', 'ok']);
 
     // 1b. Weights and samples behind credentials in their URIs, stored as shards (their metadata names the
-    // weights). Submit and the worker each have their own weights cache, so both download the weights.
+    // weights). Submit reads the weights' header (one range request), the worker downloads them into its cache.
     const uris = imageUris();
     const credsList = path.join(h.tmp, 'creds.jsonl');
     await writeFile(credsList, Object.entries(uris).map(([id, uri]) => JSON.stringify({ id, uri })).join('\n') + '\n');
@@ -153,7 +153,7 @@ describe('secrets never appear in logs, job data, manifests or error messages', 
     const submitted = await cli([...credsArgs, '--weights', weightsUri(), '--output', 's3://layertap/out', '--dataset-id', 'creds', '--json'], { LAYERTAP_WEIGHTS_CACHE: caches.submit, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
     expect(submitted.code).toBe(0);
     await worker('creds', { LAYERTAP_WEIGHTS_CACHE: caches.worker, LAYERTAP_ALLOW_HOSTS: '127.0.0.1' });
-    // The credentials worked: submit and the worker downloaded the weights, the worker fetched the images.
+    // The credentials worked: submit read the weights, the worker downloaded them and fetched the images.
     expect(Object.fromEntries(authorized)).toEqual({ '/w/blocks1-2.safetensors': 2, '/img/chelsea.jpg': 1, '/img/rocket.jpg': 1, '/img/gone.jpg': 1 });
     const creds = await h.manifest('layertap', 'out', 'creds');
     const shown = (uri: string) => redactUri(uri, Number.POSITIVE_INFINITY);

@@ -30,6 +30,85 @@ export interface HttpSourceOptions {
  * policy again. 404 and 410 are `NotFound`, other non-2xx statuses `HttpError` with the status in the message.
  */
 export async function readHttpSource(url: URL, context: SourceContext, options: HttpSourceOptions): Promise<Buffer> {
+  const { response, current } = await openHttp(url, context, options, {});
+  const declared = Number(response.headers['content-length']);
+  if (Number.isFinite(declared) && declared > context.maxBytes) {
+    response.destroy();
+    throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
+  }
+  try {
+    return await readLimited(response, context.maxBytes);
+  } catch (err) {
+    throw connectionError(err, url, current, context);
+  }
+}
+
+/** Bytes of a file from `offset`, and the whole file's size: what a range request answered. */
+export interface RangeBytes {
+  /** Where `bytes` start in the file: `offset` as asked, or 0 when the server sent the whole file. */
+  offset: number;
+  bytes: Buffer;
+  /** The whole file's size. */
+  size: number;
+}
+
+/**
+ * GETs `length` bytes at `offset` of an http(s) URL with a `Range:` header, through the same redirects and
+ * host policy as `readHttpSource`. The size comes from `Content-Range`. A server that ignores ranges (200)
+ * sends the whole body, which is read within `maxBytes` and returned whole (`offset` 0).
+ */
+export async function readHttpRange(url: URL, offset: number, length: number, context: SourceContext, options: HttpSourceOptions): Promise<RangeBytes> {
+  const { response, current } = await openHttp(url, context, options, { range: `bytes=${offset}-${offset + length - 1}` }, [416]);
+  const status = response.statusCode ?? 0;
+  const contentRange = response.headers['content-range'];
+  if (status === 416) {
+    response.destroy();
+    const total = /^bytes \*\/(\d+)$/.exec(contentRange ?? '')?.[1];
+    if (total === undefined) throw context.fail(ErrorCode.HttpError, `HTTP 416 for bytes ${offset}-${offset + length - 1} without the file's size${hopNote(url, current)}`);
+    return { offset, bytes: Buffer.alloc(0), size: Number(total) };
+  }
+  let size: number | undefined;
+  let start = 0;
+  if (status === 206) {
+    const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange ?? '');
+    if (!match) {
+      response.destroy();
+      throw context.fail(ErrorCode.HttpError, `HTTP 206 with Content-Range ${JSON.stringify(contentRange ?? null)} (expected bytes a-b/size)${hopNote(url, current)}`);
+    }
+    start = Number(match[1]);
+    size = Number(match[3]);
+    if (start !== offset) {
+      response.destroy();
+      throw context.fail(ErrorCode.HttpError, `HTTP 206 for bytes ${offset}-${offset + length - 1} answered ${contentRange}${hopNote(url, current)}`);
+    }
+  } else {
+    const declared = Number(response.headers['content-length']);
+    if (Number.isFinite(declared) && declared > context.maxBytes) {
+      response.destroy();
+      throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
+    }
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readLimited(response, status === 206 ? Math.min(context.maxBytes, length) : context.maxBytes);
+  } catch (err) {
+    throw connectionError(err, url, current, context);
+  }
+  return { offset: start, bytes, size: size ?? bytes.length };
+}
+
+/**
+ * Sends a GET, following up to `maxRedirects` redirects; every hop must be http(s) and pass the host policy
+ * again. Returns the 2xx response (or one of `alsoAccept`); 404 and 410 are `NotFound`, other statuses
+ * `HttpError` with the status in the message.
+ */
+async function openHttp(
+  url: URL,
+  context: SourceContext,
+  options: HttpSourceOptions,
+  extraHeaders: Record<string, string>,
+  alsoAccept: readonly number[] = [],
+): Promise<{ response: IncomingMessage; current: URL }> {
   let current = url;
   for (let redirects = 0; ; redirects++) {
     if (current.protocol !== 'http:' && current.protocol !== 'https:') {
@@ -44,7 +123,7 @@ export async function readHttpSource(url: URL, context: SourceContext, options: 
     }
 
     const agent = current.protocol === 'https:' ? options.agents.https : options.agents.http;
-    const response = await get(current, agent, lookup, context.signal).catch((err: unknown) => {
+    const response = await get(current, agent, lookup, context.signal, extraHeaders).catch((err: unknown) => {
       throw connectionError(err, url, current, context);
     });
     const status = response.statusCode ?? 0;
@@ -63,6 +142,7 @@ export async function readHttpSource(url: URL, context: SourceContext, options: 
       }
       continue;
     }
+    if (alsoAccept.includes(status)) return { response, current };
     if (status === 404 || status === 410) {
       response.destroy();
       throw context.fail(ErrorCode.NotFound, `HTTP ${status}${hopNote(url, current)}`);
@@ -72,17 +152,7 @@ export async function readHttpSource(url: URL, context: SourceContext, options: 
       const text = response.statusMessage ? ` ${response.statusMessage}` : '';
       throw context.fail(ErrorCode.HttpError, `HTTP ${status}${text}${hopNote(url, current)}`);
     }
-
-    const declared = Number(response.headers['content-length']);
-    if (Number.isFinite(declared) && declared > context.maxBytes) {
-      response.destroy();
-      throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
-    }
-    try {
-      return await readLimited(response, context.maxBytes);
-    } catch (err) {
-      throw connectionError(err, url, current, context);
-    }
+    return { response, current };
   }
 }
 
@@ -91,10 +161,11 @@ function get(
   agent: http.Agent,
   lookup: LookupFunction | undefined,
   signal: AbortSignal,
+  extraHeaders: Record<string, string> = {},
 ): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;
-    const request = client.get(url, { agent, headers: HEADERS, signal, ...(lookup ? { lookup } : {}) }, resolve);
+    const request = client.get(url, { agent, headers: { ...HEADERS, ...extraHeaders }, signal, ...(lookup ? { lookup } : {}) }, resolve);
     request.on('error', reject);
   });
 }

@@ -11,6 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { ImageFetcher, uriScheme } from './image-fetcher';
 
 const IMAGE = Buffer.from('\x89PNG pretend image bytes, 40 of them....', 'latin1');
+/** A "weights file" read by ranges: 3000 bytes, byte i = i % 251. */
+const RANGED = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
 
 async function failure(promise: Promise<unknown>): Promise<SampleError> {
   const err = await promise.then(
@@ -57,6 +59,32 @@ function startServer(): Promise<{ server: http.Server; base: string; requests: s
         res.writeHead(503, 'Service Unavailable', { 'retry-after': '5' });
         res.end();
         return;
+      case '/ranged.bin':
+      case '/redirect-to-ranged': {
+        if (url.pathname === '/redirect-to-ranged') {
+          res.writeHead(302, { location: '/ranged.bin' });
+          res.end();
+          return;
+        }
+        // A static file server: ranges answered with 206 and Content-Range, past the end with 416.
+        const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+        requests.push(`range ${req.headers.range ?? 'none'}`);
+        if (!range) {
+          res.writeHead(200, { 'content-length': RANGED.length });
+          res.end(RANGED);
+          return;
+        }
+        const start = Number(range[1]);
+        if (start >= RANGED.length) {
+          res.writeHead(416, { 'content-range': `bytes */${RANGED.length}` });
+          res.end();
+          return;
+        }
+        const end = Math.min(Number(range[2]), RANGED.length - 1);
+        res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${RANGED.length}`, 'content-length': end + 1 - start });
+        res.end(RANGED.subarray(start, end + 1));
+        return;
+      }
       case '/redirect':
         res.writeHead(302, { location: '/ok.png' });
         res.end();
@@ -258,9 +286,28 @@ describe('ImageFetcher over HTTP (real server on 127.0.0.1)', () => {
     expect(getEventListeners(chunkSignal, 'abort')).toHaveLength(0);
   });
 
+  it('fetchRange: the bytes asked for and the whole size (Range: / Content-Range), through redirects; a server that ignores ranges sends the file whole', async () => {
+    expect(await fetcher.fetchRange(`${base}/ranged.bin`, 100, 50)).toEqual({ offset: 100, bytes: RANGED.subarray(100, 150), size: 3000 });
+    expect(requests.at(-1)).toBe('range bytes=100-149');
+    // Past the end of a file shorter than asked: what there is.
+    expect(await fetcher.fetchRange(`${base}/redirect-to-ranged`, 2990, 64)).toEqual({ offset: 2990, bytes: RANGED.subarray(2990), size: 3000 });
+    expect(await fetcher.fetchRange(`${base}/ranged.bin`, 5000, 10)).toEqual({ offset: 5000, bytes: Buffer.alloc(0), size: 3000 });
+    // No range support: the whole body (within maxBytes), from offset 0.
+    expect(await fetcher.fetchRange(`${base}/ok.png`, 10, 5)).toEqual({ offset: 0, bytes: IMAGE, size: IMAGE.length });
+    expect((await failure(fetcher.fetchRange(`${base}/missing.png`, 0, 10))).code).toBe(ErrorCode.NotFound);
+    expect((await failure(fetcher.fetchRange(`${base}/declared-big`, 0, 10))).code).toBe(ErrorCode.TooLarge);
+    expect((await failure(fetcher.fetchRange('/etc/hostname', 0, 10))).code).toBe(ErrorCode.UnsupportedScheme);
+  });
+
   describe('without allowHosts', () => {
     const strict = new ImageFetcher({ timeoutMs: 2000 });
     afterAll(() => strict.close());
+
+    it('fetchRange keeps the address policy: a loopback host is refused before any request', async () => {
+      const before = requests.length;
+      expect((await failure(strict.fetchRange(`${base}/ranged.bin`, 0, 10))).code).toBe(ErrorCode.AddressBlocked);
+      expect(requests.length).toBe(before);
+    });
 
     it('refuses loopback addresses, literal or resolved, before any request is sent', async () => {
       const before = requests.length;

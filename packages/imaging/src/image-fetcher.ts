@@ -6,9 +6,9 @@ import https from 'node:https';
 import { resolve } from 'node:path';
 import { readFileSource, type AllowedRoots } from './file-source';
 import { HostPolicy } from './host-policy';
-import { readHttpSource } from './http-source';
+import { readHttpRange, readHttpSource, type RangeBytes } from './http-source';
 import { BodyTooLargeError } from './read-limited';
-import { readS3Source } from './s3-source';
+import { readS3Range, readS3Source } from './s3-source';
 import type { SourceContext } from './source-context';
 
 export const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
@@ -79,6 +79,15 @@ export class ImageFetcher {
 
   /** Fetches `uri`. `signal` cancels (the promise then rejects with a `Cancelled` LayertapError). */
   async fetch(uri: string, signal?: AbortSignal): Promise<Buffer> {
+    return this.guarded(uri, signal, async (context) => {
+      const bytes = await this.read(uri, context);
+      if (bytes.length === 0) throw context.fail(ErrorCode.EmptyFile, 'empty (0 bytes)');
+      return bytes;
+    });
+  }
+
+  /** Runs one request of `uri` within the deadline and the caller's `signal`, turning failures into `SampleError`s. */
+  private async guarded<T>(uri: string, signal: AbortSignal | undefined, work: (context: SourceContext) => Promise<T>): Promise<T> {
     const shown = redactUri(uri);
     if (signal?.aborted) throw cancelled(shown, signal.reason);
 
@@ -98,9 +107,7 @@ export class ImageFetcher {
       fail: (code, message, cause) => new SampleError(code, `${shown}: ${message}`, cause === undefined ? undefined : { cause }),
     };
     try {
-      const bytes = await this.read(uri, context);
-      if (bytes.length === 0) throw context.fail(ErrorCode.EmptyFile, 'empty (0 bytes)');
-      return bytes;
+      return await work(context);
     } catch (err) {
       if (signal?.aborted) throw cancelled(shown, signal.reason);
       if (timedOut) {
@@ -113,6 +120,35 @@ export class ImageFetcher {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onCancel);
     }
+  }
+
+  /**
+   * `length` bytes at `offset` of an `http(s)://` (a `Range:` request) or `s3://` URI (GetObject with `Range`),
+   * with the whole file's size, under the same address policy, limits and errors as `fetch`. A server that
+   * ignores ranges sends the whole file: it comes back whole (`offset` 0), within `maxBytes`. Other schemes
+   * are `UnsupportedScheme`.
+   */
+  async fetchRange(uri: string, offset: number, length: number, signal?: AbortSignal): Promise<RangeBytes> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1) {
+      throw new RangeError(`fetchRange: bad range of ${length} bytes at ${offset}`);
+    }
+    return this.guarded(uri, signal, async (context) => {
+      const scheme = uriScheme(uri);
+      if (scheme === 'http' || scheme === 'https') {
+        let url: URL;
+        try {
+          url = new URL(uri);
+        } catch {
+          throw context.fail(ErrorCode.FetchFailed, 'invalid URL');
+        }
+        return readHttpRange(url, offset, length, context, { policy: this.policy, maxRedirects: this.maxRedirects, agents: this.agents });
+      }
+      if (scheme === 's3') {
+        this.s3 ??= new S3Client({});
+        return readS3Range(uri, offset, length, context, this.s3);
+      }
+      throw context.fail(ErrorCode.UnsupportedScheme, `range requests take http://, https:// or s3://, not '${scheme ?? 'a path'}'`);
+    });
   }
 
   /** Closes pooled HTTP connections, and the S3 client if this fetcher made it. */

@@ -1,5 +1,6 @@
 export { ImageFetcher, createTrustedFetcher, uriScheme, DEFAULT_MAX_BYTES, DEFAULT_FETCH_TIMEOUT_MS, DEFAULT_MAX_REDIRECTS } from './image-fetcher';
 export type { ImageFetcherOptions } from './image-fetcher';
+export type { RangeBytes } from './http-source';
 export { classifyAddress, classifyIp, isBlockedAddress, parseAddress } from './address-classifier';
 export type { AddressClass, IpAddress } from './address-classifier';
 export { ALLOW_ENTRY_FORMS, AllowList, AllowListError, parseAllowEntry } from './allow-list';

@@ -1,5 +1,6 @@
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorCode, SampleError } from '@layertap/contracts';
+import type { RangeBytes } from './http-source';
 import { BodyTooLargeError, readLimited } from './read-limited';
 import type { SourceContext } from './source-context';
 
@@ -40,6 +41,47 @@ export async function readS3Source(uri: string, context: SourceContext, client: 
     if (!isAsyncIterable(body)) throw context.fail(ErrorCode.FetchFailed, 'S3 returned no readable body');
     return await readLimited(body, context.maxBytes);
   } catch (err) {
+    throw s3Error(err, context);
+  }
+}
+
+/**
+ * GETs `length` bytes at `offset` of an object (GetObject with `Range`); the object's size comes from
+ * `ContentRange` (or, for a range past the end, HeadObject). A store that ignores the range and sends the
+ * whole object is read within `maxBytes` and returned whole (`offset` 0).
+ */
+export async function readS3Range(uri: string, offset: number, length: number, context: SourceContext, client: S3Client): Promise<RangeBytes> {
+  const location = parseS3Uri(uri);
+  if (!location) throw context.fail(ErrorCode.FetchFailed, 'invalid S3 URI, expected s3://bucket/key');
+  let body: unknown;
+  try {
+    const output = await client.send(
+      new GetObjectCommand({ Bucket: location.bucket, Key: location.key, Range: `bytes=${offset}-${offset + length - 1}` }),
+      { abortSignal: context.signal },
+    );
+    body = output.Body;
+    const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(output.ContentRange ?? '');
+    const limit = match ? Math.min(context.maxBytes, length) : context.maxBytes;
+    if (output.ContentLength !== undefined && output.ContentLength > limit) {
+      destroy(body);
+      throw context.fail(ErrorCode.TooLarge, `object is ${output.ContentLength} bytes, more than the limit of ${limit}`);
+    }
+    if (!isAsyncIterable(body)) throw context.fail(ErrorCode.FetchFailed, 'S3 returned no readable body');
+    const bytes = await readLimited(body, limit);
+    if (!match) return { offset: 0, bytes, size: bytes.length };
+    if (Number(match[1]) !== offset) throw context.fail(ErrorCode.HttpError, `S3 answered ${output.ContentRange} for bytes ${offset}-${offset + length - 1}`);
+    return { offset, bytes, size: Number(match[3]) };
+  } catch (err) {
+    const shape = err as S3ErrorShape;
+    if (shape.name === 'InvalidRange' || shape.$metadata?.httpStatusCode === 416) {
+      // Past the end (an empty object): its size from HeadObject.
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: location.key }), { abortSignal: context.signal });
+        return { offset, bytes: Buffer.alloc(0), size: head.ContentLength ?? 0 };
+      } catch (headErr) {
+        throw s3Error(headErr, context);
+      }
+    }
     throw s3Error(err, context);
   }
 }

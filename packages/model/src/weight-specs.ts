@@ -10,6 +10,12 @@ import { ErrorCode, ValidationError } from '@layertap/contracts';
  */
 export type WeightsMap = Map<string, { shape: number[]; data: Float32Array }>;
 
+/**
+ * What checking weights needs of them: each tensor's shape and how many values it holds. A `WeightsMap` is
+ * one; so is what a file's header declares (`data.length` the values its bytes hold), read without the data.
+ */
+export type WeightShapes = ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: { readonly length: number } }>;
+
 /** One weight tensor: its `WeightsMap` key, shape, and the layer (module) it belongs to. */
 export interface WeightSpec {
   readonly name: string;
@@ -31,7 +37,7 @@ function formatShape(shape: readonly number[]): string {
 }
 
 /** What is wrong with one tensor of `weights`, or undefined when it is present and well formed. */
-export function weightProblem(weights: WeightsMap, spec: WeightSpec): string | undefined {
+export function weightProblem(weights: WeightShapes, spec: WeightSpec): string | undefined {
   const tensor = weights.get(spec.name);
   if (!tensor) return `${spec.name} is missing (expected shape ${formatShape(spec.shape)})`;
   const { shape, data } = tensor;
@@ -46,7 +52,7 @@ export function weightProblem(weights: WeightsMap, spec: WeightSpec): string | u
 }
 
 /** Throws `InvalidWeights` naming every tensor of `specs` that is missing or misshapen in `weights`. */
-export function validateWeights(weights: WeightsMap, specs: readonly WeightSpec[], model = 'VGG16'): void {
+export function validateWeights(weights: WeightShapes, specs: readonly WeightSpec[], model = 'VGG16'): void {
   const problems = specs.map((spec) => weightProblem(weights, spec)).filter((p): p is string => p !== undefined);
   if (problems.length > 0) {
     throw new ValidationError(ErrorCode.InvalidWeights, `invalid ${model} weights: ${problems.join('; ')}`);

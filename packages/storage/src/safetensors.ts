@@ -144,15 +144,20 @@ export function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
 /**
  * Parses and checks a safetensors header as strictly as the reference reader: JSON object, string metadata,
  * every tensor's offsets inside the file, contiguous from 0 without gaps or overlaps, sizes matching the
- * shapes. Throws `SafetensorsFormatError` saying what is wrong. The data is not read.
+ * shapes. Throws `SafetensorsFormatError` saying what is wrong. The data is not read: `buf` may be only the
+ * file's first `8 + header length` bytes when `fileSize` gives the whole file's size.
  */
-export function parseSafetensorsHeader(buf: Uint8Array): { metadata: Record<string, string>; entries: SafetensorsHeaderEntry[] } {
+export function parseSafetensorsHeader(
+  buf: Uint8Array,
+  fileSize: number = buf.byteLength,
+): { metadata: Record<string, string>; entries: SafetensorsHeaderEntry[] } {
   const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (bytes.length < LENGTH_BYTES) fail('shorter than the 8-byte header length');
+  if (fileSize < LENGTH_BYTES || bytes.length < LENGTH_BYTES) fail('shorter than the 8-byte header length');
   const n = bytes.readBigUInt64LE(0);
   if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} is over the limit`);
   const headerEnd = LENGTH_BYTES + Number(n);
-  if (headerEnd > bytes.length) fail(`header length ${n} runs past the end of the file`);
+  if (headerEnd > fileSize) fail(`header length ${n} runs past the end of the file`);
+  if (headerEnd > bytes.length) throw new RangeError(`parseSafetensorsHeader: given ${bytes.length} bytes, the header needs ${headerEnd}`);
   const text = bytes.toString('utf8', LENGTH_BYTES, headerEnd);
   if (!text.startsWith('{')) fail('header does not start with {');
   let header: unknown;
@@ -181,7 +186,7 @@ export function parseSafetensorsHeader(buf: Uint8Array): { metadata: Record<stri
     infos.push({ name, dtype: info.dtype, shape: info.shape as number[], begin: offsets[0] as number, end: offsets[1] as number });
   }
   infos.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  const dataLength = bytes.length - headerEnd;
+  const dataLength = fileSize - headerEnd;
   let expectedBegin = 0;
   for (const info of infos) {
     if (info.begin !== expectedBegin || info.end < info.begin) fail(`tensor ${info.name}: data_offsets [${info.begin}, ${info.end}] leave a gap or overlap`);

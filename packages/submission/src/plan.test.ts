@@ -317,7 +317,8 @@ describe('prepareSubmission', () => {
       const torch = await prepareSubmission({ ...base(), weights: ZIP_PTH }, { s3 });
       expect(torch.config).toMatchObject({ weights: pathToFileURL(ZIP_PTH).href, preprocess: 'torchvision' });
       expect(torch.config.preprocessReason).toContain('torchvision state_dict keys');
-      expect(torch.weightsDescription).toContain('(pytorch zip, torchvision keys, sha256 397923af');
+      // The header only: submit no longer claims a sha256 it did not compute (the workers report the file's).
+      expect(torch.weightsDescription).toBe(`${ZIP_PTH} (pytorch zip, torchvision keys; header checked)`);
       expect(torch.config.datasetId).not.toBe(keras.config.datasetId);
     });
 

@@ -75,7 +75,7 @@ export interface SubmitOptions {
 export interface Submission {
   config: DatasetConfig;
   samples: Sample[];
-  /** Provenance of the weights in one line (`random, seed 0`, or source, format and sha256). */
+  /** Provenance of the weights in one line (`random, seed 0`, or source, format and how submit checked them). */
   weightsDescription: string;
   /**
    * Lines for the terminal about a submission that still runs: `--preprocess` contradicts the weights, a batch
@@ -89,13 +89,15 @@ export interface Submission {
 export interface PrepareSubmissionDeps {
   s3: S3Client;
   submittedAt?: Date;
-  /** Download progress of published weights (`--weights torchvision-imagenet` the first time). */
+  /** Download progress of published weights (no longer downloaded at submit: kept for callers). */
   onWeightsProgress?: (received: number, total: number) => void;
+  /** Counts the range requests submit makes to read a remote weights file's header, and their bytes. */
+  weightsStats?: { requests: number; bytes: number };
   /** `LAYERTAP_ALLOW_HOSTS`: private and loopback hosts a weights URI may reach (default: none). */
   allowHosts?: readonly string[];
   /**
    * Called once the request itself is checked (layers, output, source) and before the weights are resolved,
-   * which can mean hashing or downloading hundreds of MB: the producer checks that Redis answers here, so that
+   * which can mean reading a remote header or downloading a Keras HDF5 file: the producer checks that Redis answers here, so that
    * Redis being down is said in a second, after a bad request would have been.
    */
   beforeWeights?: () => Promise<void>;
@@ -147,8 +149,7 @@ export function defaultDatasetId(options: SubmitOptions, baseDir = process.cwd()
  * the weights (which also decide the preprocessing when `--preprocess` is not given).
  */
 export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
-  const fetcher = () => createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}), maxBytes: maxModelBytes() });
-  const onnx = options.model === 'onnx' || options.onnxModel ? await planOnnx(options, deps, fetcher) : undefined;
+  const onnx = options.model === 'onnx' || options.onnxModel ? await planOnnx(options, deps) : undefined;
   const layers = planLayers({ ...options, ...(onnx ? { onnx: onnx.ref } : {}) }, onnx?.resolved);
   if (options.format === 'shards') checkShardSize(layers, options);
   const warnings: string[] = [];
@@ -179,26 +180,37 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
     throw new ValidationError(ErrorCode.InvalidRequest, '--mean/--std replace the normalisation of the torchvision modes; caffe has its own (BGR, 0-255): drop them or use --preprocess torchvision');
   }
   // Refuse weights that cannot serve the layers (missing tensor, wrong shape, notop asked for fc1) now, not
-  // in every worker. Published names are downloaded once and checked; remote files land in the local cache,
-  // keyed by their content hash. Without --preprocess the weights' training decides it.
+  // in every worker, from the weights' header only: published names are not read at all (their contents are
+  // known), files are read up to their tensors' data, remote ones by range requests. The workers download,
+  // verify and hash what they load. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
-  const resolved = onnx ? onnxWeights(options, onnx.description) : await resolveWeightsRequest(options.weights, {
-    model: modelFor(options),
-    layers: layers.map((l) => l.spec),
-    seed: options.seed,
-    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
-    fetchBytes: (uri) =>
-      createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}) })
-        .fetch(uri)
-        .catch((err: unknown) => {
-          // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
-          if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
-            throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
-          }
-          throw err;
-        }),
-    ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
-  });
+  // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
+  const policyRefusal = (err: unknown): never => {
+    if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
+      throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
+    }
+    throw err;
+  };
+  let resolved: Awaited<ReturnType<typeof resolveWeightsRequest>>;
+  if (onnx) resolved = onnxWeights(options, onnx.description);
+  else {
+    const weightsFetcher = createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}) });
+    try {
+      resolved = await resolveWeightsRequest(options.weights, {
+        model: modelFor(options),
+        layers: layers.map((l) => l.spec),
+        seed: options.seed,
+        ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+        // Headers only: remote .pth and safetensors by range requests; Keras HDF5 and TF.js files whole.
+        fetchRange: (uri, offset, length) => weightsFetcher.fetchRange(uri, offset, length).catch(policyRefusal),
+        fetchBytes: (uri) => weightsFetcher.fetch(uri).catch(policyRefusal),
+        ...(deps.weightsStats ? { stats: deps.weightsStats } : {}),
+        ...(deps.onWeightsProgress ? { published: { onProgress: deps.onWeightsProgress } } : {}),
+      });
+    } finally {
+      weightsFetcher.close();
+    }
+  }
   const datasetId = options.datasetId ?? defaultDatasetId({ ...options, weights: resolved.weights, preprocess: resolved.preprocess });
   // Workers resolve a local weights path, not this shell: it is made absolute. Names travel as they are.
   const weights = resolved.request.kind === 'uri' ? normalizeUri(resolved.request.uri, process.cwd()) : resolved.weights;
@@ -229,27 +241,31 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
 }
 
 /** `--model file.onnx`: the file read, its tensors resolved and its graph probed (see `planOnnxModel`). */
-async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps, fetcher: () => ReturnType<typeof createTrustedFetcher>) {
+async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps) {
   const uri = options.onnxModel;
   if (!uri) throw new ValidationError(ErrorCode.InvalidRequest, '--model onnx needs the file: give --model path/to/model.onnx (or its URI)');
   if (options.weights !== undefined) {
     throw new ValidationError(ErrorCode.InvalidWeights, `--weights ${JSON.stringify(options.weights.slice(0, 80))} with an ONNX model: the .onnx file carries its weights; drop --weights`);
   }
-  return planOnnxModel(uri, {
-    layers: options.layers,
-    imageSize: options.imageSize,
-    workerUri: normalizeUri(uri, process.cwd()),
-    fetchBytes: (remote) =>
-      fetcher()
-        .fetch(remote)
-        .catch((err: unknown) => {
+  // Remote files under the address policy of images and weights, and the model size cap.
+  const fetcher = createTrustedFetcher({ s3: deps.s3, ...(deps.allowHosts ? { allowHosts: deps.allowHosts } : {}), maxBytes: maxModelBytes() });
+  try {
+    return await planOnnxModel(uri, {
+      layers: options.layers,
+      imageSize: options.imageSize,
+      workerUri: normalizeUri(uri, process.cwd()),
+      fetchBytes: (remote) =>
+        fetcher.fetch(remote).catch((err: unknown) => {
           if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
             throw new ValidationError(ErrorCode.AddressBlocked, `--model ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
           }
           throw err;
         }),
-    ...(deps.probeOnnx ? { probe: deps.probeOnnx } : {}),
-  });
+      ...(deps.probeOnnx ? { probe: deps.probeOnnx } : {}),
+    });
+  } finally {
+    fetcher.close();
+  }
 }
 
 /** An ONNX model's weights are in its file: what the submission says of them, and the preprocessing (torchvision's unless told). */
@@ -259,7 +275,7 @@ function onnxWeights(options: SubmitOptions, description: string) {
   const preprocessReason = options.preprocess
     ? `--preprocess ${options.preprocess}${stats}`
     : `an ONNX model does not say how it was trained: torchvision's evaluation (resize 256, crop)${stats || ' with the ImageNet mean and std, unless --preprocess or --mean/--std say otherwise'}`;
-  return { request: { kind: 'random' as const }, weights: undefined, warning: undefined, description, preprocess, preprocessReason };
+  return { request: { kind: 'random' as const }, description, preprocess, preprocessReason };
 }
 
 /** What a submission runs when no job of its dataset is live in Redis. */

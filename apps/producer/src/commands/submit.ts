@@ -34,7 +34,7 @@ export async function submitCommand(ctx: CliContext, options: SubmitCommandOptio
   const download = createProgressBar(process.stderr, `downloading ${options.weights ? storedUri(options.weights) : 'weights'}`);
   const { memoryLimitBytes, maxSourceBytes, maxSamples } = ctx.config;
   const request = { ...options, ...(memoryLimitBytes ? { memoryLimitBytes } : {}), maxSourceBytes, maxSamples };
-  // Redis down is said before the weights are hashed or downloaded; connecting writes nothing.
+  // Redis down is said before the weights are read (their header; a Keras .h5 whole); connecting writes nothing.
   const beforeWeights = () => ctx.connect();
   const prepared = await prepareSubmission(request, { s3: ctx.s3, onWeightsProgress: download.update, allowHosts: readProducerConfig().allowHosts, beforeWeights }).finally(download.done);
   // Runs as asked, but says so: another preprocessing than the training's, smaller batches, colliding file names.

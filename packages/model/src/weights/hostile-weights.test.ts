@@ -10,6 +10,7 @@ import { readKerasH5, writeKerasH5 } from './keras-h5';
 import { TensorRef } from './pickle';
 import { memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, parseSafetensors } from './safetensors';
+import { checkWeightsHeader } from './check-weights-header';
 import { openTorchCheckpoint, tensorValues } from './torch-checkpoint';
 
 const HOSTILE = path.resolve(PTH, '..', 'hostile');
@@ -84,6 +85,16 @@ describe('hostile PyTorch checkpoints', () => {
       'bomb.pth: tensor features.0.weight declares shape [64, 3, 3, 1302083] (749999808 values) over a storage of 1: an expanded or overlapping view; save weights with .contiguous().clone()',
     );
     expect([...(await checkpoint.read('features.0.bias'))]).toEqual(new Array(64).fill(0));
+    // Submit's header-only check (issue 17) refuses it the same way, reading no tensor data.
+    expect((await rejection(checkpoint.check('features.0.weight'))).message).toBe(err.message);
+    await checkpoint.check('features.0.bias');
+  });
+
+  it.each(['zip', 'legacy'])('submit refuses the %s expand bomb from its header, with the same message', async (format) => {
+    const file = path.join(HOSTILE, `expand-bomb.${format}.pth`);
+    const err = await rejection(checkWeightsHeader(file, { layers: ['block1_conv1'] }));
+    expect(err.code).toBe(ErrorCode.InvalidWeights);
+    expect(err.message).toContain('declares shape [64, 3, 3, 1302083] (749999808 values) over a storage of 1: an expanded or overlapping view');
   });
 
   it('refuses a stride-0 view with more values than its storage, and reads one within it', () => {
@@ -102,7 +113,13 @@ describe('hostile PyTorch checkpoints', () => {
         const out: Float32Array[] = [];
         for (const t of checkpoint.tensors) {
           if (t.dtype === 'int64') continue;
-          out.push(await checkpoint.read(t.name));
+          // The header-only check (submit) must pass everything a read then refuses, and refuse nothing it reads.
+          const checked = await checkpoint.check(t.name).then(() => true, (e: unknown) => e);
+          const read = await checkpoint.read(t.name).catch((e: unknown) => e);
+          if (checked !== true && read instanceof Float32Array) throw new Error(`check refused what read reads: ${(checked as Error).message}`);
+          if (checked !== true && !(checked instanceof LayertapError)) throw checked;
+          if (!(read instanceof Float32Array)) throw read;
+          out.push(read);
         }
         return out;
       });

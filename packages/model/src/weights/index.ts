@@ -26,3 +26,6 @@ export { defaultWeightsCacheDir, publishedWeightsSource } from './weights-env';
 export type { PublishedWeightsSource } from './weights-env';
 export { torchConvToTf, tfConvToTorch, torchDenseToTf, tfDenseToTorch } from './layout';
 export { torchvisionWeightKey, torchvisionKeyOf } from '../models/vgg16/tensor-names';
+export { checkWeightsHeader } from './check-weights-header';
+export type { CheckWeightsHeaderOptions, WeightsHeader } from './check-weights-header';
+export type { FetchRange, RemoteAccessStats } from './random-access';

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, ValidationError } from '@layertap/contracts';
+import { ErrorCode, LayertapError, ValidationError, describeError } from '@layertap/contracts';
 import { layerInfo } from '../models/vgg16/layers';
 import { silentLog, type LogFn } from '../log';
 import { validateWeights, type WeightsMap } from '../weight-specs';
@@ -13,7 +13,7 @@ import { fetchPublishedWeights, type PublishedFetchOptions } from './fetch-publi
 import { looksLikeHdf5, type KerasH5Layout } from './keras-h5';
 import { readKerasH5InThread } from './keras-h5-thread';
 import { torchConvToTf, torchDenseToTf } from './layout';
-import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
+import { PUBLISHED_WEIGHTS, publishedUrl, publishedWeightsName, type PublishedWeightsName } from './published-weights';
 import { fileAccess, memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, looksLikeSafetensors, parseSafetensors } from './safetensors';
 import { kerasWeightKey, looksTorchvision, namingHint, torchvisionWeightKey, type TorchvisionKey } from '../models/vgg16/tensor-names';
@@ -29,7 +29,7 @@ import {
   sha256OfFile,
   type FetchBytes,
 } from './weights-cache';
-import { defaultWeightsCacheDir, h5ParseSeconds } from './weights-env';
+import { defaultWeightsCacheDir, h5ParseSeconds, publishedWeightsSource } from './weights-env';
 
 /** Formats layertap reads; `pytorch` is a `torch.save` checkpoint (.pth, zip or legacy), read but not written. */
 export type WeightsFormat = 'keras-h5' | 'safetensors' | 'tfjs-layers' | 'pytorch';
@@ -259,7 +259,10 @@ function formatExtension(bytes: Uint8Array): string {
 async function locate(uri: string, options: LoadWeightsOptions, log: LogFn): Promise<Located> {
   const name = publishedWeightsName(uri);
   if (name) {
-    const fetched = await fetchPublishedWeights(name, { ...options.published, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) });
+    const fetched = await fetchPublishedWeights(name, { ...options.published, ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}) }).catch((err: unknown) => {
+      if (isDownloadFailure(err)) throw unavailable(name, err, options);
+      throw err;
+    });
     log(fetched.downloaded ? 'weights downloaded' : 'weights found in cache', { name, url: displayUri(fetched.url), path: fetched.path });
     return {
       path: fetched.path,
@@ -298,6 +301,37 @@ async function locate(uri: string, options: LoadWeightsOptions, log: LogFn): Pro
   return { path: main, sibling: async (relative) => ({ path: path.resolve(path.dirname(main), relative) }) };
 }
 
+/** Network trouble or an HTTP error while downloading (not a download that arrived and failed its check). */
+function isDownloadFailure(err: unknown): boolean {
+  return err instanceof LayertapError && !(err instanceof ValidationError) && (err.code === ErrorCode.FetchFailed || err.code === ErrorCode.HttpError);
+}
+
+/** A published name that is not cached and cannot be downloaded here: the three ways to get going. */
+function unavailable(name: PublishedWeightsName, err: unknown, options: LoadWeightsOptions): ValidationError {
+  const { file } = PUBLISHED_WEIGHTS[name];
+  const mirror = options.published?.mirror ?? safeMirror();
+  const cacheDir = options.cacheDir ?? defaultWeightsCacheDir();
+  return new ValidationError(
+    ErrorCode.InvalidWeights,
+    `--weights ${name}: not in the weights cache (${cacheDir}) and the download from ${publishedUrl(name, mirror)} failed ` +
+      `(${describeError(err)}). To get the file onto this machine: ` +
+      `(1) on a machine with internet run \`layertap weights fetch ${name} --to <dir>\`, copy <dir>/${file} here ` +
+      `and pass its path (--weights /path/to/${file}), or set LAYERTAP_WEIGHTS_MIRROR to a server that has it ` +
+      `(workers: LAYERTAP_WEIGHTS_CACHE on a volume that has it); ` +
+      `(2) pass a path or URI of a copy you already have; ` +
+      `(3) or run with seeded random weights: --weights random`,
+    { cause: err },
+  );
+}
+
+function safeMirror(): string | undefined {
+  try {
+    return publishedWeightsSource().mirror;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A shard path from a model.json, resolved against the model.json's URI (`s3://b/m/model.json` + `x.bin`). */
 function resolveSibling(uri: string, relative: string): string {
   return new URL(relative, uri).toString();
@@ -320,7 +354,7 @@ async function readH5(located: Located, source: string, wanted: ReadonlySet<stri
  * Which naming a file's tensor names use, refusing a mix (their layouts could not be told apart) and files
  * without a VGG16 tensor. Returns the names to read.
  */
-function pickNaming<T extends { name: string }>(entries: readonly T[], source: string): { naming: WeightsNaming; entries: T[] } {
+export function pickNaming<T extends { name: string }>(entries: readonly T[], source: string): { naming: WeightsNaming; entries: T[] } {
   const hint = namingHint(entries.map((entry) => entry.name));
   if (hint) throw new ValidationError(ErrorCode.InvalidWeights, `${source}: ${hint}`);
   const torchvision = entries.filter((entry) => looksTorchvision(entry.name));
@@ -343,7 +377,7 @@ function pickNaming<T extends { name: string }>(entries: readonly T[], source: s
 }
 
 /** The canonical key a tensor name stands for under `naming`, with its torchvision mapping when it has one. */
-function canonicalKey(name: string, naming: WeightsNaming): { key?: string; mapped?: TorchvisionKey } {
+export function canonicalKey(name: string, naming: WeightsNaming): { key?: string; mapped?: TorchvisionKey } {
   if (naming === 'keras') return { key: kerasWeightKey(name) };
   const mapped = torchvisionWeightKey(name);
   return { key: mapped?.canonical, mapped };

@@ -1,6 +1,8 @@
 // Reading byte ranges of a weights file without holding all of it: a 528 MB checkpoint is read storage by
 // storage, each into its own buffer, never whole into a second copy.
 import { open, type FileHandle } from 'node:fs/promises';
+import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { displayUri } from './weights-cache';
 
 export interface RandomAccess {
   readonly size: number;
@@ -42,5 +44,59 @@ export async function fileAccess(file: string): Promise<RandomAccess> {
       return out;
     },
     close: () => handle.close(),
+  };
+}
+
+/**
+ * Reads `length` bytes at `offset` of a remote file (an HTTP `Range:` request, S3 GetObject with `Range`),
+ * answering where the bytes start and the whole file's size. A server that ignores ranges answers with the
+ * whole file (`offset` 0, every byte).
+ */
+export type FetchRange = (uri: string, offset: number, length: number) => Promise<{ offset: number; bytes: Uint8Array; size: number }>;
+
+/** What a `remoteAccess` has fetched so far. */
+export interface RemoteAccessStats {
+  requests: number;
+  bytes: number;
+}
+
+/** The first read of a remote file: its format's first bytes, a small safetensors header or pickle, and its size. */
+const FIRST_READ = 64 * 1024;
+
+/**
+ * A remote file read by ranges through `fetchRange`, only the ranges asked for (each fetched once: a read inside
+ * one already fetched is served from it). Opening fetches the first 64 KiB, which also gives the size. A server
+ * that ignores ranges sends the whole file on that first request: it is then read from memory.
+ */
+export async function remoteAccess(uri: string, fetchRange: FetchRange, stats: RemoteAccessStats = { requests: 0, bytes: 0 }): Promise<RandomAccess & { stats: RemoteAccessStats }> {
+  const fetched: Array<{ offset: number; bytes: Uint8Array }> = [];
+  const get = async (offset: number, length: number) => {
+    const got = await fetchRange(uri, offset, length);
+    stats.requests++;
+    stats.bytes += got.bytes.length;
+    fetched.push({ offset: got.offset, bytes: got.bytes });
+    return got;
+  };
+  const first = await get(0, FIRST_READ);
+  const size = first.size;
+  return {
+    size,
+    stats,
+    read: async (offset, length) => {
+      if (offset < 0 || offset + length > size) throw new RangeError(`read of ${length} bytes at ${offset} outside ${size}`);
+      if (length === 0) return new Uint8Array(0);
+      const held = fetched.find((f) => f.offset <= offset && offset + length <= f.offset + f.bytes.length);
+      const from = held ?? (await get(offset, length));
+      const start = offset - from.offset;
+      if (start < 0 || start + length > from.bytes.length) {
+        // A server that answered short, or a file that changed between requests.
+        throw new LayertapError(ErrorCode.FetchFailed, `${displayUri(uri)}: asked for ${length} bytes at ${offset}, got ${from.bytes.length} at ${from.offset} of ${size}`);
+      }
+      // A fresh buffer of its own (aligned views), as `fileAccess` gives.
+      return from.bytes.slice(start, start + length);
+    },
+    close: async () => {
+      fetched.length = 0;
+    },
   };
 }

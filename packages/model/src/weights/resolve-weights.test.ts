@@ -1,10 +1,11 @@
-// `--weights` resolution: random, published names (served by a local server under the published paths, as
-// this machine has no internet) and files, with the preprocessing each implies.
+// `--weights` resolution: random, published names (not read at submit; the workers' load is served by a local
+// server under the published paths, as this machine has no internet) and files, with the preprocessing each implies.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { PARITY, PTH, parityIndex, rejection, serve, staticFiles, withTempDir, type TestServer } from '../testing/helpers';
+import { loadWeights } from './load-weights';
 import { DEFAULT_WEIGHTS, parseWeightsRequest, resolveWeightsRequest } from './resolve-weights';
 
 const LAYERS = ['features.9'];
@@ -52,53 +53,64 @@ describe('resolveWeightsRequest', () => {
     expect((await resolveWeightsRequest('random', { layers: LAYERS, seed: 3, preprocess: 'caffe' })).preprocess).toBe('caffe');
   });
 
-  it('torchvision-imagenet, the default: downloaded once from (a mirror of) the published URL, hash prefix checked, then found in the cache', async () => {
+  it('torchvision-imagenet, the default: not read at submit; the workers\' load downloads it once from (a mirror of) the published URL, hash prefix checked, then finds it in the cache', async () => {
     await withTempDir(async (cacheDir) => {
       const published = { mirror: server.url };
       const before = server.requests.length;
-      // No --weights: the default is the published torchvision checkpoint.
+      // No --weights: the default is the published torchvision checkpoint, known without a request.
       const resolved = await resolveWeightsRequest(undefined, { layers: LAYERS, seed: 0, cacheDir, published });
-      const sha256 = createHash('sha256').update(pth).digest('hex');
       expect(resolved).toMatchObject({
         weights: 'torchvision-imagenet',
-        sha256,
         format: 'pytorch',
         naming: 'torchvision',
         preprocess: 'torchvision',
-        description: `torchvision-imagenet: ${server.url}/models/vgg16-397923af.pth (pytorch zip, torchvision keys, sha256 ${sha256})`,
+        read: 'published',
+        description: `torchvision-imagenet: ${server.url}/models/vgg16-397923af.pth (published pytorch, torchvision keys; not read at submit: workers download it and check sha256 starting 397923af)`,
       });
+      expect(resolved.sha256).toBeUndefined();
       expect(resolved.preprocessReason).toContain('torchvision state_dict keys');
       expect(resolved.warning).toBeUndefined();
-      expect(server.requests.slice(before)).toEqual([{ path: '/models/vgg16-397923af.pth' }]);
-
       const again = await resolveWeightsRequest('torchvision-imagenet', { layers: LAYERS, seed: 0, cacheDir, published, preprocess: 'caffe' });
-      expect(server.requests.length).toBe(before + 1);
-      expect(again).toMatchObject({ preprocess: 'caffe', sha256 });
+      expect(again.preprocess).toBe('caffe');
       expect(again.warning).toContain('--preprocess caffe contradicts the weights, which were trained with torchvision preprocessing');
+      expect(server.requests.length).toBe(before);
+
+      // What a worker does with the name: download once, check, cache; the sha256 it reports is the file's.
+      const sha256 = createHash('sha256').update(pth).digest('hex');
+      const loaded = await loadWeights('torchvision-imagenet', { layers: LAYERS, cacheDir, published });
+      expect(loaded).toMatchObject({ sha256, description: `torchvision-imagenet: ${server.url}/models/vgg16-397923af.pth (pytorch zip, torchvision keys, sha256 ${sha256})` });
+      expect(server.requests.slice(before)).toEqual([{ path: '/models/vgg16-397923af.pth' }]);
+      expect((await loadWeights('torchvision-imagenet', { layers: LAYERS, cacheDir, published })).sha256).toBe(sha256);
+      expect(server.requests.length).toBe(before + 1);
     });
   });
 
-  it('keras-imagenet: from a mirror with its own checksums, caffe preprocessing by content', async () => {
+  it('keras-imagenet: caffe preprocessing from the table; the workers check the mirror\'s own checksums', async () => {
     await withTempDir(async (cacheDir) => {
       const checksums = { 'keras-imagenet': { size: h5.length, md5: createHash('md5').update(h5).digest('hex') } };
+      const before = server.requests.length;
       const resolved = await resolveWeightsRequest('keras-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url, checksums } });
-      expect(resolved).toMatchObject({ weights: 'keras-imagenet', format: 'keras-h5', naming: 'keras', preprocess: 'caffe' });
+      expect(resolved).toMatchObject({ weights: 'keras-imagenet', format: 'keras-h5', naming: 'keras', preprocess: 'caffe', read: 'published' });
       expect(resolved.preprocessReason).toContain("keras-applications' VGG16 is the original Caffe training");
+      expect(resolved.description).toContain(`check ${h5.length.toLocaleString('en-US')} bytes, MD5 ${checksums['keras-imagenet'].md5})`);
+      expect(server.requests.length).toBe(before);
+      expect((await loadWeights('keras-imagenet', { layers: LAYERS, cacheDir, published: { mirror: server.url, checksums } })).format).toBe('keras-h5');
 
-      // Without the mirror's checksums the published MD5 applies, and this copy fails it.
-      const err = await rejection(resolveWeightsRequest('keras-imagenet', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url, checksums: {} } }));
+      // Without the mirror's checksums the published MD5 applies, and this copy fails it (in the worker).
+      const err = await rejection(loadWeights('keras-imagenet', { layers: LAYERS, cacheDir, published: { mirror: server.url, checksums: {} } }));
       expect(err.code).toBe(ErrorCode.InvalidWeights);
       expect(err.message).toContain('expected 553,467,096 bytes, MD5 64373286793e3c8b2b4e3219cbf3544b');
     });
   });
 
-  it('a name neither cached nor downloadable fails at once, saying how to get the file onto the machine', async () => {
+  it('a name neither cached nor downloadable passes submit; the workers\' load fails at once, saying how to get the file onto the machine', async () => {
     await withTempDir(async (cacheDir) => {
       const closed = await serve(staticFiles(new Map()));
       await closed.close();
+      // No --weights, offline: submit needs nothing of the file.
+      expect((await resolveWeightsRequest(undefined, { layers: LAYERS, seed: 0, cacheDir, published: { mirror: closed.url } })).read).toBe('published');
       const started = Date.now();
-      // No --weights, offline: the default cannot be had, and the message says the three ways out.
-      const err = await rejection(resolveWeightsRequest(undefined, { layers: LAYERS, seed: 0, cacheDir, published: { mirror: closed.url } }));
+      const err = await rejection(loadWeights('torchvision-imagenet', { layers: LAYERS, cacheDir, published: { mirror: closed.url } }));
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(err).toBeInstanceOf(ValidationError);
       expect(err.code).toBe(ErrorCode.InvalidWeights);
@@ -108,7 +120,7 @@ describe('resolveWeightsRequest', () => {
       expect(err.message).toContain('--weights /path/to/vgg16-397923af.pth');
       expect(err.message).toContain('--weights random');
 
-      const missing = await rejection(resolveWeightsRequest('keras-imagenet-notop', { layers: LAYERS, seed: 0, cacheDir, published: { mirror: server.url } }));
+      const missing = await rejection(loadWeights('keras-imagenet-notop', { layers: LAYERS, cacheDir, published: { mirror: server.url } }));
       expect(missing.message).toContain('HTTP 404');
       expect(missing.message).toContain('--weights random');
     });
@@ -116,6 +128,13 @@ describe('resolveWeightsRequest', () => {
 
   it('a .pth path: torchvision preprocessing without --preprocess', async () => {
     const resolved = await resolveWeightsRequest(path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth'), { layers: LAYERS, seed: 0 });
-    expect(resolved).toMatchObject({ format: 'pytorch', naming: 'torchvision', preprocess: 'torchvision', weights: path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth') });
+    expect(resolved).toMatchObject({ format: 'pytorch', naming: 'torchvision', preprocess: 'torchvision', read: 'header', weights: path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth') });
+    expect(resolved.description).toBe(`${path.join(PTH, 'vgg16-blocks1-2-seed11.legacy.pth')} (pytorch legacy, torchvision keys; header checked)`);
+  });
+
+  it('a Keras .h5 path is loaded whole, as before (its description keeps the sha256 it computed)', async () => {
+    const file = path.join(PARITY, (await parityIndex()).weights['keras-h5'].file);
+    const resolved = await resolveWeightsRequest(file, { layers: LAYERS, seed: 0 });
+    expect(resolved).toMatchObject({ format: 'keras-h5', naming: 'keras', preprocess: 'caffe', read: 'whole', sha256: createHash('sha256').update(h5).digest('hex') });
   });
 });

@@ -1,14 +1,15 @@
-// What `--weights` asks for, resolved once at submit: seeded random weights, a published name (downloaded
-// once, checked, cached) or a file; checked against the requested layers; and the preprocessing to use.
-import { ErrorCode, LayertapError, ValidationError, describeError, type Preprocess } from '@layertap/contracts';
+// What `--weights` asks for, resolved once at submit: seeded random weights, a published name (not read: its
+// contents are known) or a file (its header read); checked against the requested layers; and the preprocessing.
+import { ErrorCode, ValidationError, type Preprocess } from '@layertap/contracts';
 import type { LogFn } from '../log';
 import type { ModelDescriptor } from '../models/descriptor';
 import { type PublishedFetchOptions } from './fetch-published';
-import { loadWeights, type WeightsFormat, type WeightsNaming } from './load-weights';
+import { checkWeightsHeader, type WeightsHeader } from './check-weights-header';
+import type { WeightsFormat, WeightsNaming } from './load-weights';
 import { choosePreprocess } from './preprocess-for-weights';
-import { PUBLISHED_WEIGHTS, publishedUrl, publishedWeightsName, type PublishedWeightsName } from './published-weights';
+import { publishedWeightsName, type PublishedWeightsName } from './published-weights';
+import type { FetchRange, RemoteAccessStats } from './random-access';
 import type { FetchBytes } from './weights-cache';
-import { defaultWeightsCacheDir, publishedWeightsSource } from './weights-env';
 
 /** `--weights random`: seeded random weights (from `--seed`). */
 export const RANDOM_WEIGHTS = 'random';
@@ -42,8 +43,12 @@ export interface ResolveWeightsOptions {
   seed: number;
   /** `--preprocess` when given; without it the weights decide. */
   preprocess?: Preprocess;
-  /** Downloads `http(s)://` and `s3://` weights URIs (published names download on their own). */
+  /** Downloads `http(s)://` and `s3://` weights URIs whole (Keras HDF5 and TF.js files, which are loaded at submit). */
   fetchBytes?: FetchBytes;
+  /** Reads byte ranges of `http(s)://` and `s3://` weights URIs: their headers, without the tensors. */
+  fetchRange?: FetchRange;
+  /** Counts range requests and the bytes they brought. */
+  stats?: RemoteAccessStats;
   /** Weights cache. Default `defaultWeightsCacheDir()`. */
   cacheDir?: string;
   /** Mirror, checksums, fetch and download progress for published names. Defaults: the environment. */
@@ -57,9 +62,15 @@ export interface ResolvedWeights {
   request: WeightsRequest;
   /** What the dataset config carries: the published name or the URI as given; undefined for random weights. */
   weights?: string;
-  /** Provenance in one line: `random, seed 3` or the file's description (source, format, sha256). */
+  /**
+   * Provenance in one line: `random, seed 3`, or the file's description (source, format and `header checked`;
+   * a published name: its URL and the checksum the workers check; a file loaded whole: its sha256).
+   */
   description: string;
+  /** sha256 of the file, only when submit read it whole (Keras HDF5, TF.js); the workers report what they load. */
   sha256?: string;
+  /** What submit read: the header, nothing (a published name), or the whole file. Undefined for random weights. */
+  read?: WeightsHeader['read'];
   format?: WeightsFormat;
   naming?: WeightsNaming;
   /** The preprocessing to run with, why, and a warning line when `--preprocess` contradicts the weights. */
@@ -69,11 +80,10 @@ export interface ResolvedWeights {
 }
 
 /**
- * Resolves a `--weights` value (undefined: `DEFAULT_WEIGHTS`) for a submission: loads and checks the weights
- * against `options.layers` (published names are downloaded once, checked against their published hash and
- * cached by content; later calls make no request), and decides the preprocessing. A published name that is
- * neither cached nor downloadable fails with a `ValidationError` (`invalid_weights`, exit 2 in the CLI) that
- * says how to get the file onto the machine.
+ * Resolves a `--weights` value (undefined: `DEFAULT_WEIGHTS`) for a submission: checks the weights against
+ * `options.layers` from their header only (`checkWeightsHeader`: a published name makes no request and reads
+ * nothing, its contents are known; a file's tensors are listed without their data, by range requests when
+ * remote), and decides the preprocessing. The workers download, verify and cache the file when they load it.
  */
 export async function resolveWeightsRequest(value: string | undefined, options: ResolveWeightsOptions): Promise<ResolvedWeights> {
   if (value === undefined && options.model && options.model.name !== 'vgg16') {
@@ -89,57 +99,29 @@ export async function resolveWeightsRequest(value: string | undefined, options: 
     return { request, description: `random, seed ${options.seed}`, preprocess: choice.mode, preprocessReason: choice.reason };
   }
   const target = request.kind === 'published' ? request.name : request.uri;
-  const loaded = await loadWeights(target, {
+  // The header only: a published name is not read at all (the table says what it holds), a file's tensors are
+  // listed without their data (by range requests for remote files). The workers load and hash the whole file.
+  const header = await checkWeightsHeader(target, {
     layers: options.layers,
     ...(options.fetchBytes ? { fetchBytes: options.fetchBytes } : {}),
+    ...(options.fetchRange ? { fetchRange: options.fetchRange } : {}),
+    ...(options.stats ? { stats: options.stats } : {}),
     ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
     ...(options.published ? { published: options.published } : {}),
     ...(options.log ? { log: options.log } : {}),
     ...(options.model ? { model: options.model } : {}),
-  }).catch((err: unknown) => {
-    if (request.kind === 'published' && isDownloadFailure(err)) throw unavailable(request.name, err, options);
-    throw err;
   });
-  const choice = choosePreprocess(loaded, options.preprocess);
+  const choice = choosePreprocess(header, options.preprocess);
   return {
     request,
     weights: target,
-    description: loaded.description,
-    sha256: loaded.sha256,
-    format: loaded.format,
-    naming: loaded.naming,
+    description: header.description,
+    ...(header.sha256 ? { sha256: header.sha256 } : {}),
+    format: header.format,
+    naming: header.naming,
+    read: header.read,
     preprocess: choice.mode,
     preprocessReason: choice.reason,
     ...(choice.warning ? { warning: choice.warning } : {}),
   };
-}
-
-/** Network trouble or an HTTP error while downloading (not a download that arrived and failed its check). */
-function isDownloadFailure(err: unknown): boolean {
-  return err instanceof LayertapError && !(err instanceof ValidationError) && (err.code === ErrorCode.FetchFailed || err.code === ErrorCode.HttpError);
-}
-
-/** A published name that is not cached and cannot be downloaded here: the three ways to get going. */
-function unavailable(name: PublishedWeightsName, err: unknown, options: ResolveWeightsOptions): ValidationError {
-  const { file } = PUBLISHED_WEIGHTS[name];
-  const mirror = options.published?.mirror ?? safeMirror();
-  const cacheDir = options.cacheDir ?? defaultWeightsCacheDir();
-  return new ValidationError(
-    ErrorCode.InvalidWeights,
-    `--weights ${name}: not in the weights cache (${cacheDir}) and the download from ${publishedUrl(name, mirror)} failed ` +
-      `(${describeError(err)}). To get the file onto this machine: ` +
-      `(1) on a machine with internet run \`layertap weights fetch ${name} --to <dir>\`, copy <dir>/${file} here ` +
-      `and pass its path (--weights /path/to/${file}), or set LAYERTAP_WEIGHTS_MIRROR to a server that has it; ` +
-      `(2) pass a path or URI of a copy you already have; ` +
-      `(3) or run with seeded random weights: --weights random`,
-    { cause: err },
-  );
-}
-
-function safeMirror(): string | undefined {
-  try {
-    return publishedWeightsSource().mirror;
-  } catch {
-    return undefined;
-  }
 }

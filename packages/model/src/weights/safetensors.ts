@@ -14,10 +14,13 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-/** Parses and checks the header of a whole safetensors file; a broken one is `invalid_weights` naming `source`. */
-export function parseSafetensors(bytes: Uint8Array, source: string): SafetensorsHeader {
+/**
+ * Parses and checks the header of a safetensors file; a broken one is `invalid_weights` naming `source`.
+ * `bytes` is the whole file, or its first `8 + header length` bytes with `fileSize` the whole file's size.
+ */
+export function parseSafetensors(bytes: Uint8Array, source: string, fileSize: number = bytes.byteLength): SafetensorsHeader {
   try {
-    return parseSafetensorsHeader(bytes);
+    return parseSafetensorsHeader(bytes, fileSize);
   } catch (err) {
     throw new ValidationError(ErrorCode.InvalidWeights, `${source}: ${(err as Error).message}`);
   }

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
-import { PTH, rejection } from '../testing/helpers';
+import { PTH, buildZip, rejection } from '../testing/helpers';
 import { TensorRef } from './pickle';
 import { fileAccess, memoryAccess, type RandomAccess } from './random-access';
 import { openTorchCheckpoint, tensorValues } from './torch-checkpoint';
@@ -164,59 +164,3 @@ describe('readZipDirectory', () => {
     expect([...(await readZipEntry(access, entries[1]!, 'z'))]).toEqual([1, 2, 3, 4]);
   });
 });
-
-/** A stored zip archive, optionally with every size and offset in ZIP64 extra fields and a ZIP64 end record. */
-function buildZip(files: { name: string; data: Buffer }[], zip64: boolean, comment = Buffer.alloc(0)): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const file of files) {
-    const name = Buffer.from(file.name);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(file.data.length, 18); // deliberately not the real fields: readers use the directory
-    local.writeUInt16LE(name.length, 26);
-    locals.push(local, name, file.data);
-    const extra = Buffer.alloc(zip64 ? 28 : 0);
-    if (zip64) {
-      extra.writeUInt16LE(0x0001, 0);
-      extra.writeUInt16LE(24, 2);
-      extra.writeBigUInt64LE(BigInt(file.data.length), 4);
-      extra.writeBigUInt64LE(BigInt(file.data.length), 12);
-      extra.writeBigUInt64LE(BigInt(offset), 20);
-    }
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt32LE(zip64 ? 0xffffffff : file.data.length, 20);
-    central.writeUInt32LE(zip64 ? 0xffffffff : file.data.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt16LE(extra.length, 30);
-    central.writeUInt32LE(zip64 ? 0xffffffff : offset, 42);
-    centrals.push(central, name, extra);
-    offset += 30 + name.length + file.data.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const tail: Buffer[] = [];
-  if (zip64) {
-    const record = Buffer.alloc(56);
-    record.writeUInt32LE(0x06064b50, 0);
-    record.writeBigUInt64LE(44n, 4);
-    record.writeBigUInt64LE(BigInt(files.length), 24);
-    record.writeBigUInt64LE(BigInt(files.length), 32);
-    record.writeBigUInt64LE(BigInt(cd.length), 40);
-    record.writeBigUInt64LE(BigInt(offset), 48);
-    const locator = Buffer.alloc(20);
-    locator.writeUInt32LE(0x07064b50, 0);
-    locator.writeBigUInt64LE(BigInt(offset + cd.length), 8);
-    locator.writeUInt32LE(1, 16);
-    tail.push(record, locator);
-  }
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(zip64 ? 0xffff : files.length, 8);
-  eocd.writeUInt16LE(zip64 ? 0xffff : files.length, 10);
-  eocd.writeUInt32LE(zip64 ? 0xffffffff : cd.length, 12);
-  eocd.writeUInt32LE(zip64 ? 0xffffffff : offset, 16);
-  eocd.writeUInt16LE(comment.length, 20);
-  return Buffer.concat([...locals, cd, ...tail, eocd, comment]);
-}

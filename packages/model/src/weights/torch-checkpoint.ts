@@ -55,6 +55,11 @@ export interface TorchCheckpoint {
   tensors: TorchTensorInfo[];
   /** Reads one tensor's values as float32 in C order; throws for non-float dtypes. */
   read(name: string): Promise<Float32Array>;
+  /**
+   * Checks, without reading its data, what `read` would check first: its storage lies inside the file, the
+   * tensor's view inside its storage, and its dtype is one layertap reads. Throws as `read` would.
+   */
+  check(name: string): Promise<void>;
 }
 
 interface StorageLocation extends StorageRef {
@@ -153,12 +158,21 @@ async function openZip(file: RandomAccess, source: string): Promise<TorchCheckpo
     }
     return bytes;
   };
-  return checkpoint('zip', tensors, storageBytes, source);
+  const storageElements = async (storage: StorageLocation) => {
+    const entry = byName.get(`${prefix}data/${storage.key}`);
+    if (!entry) throw invalid(source, `storage ${storage.key} is missing (no ${prefix}data/${storage.key} in the archive)`);
+    if (entry.method !== 0) throw invalid(source, `not a readable zip archive: entry ${entry.name} is compressed (method ${entry.method}); torch writes stored entries`);
+    // The local header (30 bytes and a name) comes before the data: both must lie inside the file.
+    if (entry.localHeaderOffset + 30 + entry.size > file.size) throw invalid(source, `not a readable zip archive: entry ${entry.name} lies outside the file`);
+    return Math.floor(entry.size / DTYPE_BYTES[storage.dtype]);
+  };
+  return checkpoint('zip', tensors, storageBytes, storageElements, source);
 }
 
 async function openLegacy(file: RandomAccess, source: string): Promise<TorchCheckpoint> {
-  // The pickles come first; their length is unknown until read, so read more until they fit.
-  let length = Math.min(file.size, 1 << 20);
+  // The pickles come first; their length is unknown until read, so read more until they fit (a VGG16
+  // state_dict's take ~3 KB: the first 64 KiB, all a remote file's first request brings, usually do).
+  let length = Math.min(file.size, 64 * 1024);
   for (;;) {
     const bytes = await file.read(0, length);
     try {
@@ -218,13 +232,22 @@ async function parseLegacy(file: RandomAccess, bytes: Uint8Array, source: string
     const width = DTYPE_BYTES[storage.dtype];
     return bytes.then((b) => b.subarray(offset * width, (offset + size) * width));
   };
-  return checkpoint('legacy', tensors, storageBytes, source);
+  const storageElements = async (storage: StorageLocation) => {
+    const rootKey = storage.view?.root ?? storage.key;
+    const location = locations.get(rootKey);
+    if (!location) throw invalid(source, `storage ${rootKey} is not among the file's storages`);
+    if (!storage.view) return location.count;
+    if (storage.view.offset + storage.view.size > location.count) throw invalid(source, `storage view ${storage.key} reaches past its storage ${rootKey}`);
+    return storage.view.size;
+  };
+  return checkpoint('legacy', tensors, storageBytes, storageElements, source);
 }
 
 function checkpoint(
   serialization: TorchSerialization,
   tensors: Map<string, TensorRef>,
   storageBytes: (storage: StorageLocation) => Promise<Uint8Array>,
+  storageElements: (storage: StorageLocation) => Promise<number>,
   source: string,
 ): TorchCheckpoint {
   return {
@@ -235,6 +258,11 @@ function checkpoint(
       if (!tensor) throw invalid(source, `has no tensor ${name}`);
       const storage = tensor.storage as StorageLocation;
       return tensorValues(tensor, await storageBytes(storage), `${source}: tensor ${name}`);
+    },
+    check: async (name) => {
+      const tensor = tensors.get(name);
+      if (!tensor) throw invalid(source, `has no tensor ${name}`);
+      checkTensorView(tensor, await storageElements(tensor.storage as StorageLocation), `${source}: tensor ${name}`);
     },
   };
 }
@@ -250,22 +278,7 @@ export function tensorValues(tensor: TensorRef, storage: Uint8Array, what: strin
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const elements = Math.floor(storage.byteLength / width);
   if (count === 0) return new Float32Array(0);
-  // Before anything is allocated: a view cannot hold more values than its storage (an `expand()`ed or
-  // overlapping tensor would make the output, and the time to gather it, follow the declared shape instead
-  // of the file: 149 KB declaring 3 GB).
-  if (count > elements) {
-    throw new ValidationError(
-      ErrorCode.InvalidWeights,
-      `${what} declares shape [${tensor.shape.join(', ')}] (${count} values) over a storage of ${elements}: an expanded or overlapping view; save weights with .contiguous().clone()`,
-    );
-  }
-  const last = tensor.offset + tensor.shape.reduce((sum, size, i) => sum + (size - 1) * (tensor.stride[i] as number), 0);
-  if (last >= elements) {
-    throw new ValidationError(ErrorCode.InvalidWeights, `${what} reaches element ${last} of a storage of ${elements} (${dtype})`);
-  }
-  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16' && dtype !== 'float64') {
-    throw new ValidationError(ErrorCode.InvalidWeights, `${what} is ${dtype}; layertap reads float32, float16, bfloat16 and float64 weights`);
-  }
+  checkTensorView(tensor, elements, what);
   const contiguous = isContiguous(tensor.shape, tensor.stride);
   const start = storage.byteOffset + tensor.offset * width;
   if (dtype === 'float32' && contiguous) {
@@ -280,6 +293,31 @@ export function tensorValues(tensor: TensorRef, storage: Uint8Array, what: strin
   else if (dtype === 'float16') values = float16BitsToFloat32(new Uint16Array(span));
   else values = bfloat16BitsToFloat32(new Uint16Array(span));
   return gather(values, tensor.offset, tensor.shape, tensor.stride, count);
+}
+
+/**
+ * What a tensor's values need of its storage of `elements` values, checked before anything is allocated: the
+ * view fits in the storage, and the dtype is one layertap reads.
+ */
+export function checkTensorView(tensor: TensorRef, elements: number, what: string): void {
+  const dtype = (tensor.storage as StorageRef).dtype;
+  const count = tensor.shape.reduce((a, b) => a * b, 1);
+  if (count === 0) return;
+  // A view cannot hold more values than its storage (an `expand()`ed or overlapping tensor would make the
+  // output, and the time to gather it, follow the declared shape instead of the file: 149 KB declaring 3 GB).
+  if (count > elements) {
+    throw new ValidationError(
+      ErrorCode.InvalidWeights,
+      `${what} declares shape [${tensor.shape.join(', ')}] (${count} values) over a storage of ${elements}: an expanded or overlapping view; save weights with .contiguous().clone()`,
+    );
+  }
+  const last = tensor.offset + tensor.shape.reduce((sum, size, i) => sum + (size - 1) * (tensor.stride[i] as number), 0);
+  if (last >= elements) {
+    throw new ValidationError(ErrorCode.InvalidWeights, `${what} reaches element ${last} of a storage of ${elements} (${dtype})`);
+  }
+  if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16' && dtype !== 'float64') {
+    throw new ValidationError(ErrorCode.InvalidWeights, `${what} is ${dtype}; layertap reads float32, float16, bfloat16 and float64 weights`);
+  }
 }
 
 function isContiguous(shape: readonly number[], stride: readonly number[]): boolean {

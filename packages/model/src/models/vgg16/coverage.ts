@@ -2,7 +2,7 @@
 // what the file is (notop, truncated) rather than only which tensor is missing.
 import { ErrorCode, ValidationError } from '@layertap/contracts';
 import { VGG16_LAYERS, layerInfo } from './layers';
-import { weightProblem, type WeightSpec, type WeightsMap } from '../../weight-specs';
+import { weightProblem, type WeightSpec, type WeightShapes } from '../../weight-specs';
 import { VGG16_WEIGHTS, requiredWeights } from './weight-specs';
 
 const HEAD_LAYERS = new Set(['fc1', 'fc2', 'predictions']);
@@ -19,12 +19,12 @@ export interface WeightsCoverage {
 }
 
 /** The first tensor, in forward order, that is missing or misshapen (everything after it is unusable). */
-function firstProblem(weights: WeightsMap): WeightSpec | undefined {
+function firstProblem(weights: WeightShapes): WeightSpec | undefined {
   return VGG16_WEIGHTS.find((spec) => weightProblem(weights, spec) !== undefined);
 }
 
 /** How far along VGG16 `weights` reach. */
-export function weightsCoverage(weights: WeightsMap): WeightsCoverage {
+export function weightsCoverage(weights: WeightShapes): WeightsCoverage {
   const broken = firstProblem(weights);
   const servable = VGG16_LAYERS.filter((layer) => broken === undefined || layer.order < broken.order);
   const deepest = servable.at(-1);
@@ -57,7 +57,7 @@ function compactTorchvision(specs: string[]): string {
  * key and shape) to the message.
  */
 export function checkWeightsServe(
-  weights: WeightsMap,
+  weights: WeightShapes,
   layers: readonly string[],
   source: string,
   origin: (tensor: string) => string | undefined = () => undefined,
@@ -94,7 +94,7 @@ export function checkWeightsServe(
 }
 
 /** Refuses tensors that are present but misshapen (what any use of them would trip over). */
-export function checkPresentShapes(weights: WeightsMap, source: string, origin: (tensor: string) => string | undefined = () => undefined): void {
+export function checkPresentShapes(weights: WeightShapes, source: string, origin: (tensor: string) => string | undefined = () => undefined): void {
   const problems = VGG16_WEIGHTS.filter((spec) => weights.has(spec.name))
     .map((spec) => {
       const problem = weightProblem(weights, spec);
