@@ -4,10 +4,12 @@
 //   pnpm --filter @layertap/engines build
 //   node packages/engines/bench/engines.js --engines onnx/cpu,tfjs/wasm --layers block2_pool,block3_pool \
 //     --batches 1,16 [--model vgg16|resnet50] [--image-size 224] [--seconds 6] [--rounds 3] [--threads N]
-//     [--run-batch N] [--compare-pytorch [--python /usr/bin/python3]] [--json]
+//     [--run-batch N] [--compare-pytorch [--python /usr/bin/python3]] [--compare-ort-python --ort-python PY] [--json]
 //
 // --compare-pytorch runs bench/pytorch_model_only.py afterwards with the same layers, batches, threads and
 // timing (torchvision's model truncated at the layer, and whole with a hook), and prints its figures beside.
+// --compare-ort-python runs bench/ort_model_only.py with a Python that has the onnxruntime package: ONNX
+// Runtime from Python on the very graph layertap builds (written to a temporary file), same options and timing.
 //
 // Each figure is images/s over `--seconds`, split into `--rounds` rounds that are interleaved across the
 // engines; the best and the median round are printed (the best is the one least disturbed by other work on
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'vgg16' },
     'compare-pytorch': { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
+    'compare-ort-python': { type: 'boolean', default: false },
+    'ort-python': { type: 'string', default: 'python3' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -62,6 +66,28 @@ function pytorchResults(threads) {
   ];
   const out = execFileSync(values.python, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
   return out.trim().split('\n').map((line) => ({ ...JSON.parse(line), cpuPerWallSecond: NaN, loadAverage: loadavg()[0] }));
+}
+
+/** ONNX Runtime from Python on the graph layertap builds for each layer (seed 0 weights, NHWC input). */
+function ortPythonResults(threads) {
+  const { mkdtempSync, writeFileSync, rmSync } = require('node:fs');
+  const dir = mkdtempSync(path.join(require('node:os').tmpdir(), 'layertap-ort-'));
+  const results = [];
+  try {
+    for (const layer of list(values.layers)) {
+      const graph = path.join(dir, 'graph.onnx');
+      writeFileSync(graph, getModel(values.model).buildOnnx({ imageSize: size, outputs: [layer], seed: 0 }).bytes);
+      const args = [
+        path.join(__dirname, 'ort_model_only.py'), '--graph', graph, '--layer', layer, '--batches', values.batches, '--image-size', String(size),
+        '--seconds', String(seconds), '--rounds', String(rounds), '--threads', String(threads),
+      ];
+      const out = execFileSync(values['ort-python'], args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+      results.push(...out.trim().split('\n').map((line) => ({ ...JSON.parse(line), cpuPerWallSecond: NaN, loadAverage: loadavg()[0] })));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
 }
 
 async function main() {
@@ -122,6 +148,14 @@ async function main() {
       results.push(...pytorchResults(threads));
     } catch (err) {
       process.stderr.write(`no PyTorch figures: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+    }
+  }
+  if (values['compare-ort-python']) {
+    const threads = results.find((r) => r.threads)?.threads ?? availableParallelism();
+    try {
+      results.push(...ortPythonResults(threads));
+    } catch (err) {
+      process.stderr.write(`no ONNX Runtime (Python) figures: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
     }
   }
   if (values.json) {
