@@ -6,7 +6,8 @@
  *
  * - features.3, features.12 and logits (three tensors of the graph, one pass) agree within 1e-4 of max |ref|
  *   on both photos; the stored shapes are the probe's; dataset.json records the file's sha256.
- * - A hook by node name and `--mean/--std` (the ImageNet values given by hand: the same arrays).
+ * - A hook by node name and `--mean/--std` (the ImageNet values given by hand: the same arrays); the model
+ *   file from S3.
  * - Bad requests exit 2 with one line: --weights with a model file, an unknown tensor, external data, two
  *   image inputs, the wrong --image-size for a fixed input.
  * - `layertap layers --model file.onnx --json` lists the graph's tensors with their shapes.
@@ -14,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Harness, REPO } from './support/harness';
 
 const FIXTURES = path.join(REPO, 'test', 'fixtures', 'onnx');
@@ -61,8 +63,12 @@ describe('an ONNX model end to end (submit -> worker -> S3)', () => {
     for (const [id, extra] of [
       ['hooks', ['--layer', hooked.join(',')]],
       ['stats', ['--layer', 'logits,/model/features/features.7/Concat', '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225']],
+      ['from-s3', ['--layer', 'features.12']],
     ] as const) {
-      const result = await submit(id, [...extra]);
+      if (id === 'from-s3') {
+        await h.s3.send(new PutObjectCommand({ Bucket: 'layertap', Key: 'models/squeezenet1_1.onnx', Body: await readFile(model) }));
+      }
+      const result = await submit(id, [...extra], id === 'from-s3' ? 's3://layertap/models/squeezenet1_1.onnx' : model);
       if (result.code !== 0) throw new Error(`submit ${id} failed (${result.code}):\n${result.stdout}\n${result.stderr}`);
       if (id === 'hooks') expect(result.stdout).toMatch(/model: .*squeezenet1_1\.onnx \(ONNX, 4\.7 MiB, \d+ nodes, opset 13, weights in the file, sha256 [0-9a-f]{64}\)/);
     }
@@ -103,6 +109,16 @@ describe('an ONNX model end to end (submit -> worker -> S3)', () => {
       const ref = await readNpy(path.join(FIXTURES, c.layers.find((l) => l.name === 'logits')!.file));
       expect(relativeError(npy.data as Float32Array, ref)).toBeLessThan(1e-4);
     }
+  });
+
+  it('runs a model file from S3, which workers load and check themselves', async () => {
+    for (const c of cases) {
+      const layer = c.layers.find((l) => l.name === 'features.12')!;
+      const npy = await h.npy('layertap', `onnx/from-s3/features.12/${c.image}.npy`);
+      expect(relativeError(npy.data as Float32Array, await readNpy(path.join(FIXTURES, layer.file)))).toBeLessThan(1e-4);
+    }
+    const doc = JSON.parse((await h.getObject('layertap', 'onnx/from-s3/dataset.json'))!.toString('utf8'));
+    expect(doc.model.onnx.source).toBe('s3://layertap/models/squeezenet1_1.onnx');
   });
 
   it('hooks a tensor by its node name, stored in a folder named after it', async () => {
