@@ -1,19 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { selectBackend } from './backend';
+import { rejection } from './__tests__/hooks';
 
 // On this project's CI machine tfjs-node(-gpu) and the WebGPU backend are not installed: the fallbacks and
 // error paths are what runs here.
-async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
-
 describe('selectBackend', () => {
   it('auto falls back to wasm and says why', async () => {
     const lines: string[] = [];

@@ -9,6 +9,7 @@ import type { InferenceEngine } from './engine';
 import { OnnxEngine } from './onnx-engine';
 import { TfjsEngine } from './tfjs-engine';
 import { webgpuAdapter } from './webgpu-adapter';
+import { get } from './__tests__/hooks';
 
 // Every engine against the same references: the plain-JS VGG16 for block 1-2 layers, and the first engine
 // (TF.js wasm, itself checked against the plain-JS reference in extractor.test.ts) plus plain-JS head maths for
@@ -61,12 +62,6 @@ function toNhwc(output: { data: Float32Array; shape: number[]; layout: 'nhwc' | 
     for (let k = 0; k < c; k++)
       for (let p = 0; p < h * w; p++) data[(b * h * w + p) * c + k] = output.data[(b * c + k) * h * w + p] as number;
   return { ...base, data, shape: [n, h, w, c], layout: 'nhwc' };
-}
-
-function get(outputs: Map<string, LayerOutput>, spec: string): LayerOutput {
-  const output = outputs.get(spec);
-  if (!output) throw new Error(`no output for ${spec}`);
-  return output;
 }
 
 /** Seeded weights for everything up to `layer`, made once and given to every engine. */

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { Extractor, type LayerOutput } from './extractor';
+import { ErrorCode } from '@layertap/contracts';
+import { Extractor } from './extractor';
 import { randomWeight, type WeightSpec, type WeightsMap, VGG16_WEIGHTS } from '@layertap/model';
 import { adaptiveAvgPool, conv3x3, dense, maxPool2, relativeError, testImages } from '@layertap/model/testing';
+import { collect, get, rejection, thrown } from './__tests__/hooks';
 
 const SIZE = 32;
 
@@ -10,39 +11,6 @@ function spec(name: string): WeightSpec {
   const found = VGG16_WEIGHTS.find((s) => s.name === name);
   if (!found) throw new Error(`no spec ${name}`);
   return found;
-}
-
-/** Collects each hooked output by spec. */
-function collect(extractor: Extractor, specs: string[]): Map<string, LayerOutput> {
-  const outputs = new Map<string, LayerOutput>();
-  for (const layer of specs) extractor.registerForwardHook(layer, (output) => void outputs.set(output.spec, output));
-  return outputs;
-}
-
-function get(outputs: Map<string, LayerOutput>, spec: string): LayerOutput {
-  const output = outputs.get(spec);
-  if (!output) throw new Error(`no output for ${spec}`);
-  return output;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
-
-function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
 }
 
 const relu = (data: Float32Array): Float32Array => data.map((v) => Math.max(0, v));

@@ -1,32 +1,11 @@
 import './__tests__/main-realm-typed-arrays';
 import { ErrorCode, LayertapError } from '@layertap/contracts';
-import { Extractor, type ExtractorOptions, type LayerOutput } from './extractor';
+import { Extractor, type ExtractorOptions } from './extractor';
 import { randomWeight, type WeightsMap, VGG16_WEIGHTS } from '@layertap/model';
 import { relativeError, testImages } from '@layertap/model/testing';
+import { collect, get, rejection } from './__tests__/hooks';
 
 const SIZE = 32;
-
-function collect(extractor: Extractor, specs: string[]): Map<string, LayerOutput> {
-  const outputs = new Map<string, LayerOutput>();
-  for (const layer of specs) extractor.registerForwardHook(layer, (output) => void outputs.set(output.spec, output));
-  return outputs;
-}
-
-function get(outputs: Map<string, LayerOutput>, spec: string): LayerOutput {
-  const output = outputs.get(spec);
-  if (!output) throw new Error(`no output for ${spec}`);
-  return output;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
 
 describe('Extractor on ONNX Runtime (cpu)', () => {
   const open: Extractor[] = [];

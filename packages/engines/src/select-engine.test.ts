@@ -1,17 +1,8 @@
 import './__tests__/main-realm-typed-arrays';
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { EngineChain, NoEngineError, resolveEngine } from './select-engine';
 import { isSoftwareAdapter, webgpuAdapter, type WebgpuAdapterReport } from './webgpu-adapter';
-
-async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
+import { rejection } from './__tests__/hooks';
 
 /** This machine's WebGPU adapter, or why there is none: the expectations below follow from it. */
 async function adapter(): Promise<WebgpuAdapterReport | string> {
