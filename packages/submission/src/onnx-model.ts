@@ -60,7 +60,7 @@ export async function planOnnxModel(uri: string, options: PlanOnnxOptions): Prom
   const deepest = Math.max(...resolved.map((r) => orderOf(r.tensor.name)));
   // Every float tensor up to the deepest (for the largest activations on the way), once at batch 1; then the
   // graph the workers build, at batch 2, which a graph fixed to one image fails.
-  const probe = options.probe ?? (await loadProbe());
+  const probe = options.probe ?? (await loadOnnxShapeProbe());
   const wanted = resolved.map((r) => r.tensor.name);
   const path = info.tensors.filter((t, i) => i <= deepest && t.elemType === 'float32' && t.fromInput !== false && !seen.has(t.name)).map((t) => t.name);
   const shapes = await probe(file.bytes, [...wanted, ...path], { imageSize: options.imageSize, source: file.source });
@@ -125,14 +125,15 @@ function opsetOf(info: OnnxModelInfo): string {
   return String(info.opsets.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? '?');
 }
 
-async function loadProbe(): Promise<OnnxShapeProbe> {
+/** ONNX Runtime's probe (@layertap/engines, an optional peer): where it is not installed, a line that says so. */
+export async function loadOnnxShapeProbe(): Promise<OnnxShapeProbe> {
   try {
     const engines = await import('@layertap/engines/onnx-probe');
     return engines.probeOnnxShapes;
   } catch (err) {
     throw new ValidationError(
       ErrorCode.InvalidRequest,
-      `--model with an .onnx file needs ONNX Runtime here to probe the graph's shapes (@layertap/engines and onnxruntime-node): ${(err as Error).message.split('\n')[0]}`,
+      `an .onnx model needs ONNX Runtime here to probe the graph's shapes (install @layertap/engines, which brings onnxruntime-node): ${(err as Error).message.split('\n')[0]}`,
       { cause: err },
     );
   }

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import type { BuiltinModelName } from '@layertap/contracts';
 // The table only: no TensorFlow.js, no ONNX Runtime (for built-in models).
 import { getModel, readOnnxFile } from '@layertap/model/models';
+import { loadOnnxShapeProbe } from '@layertap/submission';
 import { imageSize, modelOption, type ModelChoice } from '../options';
 import { fetchBytes } from './weights';
 
@@ -27,7 +28,7 @@ export function listLayers(model: BuiltinModelName, size: number): LayersRow[] {
 export async function listOnnxLayers(uri: string, size: number): Promise<{ title: string; rows: LayersRow[] }> {
   const file = await readOnnxFile(uri, { fetchBytes: fetchBytes() });
   const { readOnnxModel } = await import('@layertap/model/onnx');
-  const { probeOnnxShapes } = await import('@layertap/engines/onnx-probe');
+  const probeOnnxShapes = await loadOnnxShapeProbe();
   const info = readOnnxModel(file.bytes, file.source);
   const tensors = info.tensors.filter((t) => t.elemType === 'float32' && t.fromInput !== false);
   const shapes = await probeOnnxShapes(file.bytes, tensors.map((t) => t.name), { imageSize: size, source: file.source });
