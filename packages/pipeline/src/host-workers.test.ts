@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { HostWorkers, defaultWorkersDir, threadsPerProcess } from './host-workers';
+import { HostWorkers, defaultWorkersDir, processStartTime, threadsPerProcess } from './host-workers';
 
 describe('HostWorkers (pid files in a per-host directory)', () => {
   let dir: string;
@@ -32,6 +32,31 @@ describe('HostWorkers (pid files in a per-host directory)', () => {
     a.close();
     c.close();
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('ignores and removes a pid file whose pid another process got since (its start time differs)', async () => {
+    const started = new Map([[7, '1000'], [8, '2000'], [9, '3000']]);
+    const startTime = (pid: number) => started.get(pid);
+    const isAlive = (pid: number) => started.has(pid);
+    const me = new HostWorkers({ dir, pid: 7, isAlive, startTime });
+    const other = new HostWorkers({ dir, pid: 8, isAlive, startTime });
+    me.start();
+    other.start();
+    expect(me.count()).toBe(2);
+    // Worker 9 died without cleaning up and the kernel gave pid 9 to another process, started later.
+    await writeFile(path.join(dir, '9.pid'), '9 2500\n');
+    expect(me.count()).toBe(2);
+    expect(existsSync(path.join(dir, '9.pid'))).toBe(false);
+    // Entries from before start times were written count as before.
+    await writeFile(path.join(dir, '9.pid'), '9\n');
+    expect(me.count()).toBe(3);
+  });
+
+  it("reads this process's start time from /proc on Linux", () => {
+    if (process.platform !== 'linux') return;
+    expect(processStartTime(process.pid)).toMatch(/^\d+$/);
+    expect(processStartTime(process.pid)).toBe(processStartTime(process.pid));
+    expect(processStartTime(2 ** 22 + 1)).toBeUndefined();
   });
 
   it('ignores and removes the pid files of dead processes, and files that are not pid files', async () => {

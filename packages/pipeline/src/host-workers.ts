@@ -1,6 +1,6 @@
 // The workers running on this host, counted through a directory of pid files (one per worker), so that
 // ONNX Runtime's threads are shared out between all of them instead of each worker taking every core.
-import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -16,6 +16,23 @@ export interface HostWorkersOptions {
   pid?: number;
   /** Whether a process runs. Default: signal 0 (EPERM counts as running: another user's worker). */
   isAlive?: (pid: number) => boolean;
+  /** When a process started, as the kernel counts it; undefined where unknown. Default: `processStartTime`. */
+  startTime?: (pid: number) => string | undefined;
+}
+
+/**
+ * When a process started, in clock ticks since boot (Linux: field 22 of /proc/<pid>/stat), or undefined where
+ * there is no /proc. With the pid it names one process: a pid the kernel gave again names another.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold both spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function processRuns(pid: number): boolean {
@@ -36,6 +53,7 @@ export class HostWorkers {
   readonly dir: string;
   private readonly pid: number;
   private readonly isAlive: (pid: number) => boolean;
+  private readonly startTime: (pid: number) => string | undefined;
   private registered = false;
   private readonly removeOnExit = () => this.close();
 
@@ -43,6 +61,7 @@ export class HostWorkers {
     this.dir = options.dir ?? defaultWorkersDir();
     this.pid = options.pid ?? process.pid;
     this.isAlive = options.isAlive ?? processRuns;
+    this.startTime = options.startTime ?? processStartTime;
   }
 
   private get file(): string {
@@ -53,7 +72,9 @@ export class HostWorkers {
   start(): void {
     try {
       mkdirSync(this.dir, { recursive: true });
-      writeFileSync(this.file, `${this.pid}\n`);
+      // The start time too: a pid file left by a worker that died, whose pid another process got since, is stale.
+      const started = this.startTime(this.pid);
+      writeFileSync(this.file, `${this.pid}${started ? ` ${started}` : ''}\n`);
       this.registered = true;
       process.once('exit', this.removeOnExit);
     } catch {
@@ -78,7 +99,7 @@ export class HostWorkers {
       if (pid === this.pid) {
         self = true;
         running++;
-      } else if (this.isAlive(pid)) {
+      } else if (this.isAlive(pid) && this.sameProcess(pid, path.join(this.dir, name))) {
         running++;
       } else {
         // A worker that died without cleaning up: its entry goes (another worker may have removed it first).
@@ -90,6 +111,18 @@ export class HostWorkers {
       }
     }
     return self ? running : running + 1;
+  }
+
+  /** Whether the process with `pid` now is the one that wrote `file` (same start time, where both are known). */
+  private sameProcess(pid: number, file: string): boolean {
+    let recorded: string | undefined;
+    try {
+      recorded = readFileSync(file, 'utf8').trim().split(/\s+/)[1];
+    } catch {
+      return false;
+    }
+    const now = recorded === undefined ? undefined : this.startTime(pid);
+    return recorded === undefined || now === undefined || now === recorded;
   }
 
   /** Removes this worker's entry. */
