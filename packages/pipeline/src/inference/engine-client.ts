@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
+import { ErrorCode, TransientError } from '@layertap/contracts';
 import type { EngineInfo } from '@layertap/contracts';
-import { wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec, type WireError } from './protocol';
+import { errorFromWire, wallClockMs, type ChildUsage, type EngineProbe, type InferResult, type ModelInfo, type ModelSpec, type WireError } from './protocol';
 
 export type EngineThreadRequest =
   | { id: number; type: 'load'; spec: ModelSpec }
@@ -28,13 +28,6 @@ function threadEntry(): string {
   return path.resolve(__dirname, '..', '..', 'dist', 'inference', 'engine-thread.js');
 }
 
-/** An error as it crossed the thread boundary, rebuilt with its code. */
-export function wireError(error: WireError): Error {
-  const err = error.code ? new LayertapError(error.code as ErrorCode, error.message) : new Error(error.message);
-  err.name = error.name;
-  return err;
-}
-
 export class EngineThread {
   private readonly worker: Worker;
   private nextId = 1;
@@ -54,7 +47,7 @@ export class EngineThread {
       if (!waiter) return;
       this.pending.delete(reply.id);
       if (reply.ok) waiter.resolve(reply.value);
-      else waiter.reject(wireError(reply.error));
+      else waiter.reject(errorFromWire(reply.error));
     });
     const fail = (err: Error) => {
       if (this.exited) return;

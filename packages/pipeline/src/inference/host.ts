@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { ErrorCode, LayertapError, TransientError } from '@layertap/contracts';
+import { ErrorCode, TransientError } from '@layertap/contracts';
 import type { EngineInfo } from '@layertap/contracts';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,7 @@ import {
   unpackInferResult,
   wallClockMs,
   type ChildResponse,
+  errorFromWire,
   type ChildUsage,
   type EngineProbe,
   type HostRequest,
@@ -19,7 +20,6 @@ import {
   type InferResult,
   type ModelInfo,
   type ModelSpec,
-  type WireError,
   type WireInferResult,
 } from './protocol';
 
@@ -38,12 +38,6 @@ export interface InferenceHostOptions {
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void; child: ChildProcess };
 
 type RequestBody = HostRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-function childError(error: WireError): Error {
-  const err = error.code ? new LayertapError(error.code as ErrorCode, error.message) : new Error(error.message);
-  err.name = error.name;
-  return err;
-}
 
 /**
  * Parent side of one inference child process: forks it on first use, sends small requests over IPC and
@@ -90,7 +84,7 @@ export class InferenceHost {
       if (!waiter) return;
       this.pending.delete(msg.id);
       if (msg.ok) waiter.resolve(msg.value);
-      else waiter.reject(childError(msg.error));
+      else waiter.reject(errorFromWire(msg.error));
     });
     const data = child.stdio[4] as Socket;
     new FrameReader<InferReplyHeader>(
@@ -98,7 +92,7 @@ export class InferenceHost {
         const waiter = this.pending.get(header.id);
         if (!waiter) return;
         this.pending.delete(header.id);
-        if (!header.ok) return waiter.reject(childError(header.error));
+        if (!header.ok) return waiter.reject(errorFromWire(header.error));
         try {
           waiter.resolve(unpackInferResult(header.value as WireInferResult, segments));
         } catch (err) {

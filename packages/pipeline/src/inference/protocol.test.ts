@@ -1,4 +1,5 @@
-import { modelKey, type ModelSpec } from './protocol';
+import { LayertapError } from '@layertap/contracts';
+import { errorFromWire, modelKey, type ModelSpec } from './protocol';
 
 const spec = (overrides: Partial<ModelSpec> = {}): ModelSpec => ({
   engine: 'tfjs',
@@ -39,5 +40,16 @@ describe('modelKey', () => {
 
   it('tells "no weights" from a weights URI that reads "null"', () => {
     expect(modelKey(spec({ weights: 'null' }))).not.toBe(modelKey(spec()));
+  });
+});
+
+describe('errorFromWire', () => {
+  it('rebuilds coded errors as LayertapErrors with their code and name, others as plain errors', () => {
+    const refusal = errorFromWire({ name: 'ValidationError', code: 'invalid_model', message: 'm.onnx changed since the dataset was submitted' });
+    expect(refusal).toBeInstanceOf(LayertapError);
+    expect(refusal).toMatchObject({ code: 'invalid_model', name: 'ValidationError', message: 'm.onnx changed since the dataset was submitted' });
+    const plain = errorFromWire({ name: 'RangeError', message: 'bad' });
+    expect(plain).not.toBeInstanceOf(LayertapError);
+    expect(plain.name).toBe('RangeError');
   });
 });

@@ -1,4 +1,4 @@
-import type { BackendName, EngineInfo, EngineName, LayerRequest, ModelName, Normalization, OnnxModelRef, Preprocess } from '@layertap/contracts';
+import { LayertapError, type BackendName, type EngineInfo, type EngineName, type ErrorCode, type LayerRequest, type ModelName, type Normalization, type OnnxModelRef, type Preprocess } from '@layertap/contracts';
 import type { StoreSettings, StoredBatch } from '../stored-batch';
 import type { FrameHeader } from './frames';
 
@@ -148,6 +148,17 @@ export interface WireError {
   name: string;
   code?: string;
   message: string;
+}
+
+/**
+ * An error as it crossed from the engine thread or the inference process, rebuilt with its code and name. It
+ * is not rebuilt as a `ValidationError`: a worker retries what failed there (a weights mirror that is down
+ * may come back), and records the reason on every sample once the retries are spent.
+ */
+export function errorFromWire(error: WireError): Error {
+  const err = error.code ? new LayertapError(error.code as ErrorCode, error.message) : new Error(error.message);
+  err.name = error.name;
+  return err;
 }
 
 export type ChildResponse =
