@@ -1,5 +1,6 @@
 import type { DatasetStatus, LayertapQueues } from '@layertap/queue';
 import { datasetStatus, sampleCounts } from '@layertap/queue';
+import { storedUri } from '@layertap/contracts';
 
 /** Images per second over a sliding window of progress samples. */
 export class RateMeter {
@@ -96,7 +97,7 @@ export function formatStatus(status: DatasetStatus): string {
     `samples   ${countsText(progress)}`,
     `chunks    ${status.chunks.total} total: ${status.chunks.done} done, ${status.chunks.failed} failed, ${status.chunks.pending} pending`,
     `layers    ${config.layers.map((l) => (l.spec === l.canonical ? l.spec : `${l.spec} (${l.canonical})`)).join(', ')}`,
-    `model     ${config.model}, weights ${config.weights ?? `random, seed ${config.seed}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
+    `model     ${config.onnx ? `${storedUri(config.onnx.uri)} (ONNX, sha256 ${config.onnx.sha256.slice(0, 12)})` : `${config.model}, weights ${config.weights ? storedUri(config.weights) : `random, seed ${config.seed}`}`}, ${config.preprocess} preprocessing at ${config.imageSize}px, ${config.dtype} ${config.layout}`,
     `output    ${config.output}/${config.datasetId}/${config.format === 'shards' ? ' (safetensors shards, one per chunk)' : ''}`,
     // Which engine computes it, on what (several workers may run different ones).
     ...status.engines.map((e, i) => `${i === 0 ? 'engine    ' : '          '}${e.engine}/${e.backend} on ${e.device.description}${e.warnings.length ? ` (warning: ${e.warnings.join('; ')})` : ''}`),
