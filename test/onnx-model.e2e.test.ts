@@ -6,6 +6,7 @@
  *
  * - features.3, features.12 and logits (three tensors of the graph, one pass) agree within 1e-4 of max |ref|
  *   on both photos; the stored shapes are the probe's; dataset.json records the file's sha256.
+ * - The same on ONNX Runtime's WebGPU provider (lavapipe in CI), after its proof run against the CPU.
  * - A hook by node name and `--mean/--std` (the ImageNet values given by hand: the same arrays); the model
  *   file from S3.
  * - Bad requests exit 2 with one line: --weights with a model file, an unknown tensor, external data, two
@@ -131,6 +132,21 @@ describe('an ONNX model end to end (submit -> worker -> S3)', () => {
     ]);
     const byNode = await h.npy('layertap', 'onnx/stats/model_features_features.7_Concat/chelsea-256.npy');
     expect(byNode.shape).toEqual([256, 27, 27]);
+  });
+
+  it("runs on ONNX Runtime's WebGPU provider when asked for, after a proof run against the CPU", async () => {
+    const result = await submit('on-webgpu', ['--layer', 'features.12,logits']);
+    expect(result.code).toBe(0);
+    await h.runWorker(['--engine', 'onnx', '--backend', 'webgpu'], { XDG_RUNTIME_DIR: h.tmp });
+    const doc = JSON.parse((await h.getObject('layertap', 'onnx/on-webgpu/dataset.json'))!.toString('utf8'));
+    expect(doc.counts).toMatchObject({ ok: 2, failed: 0 });
+    expect(doc.engines[0]).toMatchObject({ engine: 'onnx', backend: 'webgpu', reason: expect.stringMatching(/proof run on features\.12, logits agreed with onnx\/cpu/) });
+    for (const c of cases) {
+      for (const layer of c.layers.filter((l) => l.name !== 'features.3')) {
+        const npy = await h.npy('layertap', `onnx/on-webgpu/${layer.name}/${c.image}.npy`);
+        expect(relativeError(npy.data as Float32Array, await readNpy(path.join(FIXTURES, layer.file)))).toBeLessThan(1e-4);
+      }
+    }
   });
 
   it('refuses bad requests with exit 2 and one line', async () => {
