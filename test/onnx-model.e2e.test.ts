@@ -11,7 +11,8 @@
  *   file from S3.
  * - Bad requests exit 2 with one line: --weights with a model file, an unknown tensor, external data, two
  *   image inputs, the wrong --image-size for a fixed input.
- * - `layertap layers --model file.onnx --json` lists the graph's tensors with their shapes.
+ * - `layertap layers --model file.onnx --json` lists the graph's tensors with their shapes; `layertap bench`
+ *   runs one.
  */
 import { createHash } from 'node:crypto';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
@@ -169,6 +170,18 @@ describe('an ONNX model end to end (submit -> worker -> S3)', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no such file');
     for (const r of [weights, unknown, external, twoInputs, size, missing]) expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('benchmarks an ONNX file: model alone and end to end', async () => {
+    const result = await h.layertap(['bench', '--model', model, '--layer', 'features.12', '--engine', 'onnx', '--backend', 'cpu', '--images', '8', '--batch-size', '4', '--json']);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { settings: { onnxModel: string }; modelOnly: { images: number; imagesPerSecond: number }; endToEnd: { images: number } };
+    expect(report.settings.onnxModel).toBe(model);
+    expect(report.modelOnly.imagesPerSecond).toBeGreaterThan(0);
+    expect(report.endToEnd.images).toBe(8);
+    const noLayer = await h.layertap(['bench', '--model', model]);
+    expect(noLayer.code).toBe(2);
+    expect(noLayer.stderr).toContain('missing --layer: name a tensor of');
   });
 
   it('lists the tensors of the graph with their shapes', async () => {

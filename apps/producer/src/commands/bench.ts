@@ -2,12 +2,12 @@
 // through Redis and a real worker process), prints the figures.
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BATCH_SIZE, BackendName, Dtype, EngineName, ErrorCode, LayertapError, Layout, BUILTIN_MODELS, Preprocess, engineTargets } from '@layertap/contracts';
+import { BATCH_SIZE, BackendName, Dtype, EngineName, ErrorCode, LayertapError, Layout, Preprocess, ValidationError, engineTargets } from '@layertap/contracts';
 import { DevServices } from '@layertap/devservices';
 import type * as Bench from '@layertap/pipeline/bench';
 import { childEnv } from '../config';
 import { SAMPLES_DIR, findBin } from './demo';
-import { chunkSize, imageSize, intIn, positiveInt } from '../options';
+import { chunkSize, imageSize, intIn, modelOption, positiveInt, type ModelChoice } from '../options';
 
 /** What a command action returns: its exit code. */
 type Action = () => Promise<number>;
@@ -136,10 +136,16 @@ export function aloneCpu(cpu: Record<Bench.AloneStage, Bench.CpuMs>): string {
   return `${parts.join(', ')}; total ${cpuTotal(total).toFixed(2)} (${percent(kernelOf(total))})`;
 }
 
+/** `--layer` when not given: features.9 for VGG16, layer3 for ResNet-50; an ONNX file's tensors are the user's to name. */
+function defaultBenchLayers(choice: ModelChoice): string[] {
+  if (choice.model === 'onnx') throw new ValidationError(ErrorCode.InvalidRequest, `missing --layer: name a tensor of ${choice.file} (\`layertap layers --model ${choice.file}\` lists them)`);
+  return choice.model === 'vgg16' ? [...DEFAULTS.layers] : ['layer3'];
+}
+
 function header(engine: Bench.BenchEngine, s: Bench.BenchSettings, machine: Bench.BenchReport['machine']): string[] {
   const f = (n: number) => n.toFixed(1);
   return [
-    `layertap bench: ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, ${s.model && s.model !== 'vgg16' ? `model ${s.model}, ` : ''}layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
+    `layertap bench: ${engine.label}${engine.threads ? ` (${engine.threads} threads)` : ''} on ${engine.device}, ${s.onnxModel ? `model ${s.onnxModel}, ` : s.model && s.model !== 'vgg16' ? `model ${s.model}, ` : ''}layer ${s.layers.join(', ')}, ${s.imageSize}x${s.imageSize}, batch ${s.batchSize}, ${s.dtype}, ${s.images} ${s.photo.width}x${s.photo.height} ${s.photo.format.toUpperCase()} photos`,
     `machine: ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, load average ${f(machine.loadAverage)} at the start`,
     `engine choice: ${engine.reason}`,
     ...engine.warnings.map((w) => `warning: ${w}`),
@@ -201,8 +207,8 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
     .addOption(new Option('--backend <name>', "the engine's backend: an ONNX Runtime provider or a TF.js backend").choices(BackendName.options))
     .option('--threads <n>', 'ONNX Runtime compute threads (default: one per core)', positiveInt)
     .option('--webgpu-im2col', "TF.js WebGPU: convolutions through TF.js' separate im2col shader (slices sized to the adapter's binding limit)", false)
-    .addOption(new Option('--model <name>', 'the model').choices(BUILTIN_MODELS).default('vgg16'))
-    .option('--layer <spec...>', 'layer(s) to extract (default features.9 for vgg16, layer3 for resnet50)', layerList)
+    .option('--model <name|file.onnx>', 'the model: vgg16, resnet50, or an ONNX file (path or URI)', modelOption, { model: 'vgg16' } as ModelChoice)
+    .option('--layer <spec...>', 'layer(s) to extract (default features.9 for vgg16, layer3 for resnet50; for an ONNX file, required)', layerList)
     .option('--batch-size <n>', 'images per batch', intIn(BATCH_SIZE), d.batchSize)
     .option('--image-size <n>', 'network input size', imageSize, d.imageSize)
     .option('--images <n>', 'photos to generate (from the sample photos) and run', positiveInt, d.images)
@@ -228,12 +234,13 @@ export function registerBenchCommand(program: Command, options: BenchCommandOpti
         engineTargets(opts.engine, opts.backend ?? 'auto');
         const benchOptions: Bench.BenchOptions = {
           ...b.DEFAULT_BENCH_OPTIONS,
-          model: opts.model,
+          model: (opts.model as ModelChoice).model,
+          ...('file' in opts.model ? { onnxModel: (opts.model as { file: string }).file } : {}),
           engine: opts.engine,
           ...(opts.backend ? { backend: opts.backend } : {}),
           ...(opts.webgpuIm2col ? { im2col: true } : {}),
           ...(opts.threads ? { threads: opts.threads } : {}),
-          layers: opts.layer ?? (opts.model === 'vgg16' ? d.layers : ['layer3']),
+          layers: opts.layer ?? defaultBenchLayers(opts.model as ModelChoice),
           batchSize: opts.batchSize,
           imageSize: opts.imageSize,
           images: opts.images,

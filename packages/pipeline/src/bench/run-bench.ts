@@ -4,10 +4,10 @@
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type Preprocess } from '@layertap/contracts';
+import { ErrorCode, ValidationError, engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type OnnxModelRef, type Preprocess } from '@layertap/contracts';
 import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
-import { getModel } from '@layertap/model/models';
-import { planLayers } from '@layertap/submission';
+import { modelFor } from '@layertap/model/models';
+import { normalizeUri, planLayers, planOnnxModel } from '@layertap/submission';
 import { FileOutputWriter, sampleKey } from '@layertap/storage';
 import { BatchRunner, type PreparedItem } from '../batch-runner';
 import { emptyStageTimes, type StageTimes } from '../chunk-ledger';
@@ -21,8 +21,10 @@ import type { CpuMs } from './process-cpu';
 import { DEFAULT_PYTHON, comparePytorch, type PytorchComparison } from './pytorch';
 
 export interface BenchOptions {
-  /** The model (default vgg16). */
+  /** The model (default vgg16); `onnx` with `onnxModel`. */
   model?: ModelName;
+  /** `--model file.onnx`: the ONNX file's path or URI. */
+  onnxModel?: string;
   engine: EngineName;
   /** The engine's backend, as the worker takes it. Default auto. */
   backend?: BackendName;
@@ -137,17 +139,30 @@ export interface BenchReport {
 export const ALONE_STAGES = ['fetch', 'decode', 'preprocess', 'encode', 'write'] as const;
 export type AloneStage = (typeof ALONE_STAGES)[number];
 
-/** The model spec the bench loads: the same `ModelSpec` a worker's inference process gets. */
-export function benchModelSpec(options: BenchOptions): ModelSpec {
+/**
+ * The model spec the bench loads: the same `ModelSpec` a worker's inference process gets. An ONNX file is
+ * planned as `submit` plans it (read, checked, probed).
+ */
+export async function benchModelSpec(options: BenchOptions): Promise<ModelSpec> {
   engineTargets(options.engine, options.backend ?? 'auto');
+  if (options.onnxModel) {
+    if (options.comparePytorch) throw new ValidationError(ErrorCode.InvalidRequest, '--compare-pytorch runs torchvision models: it has nothing to compare an ONNX file with');
+    const planned = await planOnnxModel(options.onnxModel, { layers: options.layers, imageSize: options.imageSize, workerUri: normalizeUri(options.onnxModel, process.cwd()) });
+    const layers = planLayers({ model: 'onnx', onnx: planned.ref, layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }, planned.resolved);
+    return specWith(options, layers, planned.ref);
+  }
+  return specWith(options, planLayers({ ...(options.model ? { model: options.model } : {}), layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }));
+}
+
+function specWith(options: BenchOptions, layers: ModelSpec['layers'], onnx?: OnnxModelRef): ModelSpec {
   return {
     engine: options.engine,
     backend: options.backend ?? 'auto',
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.im2col ? { im2col: true } : {}),
-    ...(options.model ? { model: options.model } : {}),
+    ...(onnx ? { model: 'onnx' as const, onnx } : options.model ? { model: options.model } : {}),
     imageSize: options.imageSize,
-    layers: planLayers({ ...(options.model ? { model: options.model } : {}), layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }),
+    layers,
     seed: options.seed,
     preprocess: options.preprocess,
     store: { layout: options.layout, pool: 'none', dtype: options.dtype },
@@ -157,8 +172,8 @@ export function benchModelSpec(options: BenchOptions): ModelSpec {
 /** Runs the benchmark and returns its figures. Progress lines go to `progress`. */
 export async function runBench(options: BenchOptions, progress: (line: string) => void = () => undefined): Promise<BenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
-  getModel(options.model).checkImageSize(options.imageSize);
-  const spec = benchModelSpec(options);
+  const spec = await benchModelSpec(options);
+  modelFor(spec).checkImageSize(options.imageSize);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
   // The engine on its own thread, as in a worker's inference process: this thread prepares and writes.
@@ -271,7 +286,7 @@ export async function modelOnlyRun(runner: EngineThread, files: string[], option
 async function stagesAloneRun(files: string[], outDir: string, options: BenchOptions, spec: ModelSpec): Promise<BenchReport['stagesAlone']> {
   const writer = new FileOutputWriter({ dir: outDir });
   const layer = spec.layers[0] as { spec: string; canonical: string };
-  const shape = [1, ...getModel(options.model).outputShape(layer.canonical, options.imageSize)];
+  const shape = [1, ...modelFor(spec).outputShape(layer.canonical, options.imageSize)];
   const values = shape.reduce((a, b) => a * b, 1);
   // One sample of the first layer as an engine hands it over (NCHW, as ONNX Runtime does).
   const output = { ...layer, data: new Float32Array(values).map((_, i) => (i % 97) / 97), shape, layout: 'nchw' as const };

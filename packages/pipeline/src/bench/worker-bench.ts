@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ChunkResult, type DatasetConfig } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, datasetStatus, type Redis } from '@layertap/queue';
-import { getModel } from '@layertap/model/models';
+import { modelFor } from '@layertap/model/models';
 import { prepareSubmission } from '@layertap/submission';
 import { EngineThread } from '../inference/engine-client';
 import { STAGES, type Stage } from '../metrics';
@@ -67,8 +67,8 @@ export interface WorkerBenchReport {
 /** Runs the model alone, then the worker on the same photos, and compares them. */
 export async function runWorkerBench(options: WorkerBenchOptions, progress: (line: string) => void = () => undefined): Promise<WorkerBenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
-  getModel(options.model).checkImageSize(options.imageSize);
-  const spec = benchModelSpec(options);
+  const spec = await benchModelSpec(options);
+  modelFor(spec).checkImageSize(options.imageSize);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
   const warmupDir = path.join(dir, 'warmup');
@@ -102,6 +102,7 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
       const prepared = await prepareSubmission(
         {
           ...(options.model ? { model: options.model } : {}),
+          ...(options.onnxModel ? { onnxModel: options.onnxModel } : {}),
           source,
           layers: options.layers,
           output,
@@ -112,8 +113,9 @@ export async function runWorkerBench(options: WorkerBenchOptions, progress: (lin
           dtype: options.dtype,
           layout: options.layout,
           pool: 'none',
-          // The bench times the work, not the weights: seeded random ones, as the model-only figures use.
-          weights: 'random',
+          // The bench times the work, not the weights: seeded random ones, as the model-only figures use (an
+          // ONNX file has its own).
+          ...(options.onnxModel ? {} : { weights: 'random' }),
           seed: options.seed,
           datasetId,
         },
