@@ -20,7 +20,8 @@ export type {
 } from './models/descriptor';
 
 export { onnxFileModel, onnxModelTitle } from './models/onnx-file';
-export { DEFAULT_MAX_MODEL_MB, maxModelBytes, readOnnxFile, type OnnxFile, type ReadOnnxFileOptions } from './models/onnx-file/load';
+export { readOnnxFile, type OnnxFile, type ReadOnnxFileOptions } from './models/onnx-file/load';
+export { maxModelBytes } from './weights/weights-env';
 
 const MODELS: Record<BuiltinModelName, ModelDescriptor> = { vgg16: VGG16, resnet50: RESNET50 };
 

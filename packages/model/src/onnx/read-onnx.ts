@@ -50,21 +50,7 @@ export interface OnnxModelInfo {
   nodes: number;
 }
 
-/** The largest model file layertap reads unless told otherwise (LAYERTAP_MAX_MODEL_MB): 1 GiB. */
-export const DEFAULT_MAX_ONNX_BYTES = 1024 * 1024 * 1024;
-
-const MB = 1024 * 1024;
-
-/** Refuses a model file larger than `max` bytes (or an empty one) before it is read. */
-export function checkOnnxSize(size: number, source: string, max: number = DEFAULT_MAX_ONNX_BYTES): void {
-  if (size === 0) throw invalid(`${source} is empty, not an ONNX model`);
-  if (size > max) {
-    throw invalid(
-      `${source} is ${(size / MB).toFixed(1)} MB, over the ${(max / MB).toFixed(0)} MB limit for ONNX models ` +
-        `(set LAYERTAP_MAX_MODEL_MB to raise it)`,
-    );
-  }
-}
+export { checkOnnxSize, DEFAULT_MAX_ONNX_BYTES } from './size';
 
 function invalid(message: string, cause?: unknown): ValidationError {
   return new ValidationError(ErrorCode.InvalidModel, message, cause === undefined ? undefined : { cause });

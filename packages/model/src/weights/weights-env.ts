@@ -1,5 +1,5 @@
-// Where downloaded weights are cached and where named weights are downloaded from. The only place the weights
-// code reads `process.env` (project rule: environment access lives in env/config modules).
+// Where downloaded weights are cached, where named weights are downloaded from, and the model-file cap. The only
+// place the model package reads `process.env` (project rule: environment access lives in env/config modules).
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { ErrorCode, ValidationError } from '@layertap/contracts';
@@ -89,6 +89,20 @@ function parseChecksums(raw: string): Partial<Record<PublishedWeightsName, Weigh
     out[name] = checksum;
   }
   return out;
+}
+
+/** The largest ONNX model file layertap reads unless `LAYERTAP_MAX_MODEL_MB` says otherwise: 1 GiB (protobuf's own limit is 2 GiB). */
+export const DEFAULT_MAX_MODEL_BYTES = 1024 * 1024 * 1024;
+
+/** `$LAYERTAP_MAX_MODEL_MB`: the cap on ONNX model files, in bytes (default `DEFAULT_MAX_MODEL_BYTES`); 1 to 2048 MiB. */
+export function maxModelBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LAYERTAP_MAX_MODEL_MB?.trim();
+  if (!raw) return DEFAULT_MAX_MODEL_BYTES;
+  const mb = Number(raw);
+  if (!Number.isInteger(mb) || mb < 1 || mb > 2048) {
+    throw new ValidationError(ErrorCode.InvalidRequest, `LAYERTAP_MAX_MODEL_MB must be a whole number of MiB from 1 to 2048, got ${JSON.stringify(raw)}`);
+  }
+  return mb * 1024 ** 2;
 }
 
 /**

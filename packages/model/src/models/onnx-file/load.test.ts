@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { maxModelBytes, readOnnxFile } from './load';
+import { maxModelBytes } from '../../weights/weights-env';
+import { readOnnxFile } from './load';
 
 describe('readOnnxFile', () => {
   let dir: string;
@@ -34,7 +35,7 @@ describe('readOnnxFile', () => {
   it('refuses a file over the cap before reading it, and a remote one whose body is', async () => {
     await expect(readOnnxFile(file, { maxBytes: 10 })).rejects.toMatchObject({ code: 'invalid_model', message: expect.stringContaining('LAYERTAP_MAX_MODEL_MB') });
     const fetchBytes = jest.fn(async () => new Uint8Array(11));
-    await expect(readOnnxFile('https://example.com/m.onnx?X-Amz-Signature=secret', { maxBytes: 10, fetchBytes })).rejects.toThrow(/^https:\/\/example\.com\/m\.onnx.* is 0\.0 MiB, over/);
+    await expect(readOnnxFile('https://example.com/m.onnx?X-Amz-Signature=secret', { maxBytes: 10, fetchBytes })).rejects.toThrow(/^https:\/\/example\.com\/m\.onnx.* is 0\.0 MB, over/);
     await expect(readOnnxFile('https://example.com/m.onnx?X-Amz-Signature=secret', { maxBytes: 10, fetchBytes })).rejects.not.toThrow('secret');
   });
 
