@@ -1,6 +1,7 @@
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { validateWeights, type WeightsMap } from './weight-specs';
 import { VGG16_WEIGHTS, requiredWeights } from './models/vgg16/weight-specs';
+import { thrown } from './testing';
 
 function weightsFor(names: string[]): WeightsMap {
   const map: WeightsMap = new Map();
@@ -8,16 +9,6 @@ function weightsFor(names: string[]): WeightsMap {
     map.set(spec.name, { shape: [...spec.shape], data: new Float32Array(spec.shape.reduce((a, b) => a * b, 1)) });
   }
   return map;
-}
-
-function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
 }
 
 describe('VGG16_WEIGHTS', () => {

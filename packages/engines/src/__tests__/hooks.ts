@@ -1,5 +1,5 @@
-// What the engine tests share: hooked outputs collected by spec, and the LayertapError a call ends with.
-import { LayertapError } from '@layertap/contracts';
+// What the engine tests share: hooked outputs collected by spec, and (from @layertap/model/testing) the
+// LayertapError a call ends with.
 import type { Extractor, LayerOutput } from '../extractor';
 
 /** Collects each hooked output by spec. */
@@ -16,24 +16,4 @@ export function get(outputs: Map<string, LayerOutput>, spec: string): LayerOutpu
   return output;
 }
 
-/** The LayertapError a promise rejects with (a test failure when it resolves or rejects with something else). */
-export async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
-
-/** The LayertapError a call throws. */
-export function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
+export { rejection, thrown } from '@layertap/model/testing';

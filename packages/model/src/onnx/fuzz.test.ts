@@ -4,21 +4,10 @@ import { isLayertapError } from '@layertap/contracts';
 import { cutOnnxModel } from './cut-onnx';
 import { readOnnxModel } from './read-onnx';
 import { fixture } from './__tests__/helpers';
-
-/** mulberry32: a small deterministic generator. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { mulberry32 } from '../testing';
 
 function variants(original: Uint8Array, count: number, seed: number): { what: string; bytes: Uint8Array }[] {
-  const random = generator(seed);
+  const random = mulberry32(seed);
   const int = (n: number) => Math.floor(random() * n);
   const out: { what: string; bytes: Uint8Array }[] = [];
   for (let i = 0; i < count; i++) {

@@ -78,6 +78,7 @@ export function seededWeights(seed: number, layers: readonly string[]): WeightsM
 
 export const CONV_LAYERS = [...new Set(VGG16_WEIGHTS.filter((s) => s.shape.length === 4).map((s) => s.layer))];
 
+/** The LayertapError a promise rejects with (a test failure when it resolves or rejects with something else). */
 export async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
   try {
     await promise;
@@ -86,6 +87,29 @@ export async function rejection(promise: Promise<unknown>): Promise<LayertapErro
     throw err;
   }
   throw new Error('expected a LayertapError');
+}
+
+/** The LayertapError a call throws (a test failure when it returns or throws something else). */
+export function thrown(fn: () => unknown): LayertapError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof LayertapError) return err;
+    throw err;
+  }
+  throw new Error('expected a LayertapError');
+}
+
+/** mulberry32: a small seeded generator of numbers in [0, 1), the same on every machine (fuzz and mutation tests). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

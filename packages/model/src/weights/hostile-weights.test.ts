@@ -12,27 +12,16 @@ import { memoryAccess } from './random-access';
 import { decodeSafetensorsTensor, parseSafetensors } from './safetensors';
 import { checkWeightsHeader } from './check-weights-header';
 import { openTorchCheckpoint, tensorValues } from './torch-checkpoint';
+import { mulberry32 } from '../testing';
 
 const HOSTILE = path.resolve(PTH, '..', 'hostile');
-
-/** A seeded PRNG (mulberry32): the same mutations on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `count` mutations of `bytes`: truncations, runs of flipped bytes, and 4/8-byte fields overwritten with
  * extreme values (0, -1, 2^31, 2^32-1, 2^53), the way a hostile writer would declare sizes and offsets.
  */
 function* mutations(bytes: Uint8Array, count: number, seed: number, kinds = 4): Generator<{ what: string; bytes: Uint8Array }> {
-  const random = prng(seed);
+  const random = mulberry32(seed);
   const extremes = [0, 0xffffffff, 0x7fffffff, 0x80000000, 1, 0xfffffffe];
   for (let n = 0; n < count; n++) {
     const copy = Uint8Array.from(bytes);

@@ -4,22 +4,12 @@ import '../../__tests__/main-realm-typed-arrays';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { Extractor } from '../../extractor';
 import { getModel, randomWeight, loadWeights } from '@layertap/model';
-import { safetensorsFile } from '@layertap/model/testing';
+import { safetensorsFile, rejection } from '@layertap/model/testing';
 
 const resnet = getModel('resnet50');
-
-async function rejection(promise: Promise<unknown>): Promise<LayertapError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
 
 describe('ResNet-50 weights', () => {
   let dir: string;

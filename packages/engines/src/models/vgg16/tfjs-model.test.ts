@@ -1,18 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { selectBackend } from '../../backend';
 import { buildVgg16 } from './tfjs-model';
 import { type WeightsMap, VGG16_WEIGHTS, requiredWeights } from '@layertap/model';
-
-function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
+import { thrown } from '@layertap/model/testing';
 
 function paramBytes(layers: string[]): number {
   return requiredWeights(layers).reduce((sum, spec) => sum + 4 * spec.shape.reduce((a, b) => a * b, 1), 0);

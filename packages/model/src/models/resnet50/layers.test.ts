@@ -1,18 +1,9 @@
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import { getModel } from '../../models';
 import { foldBatchNorm } from './onnx-graph';
+import { thrown } from '../../testing';
 
 const resnet = getModel('resnet50');
-
-function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
 
 describe('the ResNet-50 table', () => {
   it('gives torchvision shapes at 224 and at other sizes', () => {

@@ -1,4 +1,4 @@
-import { ErrorCode, LayertapError } from '@layertap/contracts';
+import { ErrorCode } from '@layertap/contracts';
 import {
   VGG16_LAYERS,
   deepestLayer,
@@ -8,6 +8,7 @@ import {
   resolveLayerSpec,
   resolveLayerSpecs,
 } from './layers';
+import { thrown } from '../../testing';
 
 // torchvision vgg16().features / .classifier index -> the Keras-named tensor it gives (ANCHORS.md).
 const FEATURES = [
@@ -23,16 +24,6 @@ const KERAS_NAMES = [
   'block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_pool', 'block4_conv1', 'block4_conv2', 'block4_conv3',
   'block4_pool', 'block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool', 'flatten', 'fc1', 'fc2', 'predictions',
 ];
-
-function thrown(fn: () => unknown): LayertapError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LayertapError) return err;
-    throw err;
-  }
-  throw new Error('expected a LayertapError');
-}
 
 describe('resolveLayerSpec', () => {
   it.each(FEATURES.map((name, i) => [`features.${i}`, name]))('%s -> %s', (spec, canonical) => {
