@@ -150,10 +150,11 @@ export function defaultDatasetId(options: SubmitOptions, baseDir = process.cwd()
  */
 export async function prepareSubmission(options: SubmitOptions, deps: PrepareSubmissionDeps): Promise<Submission> {
   const onnx = options.model === 'onnx' || options.onnxModel ? await planOnnx(options, deps) : undefined;
-  const layers = planLayers({ ...options, ...(onnx ? { onnx: onnx.ref } : {}) }, onnx?.resolved);
+  const withModel = onnx ? { ...options, onnx: onnx.ref } : options;
+  const layers = planLayers(withModel, onnx?.resolved);
   if (options.format === 'shards') checkShardSize(layers, options);
   const warnings: string[] = [];
-  const memory = checkMemory(layers, { ...options, ...(onnx ? { onnx: onnx.ref } : {}) });
+  const memory = checkMemory(layers, withModel);
   if (memory) warnings.push(memory);
   if (options.datasetId !== undefined) {
     const problem = idProblem(options.datasetId);
@@ -184,13 +185,7 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   // known), files are read up to their tensors' data, remote ones by range requests. The workers download,
   // verify and hash what they load. Without --preprocess the weights' training decides it.
   const { resolveWeightsRequest } = await import('@layertap/model/weights');
-  // A weights URI the address policy refuses is a bad request (exit 2), not a passing fault.
-  const policyRefusal = (err: unknown): never => {
-    if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
-      throw new ValidationError(ErrorCode.AddressBlocked, `--weights ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
-    }
-    throw err;
-  };
+  const policyRefusal = refusedBy('--weights');
   let resolved: Awaited<ReturnType<typeof resolveWeightsRequest>>;
   if (onnx) resolved = onnxWeights(options, onnx.description);
   else {
@@ -240,6 +235,16 @@ export async function prepareSubmission(options: SubmitOptions, deps: PrepareSub
   return { config, samples, weightsDescription: resolved.description, warnings: [...(resolved.warning ? [resolved.warning] : []), ...warnings], skipped };
 }
 
+/** A URI of `flag` that the address policy refuses is a bad request (exit 2), not a passing fault: said so. */
+function refusedBy(flag: string): (err: unknown) => never {
+  return (err) => {
+    if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
+      throw new ValidationError(ErrorCode.AddressBlocked, `${flag} ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
+    }
+    throw err;
+  };
+}
+
 /** `--model file.onnx`: the file read, its tensors resolved and its graph probed (see `planOnnxModel`). */
 async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps) {
   const uri = options.onnxModel;
@@ -254,13 +259,7 @@ async function planOnnx(options: SubmitOptions, deps: PrepareSubmissionDeps) {
       layers: options.layers,
       imageSize: options.imageSize,
       workerUri: normalizeUri(uri, process.cwd()),
-      fetchBytes: (remote) =>
-        fetcher.fetch(remote).catch((err: unknown) => {
-          if (isLayertapError(err) && err.code === ErrorCode.AddressBlocked) {
-            throw new ValidationError(ErrorCode.AddressBlocked, `--model ${err.message.replace(/ \(allowHosts or allowPrivateNetworks allow it\)$/, '')} (list the host in LAYERTAP_ALLOW_HOSTS to allow it)`);
-          }
-          throw err;
-        }),
+      fetchBytes: (remote) => fetcher.fetch(remote).catch(refusedBy('--model')),
       ...(deps.probeOnnx ? { probe: deps.probeOnnx } : {}),
     });
   } finally {
