@@ -4,7 +4,7 @@
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCode, ValidationError, engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type OnnxModelRef, type Preprocess } from '@layertap/contracts';
+import { ErrorCode, ValidationError, engineTargets, type BackendName, type Dtype, type EngineName, type Layout, type ModelName, type Preprocess } from '@layertap/contracts';
 import { decodeImage, fitPixels, normalizePixels } from '@layertap/imaging';
 import { modelFor } from '@layertap/model/models';
 import { normalizeUri, planLayers, planOnnxModel } from '@layertap/submission';
@@ -145,24 +145,22 @@ export type AloneStage = (typeof ALONE_STAGES)[number];
  */
 export async function benchModelSpec(options: BenchOptions): Promise<ModelSpec> {
   engineTargets(options.engine, options.backend ?? 'auto');
-  if (options.onnxModel) {
-    if (options.comparePytorch) throw new ValidationError(ErrorCode.InvalidRequest, '--compare-pytorch runs torchvision models: it has nothing to compare an ONNX file with');
-    const planned = await planOnnxModel(options.onnxModel, { layers: options.layers, imageSize: options.imageSize, workerUri: normalizeUri(options.onnxModel, process.cwd()) });
-    const layers = planLayers({ model: 'onnx', onnx: planned.ref, layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }, planned.resolved);
-    return specWith(options, layers, planned.ref);
+  if (options.onnxModel && options.comparePytorch) {
+    throw new ValidationError(ErrorCode.InvalidRequest, '--compare-pytorch runs torchvision models: it has nothing to compare an ONNX file with');
   }
-  return specWith(options, planLayers({ ...(options.model ? { model: options.model } : {}), layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }));
-}
-
-function specWith(options: BenchOptions, layers: ModelSpec['layers'], onnx?: OnnxModelRef): ModelSpec {
+  const onnx = options.onnxModel
+    ? await planOnnxModel(options.onnxModel, { layers: options.layers, imageSize: options.imageSize, workerUri: normalizeUri(options.onnxModel, process.cwd()) })
+    : undefined;
+  const model = onnx ? { model: 'onnx' as const, onnx: onnx.ref } : options.model ? { model: options.model } : {};
   return {
     engine: options.engine,
     backend: options.backend ?? 'auto',
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.im2col ? { im2col: true } : {}),
-    ...(onnx ? { model: 'onnx' as const, onnx } : options.model ? { model: options.model } : {}),
+    ...model,
     imageSize: options.imageSize,
-    layers,
+    // The image size is checked here, against the model.
+    layers: planLayers({ ...model, layers: options.layers, imageSize: options.imageSize, layout: options.layout, pool: 'none' }, onnx?.resolved),
     seed: options.seed,
     preprocess: options.preprocess,
     store: { layout: options.layout, pool: 'none', dtype: options.dtype },
@@ -173,7 +171,6 @@ function specWith(options: BenchOptions, layers: ModelSpec['layers'], onnx?: Onn
 export async function runBench(options: BenchOptions, progress: (line: string) => void = () => undefined): Promise<BenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
   const spec = await benchModelSpec(options);
-  modelFor(spec).checkImageSize(options.imageSize);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
   // The engine on its own thread, as in a worker's inference process: this thread prepares and writes.

@@ -10,7 +10,6 @@ import { pathToFileURL } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { ChunkResult, type DatasetConfig } from '@layertap/contracts';
 import { LayertapQueues, connectRedis, datasetStatus, type Redis } from '@layertap/queue';
-import { modelFor } from '@layertap/model/models';
 import { prepareSubmission } from '@layertap/submission';
 import { EngineThread } from '../inference/engine-client';
 import { STAGES, type Stage } from '../metrics';
@@ -68,7 +67,6 @@ export interface WorkerBenchReport {
 export async function runWorkerBench(options: WorkerBenchOptions, progress: (line: string) => void = () => undefined): Promise<WorkerBenchReport> {
   const loadAverage = loadavg()[0] ?? 0;
   const spec = await benchModelSpec(options);
-  modelFor(spec).checkImageSize(options.imageSize);
   const dir = options.dir ? path.resolve(options.dir) : await mkdtemp(path.join(tmpdir(), 'layertap-bench-'));
   const imagesDir = path.join(dir, 'images');
   const warmupDir = path.join(dir, 'warmup');
