@@ -42,7 +42,7 @@ export async function probeOnnxShapes(bytes: Uint8Array, tensors: readonly strin
   } catch (err) {
     const hint =
       batch > 1
-        ? `; a graph exported for one image at a time cannot run batches: export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"${'input'}": {0: "N"}, ...}))`
+        ? '; a graph exported for one image at a time cannot run batches: export it with a dynamic batch axis (torch.onnx.export(..., dynamic_axes={"input": {0: "N"}, ...}))'
         : '';
     throw new ValidationError(ErrorCode.InvalidModel, `${options.source} does not run on a ${batch}x3x${size}x${size} input: ${firstLine(err)}${hint}`, { cause: err });
   } finally {

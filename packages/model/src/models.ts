@@ -19,7 +19,6 @@ export type {
   ResolvedLayer,
 } from './models/descriptor';
 
-export { onnxFileModel, onnxModelTitle } from './models/onnx-file';
 export { readOnnxFile, type OnnxFile, type ReadOnnxFileOptions } from './models/onnx-file/load';
 export { maxModelBytes } from './weights/weights-env';
 

@@ -35,17 +35,15 @@ export async function planOnnxModel(uri: string, options: PlanOnnxOptions): Prom
   const info = readOnnxModel(file.bytes, file.source);
   checkInput(info, options.imageSize, file.source);
   // The spec names the output folder: ONNX names (`/layer3/Relu_output_0`, `onnx::Conv_12`) are made safe for one.
-  const resolved = options.layers.map((spec) => ({ spec: folderName(spec.trim()), tensor: resolveOnnxTensor(info, spec.trim()) }));
+  const resolved = options.layers.map((given) => ({ spec: folderName(given.trim()), tensor: resolveOnnxTensor(info, given.trim()) }));
   const folders = new Map<string, string>();
+  const seen = new Map<string, string>();
   for (const { spec, tensor } of resolved) {
     const other = folders.get(spec);
     if (other !== undefined && other !== tensor.name) {
       throw new ValidationError(ErrorCode.InvalidRequest, `tensors ${other} and ${tensor.name} would both be stored in the folder ${spec}: hook one of them per dataset`);
     }
     folders.set(spec, tensor.name);
-  }
-  const seen = new Map<string, string>();
-  for (const { spec, tensor } of resolved) {
     if (tensor.fromInput === false) {
       throw new ValidationError(ErrorCode.InvalidRequest, `--layer ${spec}: tensor ${tensor.name} is computed from the model's weights alone, not from the image; hook an activation (\`layertap layers --model ${file.source}\` lists them)`);
     }

@@ -48,7 +48,10 @@ export function onnxFileModel(ref: OnnxModelRef, bytes?: Uint8Array): ModelDescr
       if (!bytes) throw new Error(`internal: ${title} is built from its bytes, which were not loaded`);
       checkImageSize(options.imageSize);
       const rows = table.outputs(options.outputs);
-      const cut = cutOnnx(bytes, rows.map((row) => row.name), options.inputLayout ?? 'nhwc', options.imageSize);
+      // The protobuf reader loads only where a graph is built (workers), not with the table.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { cutOnnxModel } = require('../../onnx') as typeof import('../../onnx');
+      const cut = cutOnnxModel(bytes, rows.map((row) => row.name), { inputLayout: options.inputLayout ?? 'nhwc', imageSize: options.imageSize, source: title });
       const deepest = rows.reduce((a, b) => (b.order > a.order ? b : a));
       return {
         bytes: cut.bytes,
@@ -63,15 +66,6 @@ export function onnxFileModel(ref: OnnxModelRef, bytes?: Uint8Array): ModelDescr
     },
   };
 }
-
-/* eslint-disable @typescript-eslint/no-require-imports */
-function cutOnnx(bytes: Uint8Array, outputs: string[], inputLayout: 'nhwc' | 'nchw', imageSize: number): { bytes: Uint8Array; ops: string[]; weightBytes: number } {
-  // The protobuf reader loads only where a graph is built (workers), not with the table.
-  const onnx = require('../../onnx') as typeof import('../../onnx');
-  const cut = onnx.cutOnnxModel(bytes, outputs, { inputLayout, imageSize });
-  return { bytes: cut.bytes, ops: cut.ops, weightBytes: cut.weightBytes };
-}
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 function decodeURIComponentSafe(value: string): string {
   try {
