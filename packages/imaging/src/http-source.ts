@@ -31,11 +31,7 @@ export interface HttpSourceOptions {
  */
 export async function readHttpSource(url: URL, context: SourceContext, options: HttpSourceOptions): Promise<Buffer> {
   const { response, current } = await openHttp(url, context, options, {});
-  const declared = Number(response.headers['content-length']);
-  if (Number.isFinite(declared) && declared > context.maxBytes) {
-    response.destroy();
-    throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
-  }
+  refuseDeclaredOverLimit(response, context);
   try {
     return await readLimited(response, context.maxBytes);
   } catch (err) {
@@ -70,24 +66,17 @@ export async function readHttpRange(url: URL, offset: number, length: number, co
   let size: number | undefined;
   let start = 0;
   if (status === 206) {
-    const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange ?? '');
-    if (!match) {
+    const range = parseContentRange(contentRange);
+    if (!range) {
       response.destroy();
       throw context.fail(ErrorCode.HttpError, `HTTP 206 with Content-Range ${JSON.stringify(contentRange ?? null)} (expected bytes a-b/size)${hopNote(url, current)}`);
     }
-    start = Number(match[1]);
-    size = Number(match[3]);
+    ({ start, size } = range);
     if (start !== offset) {
       response.destroy();
       throw context.fail(ErrorCode.HttpError, `HTTP 206 for bytes ${offset}-${offset + length - 1} answered ${contentRange}${hopNote(url, current)}`);
     }
-  } else {
-    const declared = Number(response.headers['content-length']);
-    if (Number.isFinite(declared) && declared > context.maxBytes) {
-      response.destroy();
-      throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
-    }
-  }
+  } else refuseDeclaredOverLimit(response, context);
   let bytes: Buffer;
   try {
     bytes = await readLimited(response, status === 206 ? Math.min(context.maxBytes, length) : context.maxBytes);
@@ -95,6 +84,21 @@ export async function readHttpRange(url: URL, offset: number, length: number, co
     throw connectionError(err, url, current, context);
   }
   return { offset: start, bytes, size: size ?? bytes.length };
+}
+
+/** `Content-Range: bytes a-b/size` (what a 206 answer, or S3's ContentRange, carries); undefined otherwise. */
+export function parseContentRange(value: string | undefined): { start: number; end: number; size: number } | undefined {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value ?? '');
+  return match ? { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) } : undefined;
+}
+
+/** A body whose Content-Length is over `maxBytes` is refused before it is read. */
+function refuseDeclaredOverLimit(response: IncomingMessage, context: SourceContext): void {
+  const declared = Number(response.headers['content-length']);
+  if (Number.isFinite(declared) && declared > context.maxBytes) {
+    response.destroy();
+    throw context.fail(ErrorCode.TooLarge, `Content-Length ${declared} is more than the limit of ${context.maxBytes} bytes`);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ErrorCode, SampleError } from '@layertap/contracts';
-import type { RangeBytes } from './http-source';
+import { parseContentRange, type RangeBytes } from './http-source';
 import { BodyTooLargeError, readLimited } from './read-limited';
 import type { SourceContext } from './source-context';
 
@@ -60,17 +60,17 @@ export async function readS3Range(uri: string, offset: number, length: number, c
       { abortSignal: context.signal },
     );
     body = output.Body;
-    const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(output.ContentRange ?? '');
-    const limit = match ? Math.min(context.maxBytes, length) : context.maxBytes;
+    const range = parseContentRange(output.ContentRange);
+    const limit = range ? Math.min(context.maxBytes, length) : context.maxBytes;
     if (output.ContentLength !== undefined && output.ContentLength > limit) {
       destroy(body);
       throw context.fail(ErrorCode.TooLarge, `object is ${output.ContentLength} bytes, more than the limit of ${limit}`);
     }
     if (!isAsyncIterable(body)) throw context.fail(ErrorCode.FetchFailed, 'S3 returned no readable body');
     const bytes = await readLimited(body, limit);
-    if (!match) return { offset: 0, bytes, size: bytes.length };
-    if (Number(match[1]) !== offset) throw context.fail(ErrorCode.HttpError, `S3 answered ${output.ContentRange} for bytes ${offset}-${offset + length - 1}`);
-    return { offset, bytes, size: Number(match[3]) };
+    if (!range) return { offset: 0, bytes, size: bytes.length };
+    if (range.start !== offset) throw context.fail(ErrorCode.HttpError, `S3 answered ${output.ContentRange} for bytes ${offset}-${offset + length - 1}`);
+    return { offset, bytes, size: range.size };
   } catch (err) {
     const shape = err as S3ErrorShape;
     if (shape.name === 'InvalidRange' || shape.$metadata?.httpStatusCode === 416) {
